@@ -1,0 +1,1 @@
+//! Connection strings, client access URLs and tokens.

@@ -1,0 +1,13 @@
+//! Azure Web PubSub clients as actix actors, one or many thousands per process, and a
+//! local hub that speaks the same protocol.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`protocol`] | wire types and the JSON codecs; no I/O |
+//! | [`session`] | the sans-I/O protocol state of one client: ack ids, sequence ids, recovery decisions, retry policies, keepalive |
+//! | [`credential`] | connection strings, client access URLs and tokens |
+#![warn(missing_docs)]
+
+pub mod credential;
+pub mod protocol;
+pub mod session;

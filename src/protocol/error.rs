@@ -1,0 +1,92 @@
+//! What can be wrong with a frame.
+
+use thiserror::Error;
+
+/// A frame that could not be decoded. Each variant says what was wrong, so a peer that
+/// sends bad input can be told precisely and the connection's counters can say why.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProtocolError {
+    /// The frame is not valid UTF-8 (a binary frame holding JSON must be UTF-8).
+    #[error("frame is not valid UTF-8 at byte {valid_up_to}: send JSON text encoded as UTF-8")]
+    InvalidUtf8 {
+        /// Length of the valid prefix.
+        valid_up_to: usize,
+    },
+    /// The frame is not JSON at all.
+    #[error("frame is not JSON ({reason}): send one JSON object per WebSocket message")]
+    NotJson {
+        /// The parser's description, with line and column.
+        reason: String,
+    },
+    /// The frame is JSON but not an object.
+    #[error("frame is JSON but not an object: send one JSON object per WebSocket message")]
+    NotAnObject,
+    /// The same field appears twice.
+    #[error("field `{field}` appears more than once: send each field once")]
+    DuplicateField {
+        /// The field name.
+        field: String,
+    },
+    /// The `type` field is missing.
+    #[error("frame has no `type` field: every frame needs one")]
+    MissingType,
+    /// A field the frame needs is missing.
+    #[error("`{frame}` frame has no `{field}` field: it is required")]
+    MissingField {
+        /// The frame's `type` (or `type/event`).
+        frame: &'static str,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A field has the wrong JSON type.
+    #[error("field `{field}` is {found}, expected {expected}")]
+    WrongType {
+        /// The field name.
+        field: &'static str,
+        /// What the field must be.
+        expected: &'static str,
+        /// What it was.
+        found: &'static str,
+    },
+    /// An ack id or sequence id is negative.
+    #[error("field `{field}` is negative ({value}): ids are unsigned 64-bit integers")]
+    NegativeId {
+        /// The field name.
+        field: &'static str,
+        /// The value sent.
+        value: i64,
+    },
+    /// An ack id or sequence id is a number that is not an unsigned 64-bit integer.
+    #[error("field `{field}` is {value}, not an unsigned 64-bit integer")]
+    IdNotAnInteger {
+        /// The field name.
+        field: &'static str,
+        /// The number as sent.
+        value: String,
+    },
+    /// `dataType` names no known data type.
+    #[error("`dataType` is `{0}`: use text, json, binary or protobuf")]
+    UnknownDataType(String),
+    /// `data` of a binary or protobuf payload is not valid base64.
+    #[error("`data` is not valid base64 for dataType {data_type} ({reason})")]
+    BadBase64 {
+        /// `binary` or `protobuf`.
+        data_type: &'static str,
+        /// The decoder's description.
+        reason: String,
+    },
+    /// A `sequenceId` of zero: sequence ids start at 1.
+    #[error("`sequenceId` is 0: sequence ids start at 1")]
+    ZeroSequenceId,
+    /// A client frame whose `type` the service does not know.
+    #[error("frame type `{0}` is not a client request: use joinGroup, leaveGroup, sendToGroup, event, sequenceAck or ping")]
+    UnknownRequestType(String),
+    /// A name (group, event) that is empty or too long.
+    #[error("field `{field}` is invalid: {reason}")]
+    InvalidName {
+        /// The field name.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+}

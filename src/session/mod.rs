@@ -1,0 +1,1 @@
+//! The sans-I/O protocol state of one client.
