@@ -97,8 +97,8 @@ fn parse_frame(text: &str) -> Result<RawFrame<'_>, ProtocolError> {
     })
 }
 
-fn string_field<'a>(
-    raw: Option<&'a RawValue>,
+fn string_field(
+    raw: Option<&RawValue>,
     frame: &'static str,
     field: &'static str,
 ) -> Result<String, ProtocolError> {
