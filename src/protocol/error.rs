@@ -79,7 +79,9 @@ pub enum ProtocolError {
     #[error("`sequenceId` is 0: sequence ids start at 1")]
     ZeroSequenceId,
     /// A client frame whose `type` the service does not know.
-    #[error("frame type `{0}` is not a client request: use joinGroup, leaveGroup, sendToGroup, event, sequenceAck or ping")]
+    #[error(
+        "frame type `{0}` is not a client request: use joinGroup, leaveGroup, sendToGroup, event, sequenceAck or ping"
+    )]
     UnknownRequestType(String),
     /// A name (group, event) that is empty or too long.
     #[error("field `{field}` is invalid: {reason}")]

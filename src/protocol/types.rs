@@ -53,7 +53,10 @@ impl Subprotocol {
 
     /// Whether the subprotocol carries sequence ids and allows recovery.
     pub const fn is_reliable(self) -> bool {
-        matches!(self, Subprotocol::JsonReliable | Subprotocol::ProtobufReliable)
+        matches!(
+            self,
+            Subprotocol::JsonReliable | Subprotocol::ProtobufReliable
+        )
     }
 
     /// Whether frames are JSON text (the only codec implemented so far).
@@ -370,9 +373,8 @@ impl Inbound {
     /// The sequence id of a data message, if any.
     pub fn sequence_id(&self) -> Option<SequenceId> {
         match self {
-            Inbound::GroupMessage { sequence_id, .. } | Inbound::ServerMessage { sequence_id, .. } => {
-                *sequence_id
-            }
+            Inbound::GroupMessage { sequence_id, .. }
+            | Inbound::ServerMessage { sequence_id, .. } => *sequence_id,
             _ => None,
         }
     }
