@@ -111,24 +111,32 @@ impl ConnectionString {
         &self.access_key
     }
 
-    /// The full connection string, key included, in the canonical form
-    /// `Endpoint=http://127.0.0.1:8080;Port=8080;AccessKey=...;Version=1.0;` (`Port` only when
-    /// the endpoint has a non-default port). It parses back to an equal value, with this
-    /// crate and with the official SDKs (Python ignores `Port`, so the port stays in `Endpoint`).
+    /// The full connection string, key included, in the form of the service's local
+    /// emulator and of the SDKs' own tests:
+    /// `Endpoint=http://127.0.0.1;Port=8080;AccessKey=...;Version=1.0;`. The port goes only
+    /// in `Port`, because the Python SDK (1.3.0) appends `:{Port}` to the endpoint text, so
+    /// `Endpoint=http://h:8080;Port=8080` would become `http://h:8080:8080` there; JS and .NET
+    /// set the URL's port from `Port`. With a path prefix the port stays in the endpoint and
+    /// `Port` is left out, for the same reason. Parses back to an equal value.
     /// Meant for the one place that must show it, such as the hub's first line of output.
     pub fn expose(&self) -> String {
         self.format(self.access_key.expose())
     }
 
     fn format(&self, key: &str) -> String {
-        let port = match self.endpoint.port() {
-            Some(p) => format!("Port={p};"),
-            None => String::new(),
-        };
-        format!(
-            "Endpoint={};{port}AccessKey={key};Version=1.0;",
-            self.endpoint_str()
-        )
+        let endpoint = self.endpoint_str();
+        match self.endpoint.port() {
+            Some(port) if self.endpoint.path() == "/" => {
+                let mut without_port = self.endpoint.clone();
+                // Cannot fail: an http(s) URL with a host can always drop its port.
+                let _ = without_port.set_port(None);
+                format!(
+                    "Endpoint={};Port={port};AccessKey={key};Version=1.0;",
+                    without_port.as_str().trim_end_matches('/')
+                )
+            }
+            _ => format!("Endpoint={endpoint};AccessKey={key};Version=1.0;"),
+        }
     }
 
     /// The audience of a client access token for `hub`, as the SDKs write it:
@@ -392,8 +400,7 @@ mod tests {
 
     #[test]
     fn display_and_debug_redact_the_key_and_expose_round_trips() {
-        let input =
-            "Endpoint=http://localhost:8080;Port=8080;AccessKey=s3cr3tKeyAbc+/xyz=;Version=1.0;";
+        let input = "Endpoint=http://localhost;Port=8080;AccessKey=s3cr3tKeyAbc+/xyz=;Version=1.0;";
         let cs = ConnectionString::parse(input).expect("parses");
         for shown in [
             format!("{cs}"),
@@ -402,16 +409,31 @@ mod tests {
         ] {
             assert!(!shown.contains("s3cr3tKey"), "{shown}");
             assert!(shown.contains("AccessKey=[REDACTED]"), "{shown}");
-            assert!(shown.contains("http://localhost:8080"), "{shown}");
+            assert!(
+                shown.contains("Endpoint=http://localhost;Port=8080;"),
+                "{shown}"
+            );
         }
         assert_eq!(cs.expose(), input);
-        assert_eq!(ConnectionString::parse(&cs.expose()), Ok(cs));
+        assert_eq!(ConnectionString::parse(&cs.expose()), Ok(cs.clone()));
 
         let azure = ConnectionString::parse("Endpoint=x.webpubsub.azure.com;AccessKey=k=").unwrap();
         assert_eq!(
             azure.expose(),
             "Endpoint=https://x.webpubsub.azure.com;AccessKey=k=;Version=1.0;"
         );
+        // Both SDK-compatible spellings of a local endpoint give the same value.
+        let both = ConnectionString::parse(
+            "Endpoint=http://localhost:8080;Port=8080;AccessKey=s3cr3tKeyAbc+/xyz=",
+        );
+        assert_eq!(both.as_ref(), Ok(&cs));
+        let prefixed =
+            ConnectionString::parse("Endpoint=https://h/api/wps;Port=8443;AccessKey=k").unwrap();
+        assert_eq!(
+            prefixed.expose(),
+            "Endpoint=https://h:8443/api/wps;AccessKey=k;Version=1.0;"
+        );
+        assert_eq!(ConnectionString::parse(&prefixed.expose()), Ok(prefixed));
     }
 
     #[test]
@@ -420,7 +442,7 @@ mod tests {
         let cs = ConnectionString::new(url.clone(), Secret::new("k")).unwrap();
         assert_eq!(
             cs.expose(),
-            "Endpoint=http://127.0.0.1:4321;Port=4321;AccessKey=k;Version=1.0;"
+            "Endpoint=http://127.0.0.1;Port=4321;AccessKey=k;Version=1.0;"
         );
         assert_eq!(
             ConnectionString::new(url, Secret::new("")),

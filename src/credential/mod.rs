@@ -19,7 +19,7 @@
 //! use webpubsub_fleet::credential::{ConnectionString, TokenOptions, validate_token};
 //!
 //! let cs: ConnectionString =
-//!     "Endpoint=http://127.0.0.1:8080;Port=8080;AccessKey=abc=;Version=1.0;".parse()?;
+//!     "Endpoint=http://127.0.0.1;Port=8080;AccessKey=abc=;Version=1.0;".parse()?;
 //! let url = cs.client_access_url("chat", &TokenOptions::new().user_id("alice"), SystemTime::now())?;
 //! assert_eq!(url.to_string(), "ws://127.0.0.1:8080/client/hubs/chat?access_token=[REDACTED]");
 //!
