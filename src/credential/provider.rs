@@ -89,6 +89,11 @@ impl Credential {
         Credential(Source::Provider(provider))
     }
 
+    /// Whether every connection gets the same URL: a refused token will be refused again.
+    pub fn is_fixed(&self) -> bool {
+        matches!(self.0, Source::Fixed(_))
+    }
+
     /// The URL for a new connection. `now` sets `iat` and `exp` of a minted token.
     pub async fn next_url(&self, now: SystemTime) -> Result<ClientAccessUrl, CredentialError> {
         match &self.0 {

@@ -158,6 +158,23 @@ impl<T> PendingAcks<T> {
         Some((entry.into_waiters(), AckOutcome::from_ack(success, error)))
     }
 
+    /// Removes a pending ack id and returns its waiters (empty when it was not pending).
+    pub fn take(&mut self, ack_id: AckId) -> Vec<T> {
+        self.entries
+            .remove(&ack_id)
+            .map(Entry::into_waiters)
+            .unwrap_or_default()
+    }
+
+    /// The waiters of a pending ack id, to update what the caller keeps in them; order and
+    /// deadlines stay as registered.
+    pub fn waiters_mut(&mut self, ack_id: AckId) -> impl Iterator<Item = &mut T> {
+        self.entries
+            .get_mut(&ack_id)
+            .into_iter()
+            .flat_map(|e| e.waiters.iter_mut().map(|(w, _)| w))
+    }
+
     /// Empties the table for a reconnect or a stop: every waiter with its id, in registration
     /// order, so each failure can say which ack id it used. A new connection cannot ack
     /// what the old one received.
