@@ -7,10 +7,14 @@
 //! | [`session`] | the sans-I/O protocol state of one client: ack ids, sequence ids, recovery decisions, retry policies, keepalive |
 //! | [`client`] | one connection as an actix actor ([`client::ClientActor`]) behind a handle ([`client::Client`]) |
 //! | [`credential`] | connection strings, client access URLs and tokens |
+//! | [`fleet`] | many clients in one process: ramp-up, supervision and restarts, counters |
+//! | [`load`] | load scenarios, stamped payloads, the delivery recorder and checker, reports |
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod credential;
+pub mod fleet;
+pub mod load;
 pub mod protocol;
 pub mod session;
 
