@@ -1,1 +1,6 @@
 //! Load scenarios (in progress).
+
+pub mod checker;
+pub mod rangeset;
+pub mod stamp;
+pub mod track;

@@ -1,0 +1,203 @@
+//! The stamp every published payload starts with: publisher id, sequence number and send
+//! time, as compact text (`p=17;s=42;t=1234567;`), padded to the payload size.
+//!
+//! Text, not JSON, because it is parsed once per delivery at load-test rates and must cost
+//! next to nothing; and text frames are what the official clients send by default.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use thiserror::Error;
+
+/// Byte used to pad a stamp up to the payload size.
+pub const PAD: char = '.';
+
+/// Who sent a payload, its number in the publisher's sequence and when it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// The publisher (a client index).
+    pub publisher: u64,
+    /// The publisher's sequence number, from 1; unique per publisher over all its targets.
+    pub seq: u64,
+    /// Send time in microseconds since the run's [`Clock`] epoch.
+    pub sent_us: u64,
+}
+
+/// Why a payload carries no valid stamp. A delivery like that counts as "unexpected".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum StampError {
+    /// The payload is not text.
+    #[error("the payload is not text")]
+    NotText,
+    /// A field is missing or out of order.
+    #[error("the stamp lacks its `{0}=` field")]
+    Missing(&'static str),
+    /// A field is not a decimal number, or too large.
+    #[error("the stamp's `{0}` field is not a number")]
+    NotANumber(&'static str),
+}
+
+impl Stamp {
+    /// Writes the stamp into `out` (cleared first), padded with [`PAD`] up to `size` bytes.
+    /// A stamp longer than `size` is written whole: the payload is then longer than asked.
+    pub fn write(&self, size: usize, out: &mut String) {
+        out.clear();
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            "p={};s={};t={};",
+            self.publisher, self.seq, self.sent_us
+        );
+        let pad = size.saturating_sub(out.len());
+        out.extend(std::iter::repeat_n(PAD, pad));
+    }
+
+    /// The stamp as a new string of at least `size` bytes.
+    pub fn to_payload(&self, size: usize) -> String {
+        let mut out = String::with_capacity(size.max(48));
+        self.write(size, &mut out);
+        out
+    }
+
+    /// Reads the stamp at the start of `text`; whatever follows it is ignored. Never panics.
+    pub fn parse(text: &str) -> Result<Stamp, StampError> {
+        let mut rest = text;
+        let publisher = field(&mut rest, "p")?;
+        let seq = field(&mut rest, "s")?;
+        let sent_us = field(&mut rest, "t")?;
+        Ok(Stamp {
+            publisher,
+            seq,
+            sent_us,
+        })
+    }
+}
+
+/// Reads `name=<digits>;` from the start of `rest` and advances past it.
+fn field(rest: &mut &str, name: &'static str) -> Result<u64, StampError> {
+    let after_name = rest
+        .strip_prefix(name)
+        .and_then(|r| r.strip_prefix('='))
+        .ok_or(StampError::Missing(name))?;
+    let end = after_name.find(';').ok_or(StampError::Missing(name))?;
+    let digits = &after_name[..end];
+    // `parse` alone would accept a leading `+`.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(StampError::NotANumber(name));
+    }
+    let value = digits.parse().map_err(|_| StampError::NotANumber(name))?;
+    *rest = &after_name[end + 1..];
+    Ok(value)
+}
+
+/// The run's shared time base: every publisher stamps and every receiver measures against
+/// the same monotonic epoch (all clients live in this process).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    epoch: Instant,
+}
+
+impl Clock {
+    /// A clock whose epoch is now.
+    pub fn new() -> Clock {
+        Clock {
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Microseconds since the epoch.
+    pub fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The epoch.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAMP: Stamp = Stamp {
+        publisher: 17,
+        seq: 42,
+        sent_us: 1_234_567,
+    };
+
+    #[test]
+    fn format_pads_to_size() {
+        let text = STAMP.to_payload(32);
+        assert_eq!(text, "p=17;s=42;t=1234567;............");
+        assert_eq!(text.len(), 32);
+        // Too small a size: the stamp stays whole.
+        assert_eq!(STAMP.to_payload(4), "p=17;s=42;t=1234567;");
+    }
+
+    #[test]
+    fn parse_reads_back_what_write_wrote() {
+        for size in [0, 20, 64, 1024] {
+            assert_eq!(Stamp::parse(&STAMP.to_payload(size)), Ok(STAMP));
+        }
+        let max = Stamp {
+            publisher: u64::MAX,
+            seq: u64::MAX,
+            sent_us: u64::MAX,
+        };
+        assert_eq!(Stamp::parse(&max.to_payload(0)), Ok(max));
+    }
+
+    #[test]
+    fn write_reuses_the_buffer() {
+        let mut buf = String::from("old content that is long");
+        STAMP.write(0, &mut buf);
+        assert_eq!(buf, "p=17;s=42;t=1234567;");
+    }
+
+    #[test]
+    fn malformed_stamps_are_errors_not_panics() {
+        let cases: &[(&str, StampError)] = &[
+            ("", StampError::Missing("p")),
+            ("hello", StampError::Missing("p")),
+            ("p=1", StampError::Missing("p")),
+            ("p=;s=1;t=1;", StampError::NotANumber("p")),
+            ("p=+1;s=1;t=1;", StampError::NotANumber("p")),
+            ("p=-1;s=1;t=1;", StampError::NotANumber("p")),
+            ("p=1;t=1;s=1;", StampError::Missing("s")),
+            ("p=1;s=1x;t=1;", StampError::NotANumber("s")),
+            ("p=1;s=1;", StampError::Missing("t")),
+            (
+                "p=1;s=1;t=99999999999999999999999;",
+                StampError::NotANumber("t"),
+            ),
+            ("p=1;s=1;t=é;", StampError::NotANumber("t")),
+            ("p=١;s=1;t=1;", StampError::NotANumber("p")),
+            ("P=1;s=1;t=1;", StampError::Missing("p")),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(Stamp::parse(text), Err(*expected), "{text:?}");
+        }
+        // Arbitrary bytes never panic.
+        for n in 0..2000u32 {
+            let text: String = (0..(n % 23))
+                .map(|i| char::from_u32((n * 31 + i * 7) % 128).unwrap_or('x'))
+                .collect();
+            let _ = Stamp::parse(&text);
+        }
+    }
+
+    #[test]
+    fn clock_is_monotonic() {
+        let clock = Clock::new();
+        let a = clock.now_us();
+        let b = clock.now_us();
+        assert!(b >= a);
+    }
+}
