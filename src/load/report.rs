@@ -1,0 +1,403 @@
+//! The report of a load run: a serializable value (the `--json` file), a readable table,
+//! Microsoft's benchmark pass rule, and thresholds that turn it into an exit status.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::fleet::LatencySummary;
+
+/// The whole report. Field names are the JSON keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LoadReport {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Where the clients connected (endpoint and hub, or "local hub").
+    pub target: String,
+    /// Subprotocol.
+    pub protocol: String,
+    /// Seconds of workload after the ramp-up.
+    pub duration_s: f64,
+    /// Clients.
+    pub clients: ClientsReport,
+    /// Connecting.
+    pub connect: ConnectReport,
+    /// Messages, as the checker counted them.
+    pub messages: MessagesReport,
+    /// End-to-end delivery latency.
+    pub latency_ms: LatencyReport,
+    /// Rates over the workload.
+    pub throughput: ThroughputReport,
+    /// Connections recovered after a drop (same connection id).
+    pub recoveries: u64,
+    /// New connections of clients that had been connected (new connection id).
+    pub reconnects: u64,
+    /// Recovery durations.
+    pub recovery_ms: LatencySummary,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// The process.
+    pub process: ProcessReport,
+    /// Microsoft's benchmark pass rule.
+    pub benchmark: BenchmarkRule,
+    /// Thresholds given on the command line, and the ones that failed.
+    pub thresholds: ThresholdResult,
+}
+
+/// Clients.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClientsReport {
+    /// Asked for.
+    pub requested: u64,
+    /// Connected at the end of the workload.
+    pub connected: u64,
+    /// Connected at least once.
+    pub ever_connected: u64,
+    /// Restarts after failures.
+    pub restarts: u64,
+    /// Given up after failures.
+    pub abandoned: u64,
+}
+
+/// Connecting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ConnectReport {
+    /// Clients connected by their first start, per second of ramp-up.
+    pub rate_per_s: f64,
+    /// Seconds of ramp-up.
+    pub ramp_s: f64,
+    /// From `start()` to `system/connected`.
+    pub latency_ms: LatencySummary,
+}
+
+/// Messages.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MessagesReport {
+    /// Published (or echo events sent).
+    pub sent: u64,
+    /// Delivered with a valid stamp in a joined group.
+    pub delivered: u64,
+    /// Expected and never delivered.
+    pub lost: u64,
+    /// Delivered more than once.
+    pub duplicated: u64,
+    /// Delivered out of order.
+    pub reordered: u64,
+    /// Delivered without being published to that receiver.
+    pub unexpected: u64,
+    /// Missed because a receiver's connection was lost (allowed).
+    pub allowed_gap: u64,
+    /// Missed, with the publish's own outcome unknown (not a violation).
+    pub indeterminate: u64,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LatencyReport {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl From<LatencySummary> for LatencyReport {
+    fn from(s: LatencySummary) -> Self {
+        LatencyReport {
+            p50: s.p50,
+            p90: s.p90,
+            p99: s.p99,
+            p999: s.p999,
+            max: s.max,
+        }
+    }
+}
+
+/// Rates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ThroughputReport {
+    /// Publishes per second.
+    pub sent_per_s: f64,
+    /// Deliveries per second.
+    pub delivered_per_s: f64,
+}
+
+/// The process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProcessReport {
+    /// Resident memory with every client up, MiB.
+    pub rss_mib: f64,
+    /// Resident memory the fleet added, per connected client, KiB (includes the in-process
+    /// hub's share when it runs in the same process).
+    pub rss_per_client_kib: f64,
+    /// CPU time of the whole run (user + system), seconds.
+    pub cpu_s: f64,
+    /// Threads.
+    pub threads: u64,
+}
+
+/// The pass rule of Microsoft's Azure SignalR / Web PubSub benchmark: a run passes when at
+/// most 5 % of the connections reconnect, at least 95 % of the expected messages are
+/// delivered, at least 75 % of the connections are up, and at most 5 % of the deliveries take
+/// over 2 s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BenchmarkRule {
+    /// Reconnects and restarts per requested client, percent.
+    pub reconnecting_pct: f64,
+    /// Delivered per expected delivery, percent.
+    pub delivered_pct: f64,
+    /// Connected at the end per requested client, percent.
+    pub connected_pct: f64,
+    /// Deliveries slower than 2 s, percent.
+    pub over_2s_pct: f64,
+    /// All four hold.
+    pub pass: bool,
+}
+
+impl BenchmarkRule {
+    /// Applies the rule to the counts.
+    pub fn evaluate(report: &LoadReport, slow_deliveries: u64) -> BenchmarkRule {
+        let pct = |part: u64, whole: u64| {
+            if whole == 0 {
+                100.0 * f64::from(u8::from(part > 0))
+            } else {
+                100.0 * part as f64 / whole as f64
+            }
+        };
+        let m = &report.messages;
+        let expected = m.delivered + m.lost + m.allowed_gap + m.indeterminate;
+        let requested = report.clients.requested;
+        let reconnecting = report.reconnects + report.clients.restarts;
+        let mut rule = BenchmarkRule {
+            reconnecting_pct: pct(reconnecting, requested).min(100.0),
+            delivered_pct: if expected == 0 {
+                100.0
+            } else {
+                pct(m.delivered, expected)
+            },
+            connected_pct: if requested == 0 {
+                100.0
+            } else {
+                pct(report.clients.connected, requested)
+            },
+            over_2s_pct: pct(slow_deliveries, m.delivered),
+            pass: false,
+        };
+        rule.pass = rule.reconnecting_pct <= 5.0
+            && rule.delivered_pct >= 95.0
+            && rule.connected_pct >= 75.0
+            && rule.over_2s_pct <= 5.0;
+        rule
+    }
+}
+
+/// A limit given as a count (`10`) or a percentage (`0.5%`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    /// An absolute number.
+    Count(u64),
+    /// A percentage of a whole.
+    Percent(f64),
+}
+
+impl std::str::FromStr for Limit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Limit, String> {
+        let s = s.trim();
+        if let Some(p) = s.strip_suffix('%') {
+            let value: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{s}` is not a percentage such as 0.5%"))?;
+            if !(0.0..=100.0).contains(&value) {
+                return Err(format!("`{s}` is not between 0% and 100%"));
+            }
+            return Ok(Limit::Percent(value));
+        }
+        s.parse()
+            .map(Limit::Count)
+            .map_err(|_| format!("`{s}` is neither a count (10) nor a percentage (0.5%)"))
+    }
+}
+
+impl Limit {
+    /// The limit as a count out of `whole` (percentages round down for maxima).
+    fn of(self, whole: u64) -> f64 {
+        match self {
+            Limit::Count(n) => n as f64,
+            Limit::Percent(p) => p / 100.0 * whole as f64,
+        }
+    }
+}
+
+/// Limits that make a run fail (`--max-loss`, `--max-p99-ms`, `--min-connected`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Thresholds {
+    /// Lost messages at most (a count, or a percentage of expected deliveries).
+    pub max_loss: Option<Limit>,
+    /// Delivery p99 at most, milliseconds.
+    pub max_p99_ms: Option<f64>,
+    /// Connected clients at least (a count, or a percentage of requested clients).
+    pub min_connected: Option<Limit>,
+}
+
+/// Which thresholds failed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ThresholdResult {
+    /// No threshold failed (true when none was given).
+    pub passed: bool,
+    /// What failed, in words.
+    pub failures: Vec<String>,
+}
+
+impl Thresholds {
+    /// Checks a report.
+    pub fn evaluate(&self, report: &LoadReport) -> ThresholdResult {
+        let mut failures = Vec::new();
+        let m = &report.messages;
+        if let Some(limit) = self.max_loss {
+            let expected = m.delivered + m.lost + m.allowed_gap + m.indeterminate;
+            if m.lost as f64 > limit.of(expected) {
+                failures.push(format!("lost {} messages, more than {limit:?}", m.lost));
+            }
+        }
+        if let Some(max) = self.max_p99_ms {
+            if report.latency_ms.p99 > max {
+                failures.push(format!(
+                    "delivery p99 {:.1} ms is above {max} ms",
+                    report.latency_ms.p99
+                ));
+            }
+        }
+        if let Some(limit) = self.min_connected {
+            let needed = limit.of(report.clients.requested);
+            if (report.clients.connected as f64) < needed {
+                failures.push(format!(
+                    "{} clients connected, fewer than {limit:?}",
+                    report.clients.connected
+                ));
+            }
+        }
+        ThresholdResult {
+            passed: failures.is_empty(),
+            failures,
+        }
+    }
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.clients;
+        let m = &self.messages;
+        let l = &self.latency_ms;
+        let row = |f: &mut fmt::Formatter<'_>, k: &str, v: String| writeln!(f, "  {k:<22} {v}");
+        writeln!(
+            f,
+            "scenario {} against {} ({}), {:.1} s",
+            self.scenario, self.target, self.protocol, self.duration_s
+        )?;
+        row(
+            f,
+            "clients",
+            format!(
+                "{} connected of {} requested ({} ever, {} restarts, {} abandoned)",
+                c.connected, c.requested, c.ever_connected, c.restarts, c.abandoned
+            ),
+        )?;
+        row(
+            f,
+            "connect",
+            format!(
+                "{:.0}/s over {:.1} s, latency p50 {:.1} ms, p99 {:.1} ms",
+                self.connect.rate_per_s,
+                self.connect.ramp_s,
+                self.connect.latency_ms.p50,
+                self.connect.latency_ms.p99
+            ),
+        )?;
+        row(
+            f,
+            "messages",
+            format!(
+                "{} sent, {} delivered ({:.0}/s)",
+                m.sent, m.delivered, self.throughput.delivered_per_s
+            ),
+        )?;
+        row(
+            f,
+            "checker",
+            format!(
+                "{} lost, {} duplicated, {} reordered, {} unexpected; {} allowed gap, {} indeterminate",
+                m.lost, m.duplicated, m.reordered, m.unexpected, m.allowed_gap, m.indeterminate
+            ),
+        )?;
+        row(
+            f,
+            "latency",
+            format!(
+                "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+                l.p50, l.p90, l.p99, l.p999, l.max
+            ),
+        )?;
+        row(
+            f,
+            "connections",
+            format!(
+                "{} recoveries (p99 {:.0} ms), {} reconnects",
+                self.recoveries, self.recovery_ms.p99, self.reconnects
+            ),
+        )?;
+        let errors = if self.errors.is_empty() {
+            "none".to_owned()
+        } else {
+            let parts: Vec<_> = self
+                .errors
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            parts.join(", ")
+        };
+        row(f, "errors", errors)?;
+        let p = &self.process;
+        row(
+            f,
+            "process",
+            format!(
+                "RSS {:.0} MiB ({:.1} KiB per client), CPU {:.1} s, {} threads",
+                p.rss_mib, p.rss_per_client_kib, p.cpu_s, p.threads
+            ),
+        )?;
+        let b = &self.benchmark;
+        row(
+            f,
+            "benchmark rule",
+            format!(
+                "{}: reconnecting {:.1}% (<=5), delivered {:.1}% (>=95), connected {:.1}% (>=75), over 2 s {:.2}% (<=5)",
+                if b.pass { "PASS" } else { "FAIL" },
+                b.reconnecting_pct,
+                b.delivered_pct,
+                b.connected_pct,
+                b.over_2s_pct
+            ),
+        )?;
+        if !self.thresholds.failures.is_empty() {
+            row(
+                f,
+                "thresholds",
+                format!("FAILED: {}", self.thresholds.failures.join("; ")),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;

@@ -1,0 +1,166 @@
+use super::*;
+
+fn sample() -> LoadReport {
+    let mut report = LoadReport {
+        scenario: "groups".into(),
+        target: "local hub".into(),
+        protocol: "json.reliable.webpubsub.azure.v1".into(),
+        duration_s: 20.0,
+        clients: ClientsReport {
+            requested: 100,
+            connected: 98,
+            ever_connected: 100,
+            restarts: 1,
+            abandoned: 0,
+        },
+        messages: MessagesReport {
+            sent: 1000,
+            delivered: 9_900,
+            lost: 50,
+            allowed_gap: 50,
+            ..MessagesReport::default()
+        },
+        latency_ms: LatencyReport {
+            p50: 1.0,
+            p90: 2.0,
+            p99: 8.0,
+            p999: 20.0,
+            max: 30.0,
+        },
+        reconnects: 3,
+        ..LoadReport::default()
+    };
+    report.errors.insert("tcp".into(), 2);
+    report
+}
+
+/// Every field the issue lists, by its JSON path.
+const REQUIRED: &[&str] = &[
+    "clients.requested",
+    "clients.connected",
+    "clients.restarts",
+    "connect.rate_per_s",
+    "connect.latency_ms.p50",
+    "connect.latency_ms.p99",
+    "messages.sent",
+    "messages.delivered",
+    "messages.lost",
+    "messages.duplicated",
+    "messages.reordered",
+    "messages.allowed_gap",
+    "latency_ms.p50",
+    "latency_ms.p90",
+    "latency_ms.p99",
+    "latency_ms.p999",
+    "latency_ms.max",
+    "throughput.delivered_per_s",
+    "recoveries",
+    "reconnects",
+    "errors",
+    "process.rss_mib",
+    "process.rss_per_client_kib",
+    "process.cpu_s",
+    "benchmark.reconnecting_pct",
+    "benchmark.delivered_pct",
+    "benchmark.connected_pct",
+    "benchmark.over_2s_pct",
+    "benchmark.pass",
+];
+
+#[test]
+fn json_report_has_every_listed_field() {
+    let json = serde_json::to_value(sample()).expect("serializes");
+    for path in REQUIRED {
+        let mut node = &json;
+        for key in path.split('.') {
+            node = node
+                .get(key)
+                .unwrap_or_else(|| panic!("`{path}` is missing from {json:#}"));
+        }
+    }
+    assert_eq!(json["errors"]["tcp"], 2);
+    assert_eq!(json["messages"]["lost"], 50);
+}
+
+#[test]
+fn benchmark_rule_applies_the_four_limits() {
+    let mut report = sample();
+    let rule = BenchmarkRule::evaluate(&report, 10);
+    assert!((rule.reconnecting_pct - 4.0).abs() < 1e-9, "{rule:?}");
+    assert!((rule.delivered_pct - 99.0).abs() < 1e-9, "{rule:?}");
+    assert!((rule.connected_pct - 98.0).abs() < 1e-9);
+    assert!((rule.over_2s_pct - 10.0 / 99.0).abs() < 1e-9);
+    assert!(rule.pass);
+    // Each limit alone fails the rule.
+    report.reconnects = 10;
+    assert!(!BenchmarkRule::evaluate(&report, 10).pass);
+    let mut report = sample();
+    report.messages.lost = 1000;
+    assert!(!BenchmarkRule::evaluate(&report, 10).pass);
+    let mut report = sample();
+    report.clients.connected = 70;
+    assert!(!BenchmarkRule::evaluate(&report, 10).pass);
+    assert!(!BenchmarkRule::evaluate(&sample(), 1000).pass);
+    // An idle run passes.
+    let idle = LoadReport {
+        clients: ClientsReport {
+            requested: 0,
+            ..ClientsReport::default()
+        },
+        ..LoadReport::default()
+    };
+    assert!(BenchmarkRule::evaluate(&idle, 0).pass);
+}
+
+#[test]
+fn limits_parse_counts_and_percentages() {
+    assert_eq!("10".parse::<Limit>(), Ok(Limit::Count(10)));
+    assert_eq!(" 0.5% ".parse::<Limit>(), Ok(Limit::Percent(0.5)));
+    assert!("x".parse::<Limit>().is_err());
+    assert!("101%".parse::<Limit>().is_err());
+    assert!("-1".parse::<Limit>().is_err());
+}
+
+#[test]
+fn thresholds_fail_with_reasons() {
+    let report = sample();
+    assert!(Thresholds::default().evaluate(&report).passed);
+    let strict = Thresholds {
+        max_loss: Some(Limit::Count(0)),
+        max_p99_ms: Some(5.0),
+        min_connected: Some(Limit::Percent(99.0)),
+    };
+    let result = strict.evaluate(&report);
+    assert!(!result.passed);
+    assert_eq!(result.failures.len(), 3, "{result:?}");
+    let lenient = Thresholds {
+        max_loss: Some(Limit::Percent(1.0)),
+        max_p99_ms: Some(10.0),
+        min_connected: Some(Limit::Count(98)),
+    };
+    assert!(
+        lenient.evaluate(&report).passed,
+        "{:?}",
+        lenient.evaluate(&report)
+    );
+}
+
+#[test]
+fn table_names_every_section() {
+    let mut report = sample();
+    report.thresholds.failures.push("lost too many".into());
+    let text = report.to_string();
+    for word in [
+        "clients",
+        "connect",
+        "messages",
+        "checker",
+        "latency",
+        "errors",
+        "process",
+        "benchmark",
+        "FAILED",
+    ] {
+        assert!(text.contains(word), "{word} missing from\n{text}");
+    }
+}
