@@ -1,9 +1,53 @@
-//! Load scenarios (in progress).
+//! Load runs: workloads over a [`crate::fleet::Fleet`], stamped payloads, a recorder fed
+//! inline by every client, a delivery checker, latency histograms and a report.
+//!
+//! | piece | what it does |
+//! |---|---|
+//! | [`Simulation`], [`SimUser`] | what clients do; write your own (see `examples/simulate_chat.rs`) |
+//! | [`Groups`], [`Broadcast`], [`Echo`], [`Chat`] | the built-in workloads |
+//! | [`stamp`] | `p=<publisher>;s=<seq>;t=<µs>;` at the start of every payload, padded to size |
+//! | [`Recorder`] | an [`Observer`](crate::client::Observer) that tracks memberships and deliveries per client |
+//! | [`checker`] | lost, duplicated, reordered, unexpected, allowed gaps across reconnects |
+//! | [`run`] | ramp-up, workload, chaos, drain, check, [`LoadReport`] |
+//!
+//! Every figure is measured in this process: publishers and receivers share one monotonic
+//! [`Clock`], so latency is exact even against a remote hub.
 
+pub mod chat;
 pub mod checker;
 pub mod process;
 pub mod rangeset;
 pub mod recorder;
 pub mod report;
+pub mod runner;
+pub mod sim;
 pub mod stamp;
 pub mod track;
+pub mod workloads;
+
+use thiserror::Error;
+
+use crate::fleet::FleetError;
+
+pub use chat::Chat;
+pub use checker::{CheckReport, Counts, check};
+pub use recorder::{Recorder, RecorderStats};
+pub use report::{BenchmarkRule, Limit, LoadReport, Thresholds};
+pub use runner::{
+    Chaos, ChaosFn, DEFAULT_CLIENTS, DEFAULT_DRAIN, DEFAULT_DURATION, DEFAULT_SIZE, LoadPlan,
+    Phase, Progress, run,
+};
+pub use sim::{ECHO_EVENT, SimSettings, SimUser, Simulation};
+pub use stamp::{Clock, Stamp, StampError};
+pub use workloads::{BROADCAST_GROUP, Broadcast, Echo, GROUP_TEMPLATE, Groups};
+
+/// Why a load run could not run.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum LoadError {
+    /// The fleet failed.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// The plan is inconsistent.
+    #[error("invalid load plan: {0}")]
+    Invalid(String),
+}

@@ -1,0 +1,449 @@
+//! Runs a simulation: ramp-up, workload, optional chaos, drain, check, report.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+use tracing::warn;
+
+use crate::client::ClientOptions;
+use crate::fleet::{Fleet, FleetOptions, FleetStats, FleetTarget, RestartPolicy, Selection};
+use crate::protocol::Subprotocol;
+
+use super::LoadError;
+use super::process::ProcessSample;
+use super::recorder::Recorder;
+use super::report::*;
+use super::sim::{SimSettings, SimUser, Simulation};
+use super::stamp::Clock;
+use super::track::ECHO_GROUP;
+
+/// Injects one round of chaos: drop this share of the connections.
+pub type ChaosFn = Arc<dyn Fn(f64) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// Periodic faults during the workload (the CLI drops connections through the local hub).
+#[derive(Clone)]
+pub struct Chaos {
+    /// Share of connections hit each round, 0.0 to 1.0.
+    pub share: f64,
+    /// Time between rounds.
+    pub period: Duration,
+    /// What a round does.
+    pub inject: ChaosFn,
+}
+
+impl fmt::Debug for Chaos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chaos")
+            .field("share", &self.share)
+            .field("period", &self.period)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Clients of the default run: enough to be a fleet, few enough for a laptop and 30 s.
+pub const DEFAULT_CLIENTS: u64 = 1000;
+/// Workload length of the default run, after the ramp-up: the whole run takes about 30 s.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(25);
+/// Payload size: a short chat message with its stamp.
+pub const DEFAULT_SIZE: usize = 128;
+/// Longest wait for in-flight publishes and deliveries after the workload stops.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
+/// Deliveries count as drained when none arrived for this long.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// Clients.
+    pub clients: u64,
+    /// New clients per second during the ramp-up.
+    pub ramp_rate: f64,
+    /// Workload length after the ramp-up.
+    pub duration: Duration,
+    /// Subprotocol.
+    pub protocol: Subprotocol,
+    /// Publish without acks.
+    pub fire_and_forget: bool,
+    /// Payload size in bytes.
+    pub size: usize,
+    /// Longest drain.
+    pub drain_timeout: Duration,
+    /// File descriptors per client (2 when the hub runs in this process).
+    pub fds_per_client: u64,
+    /// Seed of the users' random generators.
+    pub seed: u64,
+    /// Periodic faults.
+    pub chaos: Option<Chaos>,
+    /// Options of every client (the protocol above overrides theirs).
+    pub client: ClientOptions,
+    /// Restarts of failed clients.
+    pub restart: RestartPolicy,
+    /// Arbiter threads (0: one per core).
+    pub arbiters: usize,
+    /// A name for the target in the report.
+    pub target_name: String,
+    /// Thresholds that decide `thresholds.passed`.
+    pub thresholds: Thresholds,
+}
+
+impl Default for LoadPlan {
+    fn default() -> Self {
+        LoadPlan {
+            clients: DEFAULT_CLIENTS,
+            ramp_rate: crate::fleet::DEFAULT_CONNECT_RATE,
+            duration: DEFAULT_DURATION,
+            protocol: Subprotocol::JsonReliable,
+            fire_and_forget: false,
+            size: DEFAULT_SIZE,
+            drain_timeout: DEFAULT_DRAIN,
+            fds_per_client: 1,
+            seed: rand::random(),
+            chaos: None,
+            client: ClientOptions::default(),
+            restart: RestartPolicy::default(),
+            arbiters: 0,
+            target_name: String::new(),
+            thresholds: Thresholds::default(),
+        }
+    }
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Clients are being started.
+    RampUp,
+    /// The workload runs.
+    Run,
+    /// Waiting for the last deliveries.
+    Drain,
+}
+
+/// A live progress sample, once a second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Where the run is.
+    pub phase: Phase,
+    /// Since the run started.
+    pub elapsed: Duration,
+    /// Clients asked for.
+    pub requested: u64,
+    /// Clients connected now.
+    pub connected: u64,
+    /// Publishes per second over the last sample.
+    pub sent_per_s: f64,
+    /// Deliveries per second over the last sample.
+    pub delivered_per_s: f64,
+    /// Delivery p99 over the last sample, ms.
+    pub p99_ms: f64,
+    /// Errors so far (connections and operations).
+    pub errors: u64,
+    /// Restarts so far.
+    pub restarts: u64,
+    /// Recoveries and reconnects so far.
+    pub recoveries: u64,
+    /// New connections after a lost one so far.
+    pub reconnects: u64,
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let phase = match self.phase {
+            Phase::RampUp => "ramp-up",
+            Phase::Run => "run",
+            Phase::Drain => "drain",
+        };
+        write!(
+            f,
+            "[{phase:>7} {:>4.0}s] connected {}/{} | sent {:.0}/s | delivered {:.0}/s | p99 {:.1} ms | errors {} | restarts {} | recoveries {} | reconnects {}",
+            self.elapsed.as_secs_f64(),
+            self.connected,
+            self.requested,
+            self.sent_per_s,
+            self.delivered_per_s,
+            self.p99_ms,
+            self.errors,
+            self.restarts,
+            self.recoveries,
+            self.reconnects
+        )
+    }
+}
+
+/// Samples counters into [`Progress`] lines.
+struct Sampler<'a> {
+    fleet: &'a Fleet,
+    recorder: &'a Recorder,
+    began: Instant,
+    last: (Instant, u64, u64),
+}
+
+impl Sampler<'_> {
+    fn sample(&mut self, phase: Phase) -> Progress {
+        let fleet = self.fleet.stats();
+        let rec = self.recorder.stats();
+        let now = Instant::now();
+        let secs = now.duration_since(self.last.0).as_secs_f64().max(1e-3);
+        let progress = Progress {
+            phase,
+            elapsed: self.began.elapsed(),
+            requested: fleet.requested,
+            connected: fleet.connected,
+            sent_per_s: rec.sent.saturating_sub(self.last.1) as f64 / secs,
+            delivered_per_s: rec.delivered.saturating_sub(self.last.2) as f64 / secs,
+            p99_ms: self.recorder.take_window().p99,
+            errors: fleet.errors.values().sum::<u64>() + self.recorder.errors().total(),
+            restarts: fleet.restarts,
+            recoveries: fleet.recoveries,
+            reconnects: fleet.reconnects,
+        };
+        self.last = (now, rec.sent, rec.delivered);
+        progress
+    }
+}
+
+/// Runs `simulation` against `target` as `plan` says; calls `progress` once a second.
+/// Must run inside an actix `System`.
+pub async fn run(
+    target: FleetTarget,
+    plan: LoadPlan,
+    simulation: Arc<dyn Simulation>,
+    mut progress: impl FnMut(&Progress),
+) -> Result<LoadReport, LoadError> {
+    plan.validate()?;
+    let baseline = ProcessSample::now();
+    let identities = simulation.identities();
+    let echo = simulation.expects_echo();
+    let recorder = Arc::new(Recorder::new(plan.clients, Clock::new(), |i| {
+        let mut groups = identities.identity(i).groups;
+        if echo {
+            groups.push(ECHO_GROUP.to_owned());
+        }
+        groups
+    }));
+    let options = FleetOptions::new(plan.clients)
+        .with_connect_rate(plan.ramp_rate)
+        .with_arbiters(plan.arbiters)
+        .with_client_options(plan.client.clone().with_protocol(plan.protocol))
+        .with_restart(plan.restart)
+        .with_fds_per_client(plan.fds_per_client)
+        .with_observer(recorder.clone());
+    let options = FleetOptions {
+        identities,
+        ..options
+    };
+    let fleet = Fleet::start(target, options)?;
+    let mut sampler = Sampler {
+        fleet: &fleet,
+        recorder: &recorder,
+        began: Instant::now(),
+        last: (Instant::now(), 0, 0),
+    };
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.tick().await;
+
+    // Ramp-up.
+    let ramp = {
+        let wait = fleet.wait_ramped();
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                status = &mut wait => break status?,
+                _ = ticker.tick() => progress(&sampler.sample(Phase::RampUp)),
+            }
+        }
+    };
+
+    // Workload.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let settings = Arc::new(SimSettings {
+        clients: plan.clients,
+        size: plan.size,
+        fire_and_forget: plan.fire_and_forget,
+        seed: plan.seed,
+    });
+    let users: Vec<_> = fleet
+        .clients(Selection::All)
+        .await?
+        .into_iter()
+        .map(|(index, client)| {
+            let user = SimUser::new(
+                index,
+                client,
+                recorder.clone(),
+                settings.clone(),
+                stop_rx.clone(),
+            );
+            actix_rt::spawn(simulation.run_user(user))
+        })
+        .collect();
+    let chaos = plan
+        .chaos
+        .clone()
+        .map(|chaos| actix_rt::spawn(chaos_rounds(chaos, stop_rx.clone())));
+    let run_began = Instant::now();
+    let (sent_before, delivered_before) = {
+        let s = recorder.stats();
+        (s.sent, s.delivered)
+    };
+    let end = tokio::time::sleep(plan.duration);
+    tokio::pin!(end);
+    loop {
+        tokio::select! {
+            _ = &mut end => break,
+            _ = ticker.tick() => progress(&sampler.sample(Phase::Run)),
+        }
+    }
+    let at_end: FleetStats = fleet.stats();
+    let process_at_end = ProcessSample::now();
+    let _ = stop_tx.send(true);
+    let run_elapsed = run_began.elapsed();
+    let joined = futures::future::join_all(users);
+    if tokio::time::timeout(plan.drain_timeout, joined)
+        .await
+        .is_err()
+    {
+        warn!("some simulated users did not finish within the drain timeout");
+    }
+    if let Some(chaos) = chaos {
+        chaos.abort();
+    }
+
+    // Drain: wait for outcomes of publishes in flight and for the last deliveries.
+    let drain_until = Instant::now() + plan.drain_timeout;
+    let mut last_delivered = (recorder.stats().delivered, Instant::now());
+    while Instant::now() < drain_until {
+        let stats = recorder.stats();
+        if stats.delivered != last_delivered.0 {
+            last_delivered = (stats.delivered, Instant::now());
+        } else if stats.in_flight == 0 && last_delivered.1.elapsed() >= QUIET {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = ticker.tick() => progress(&sampler.sample(Phase::Drain)),
+        }
+    }
+    recorder.finish();
+    let check = recorder.check();
+    let stats = recorder.stats();
+    let stop = fleet.stop().await?;
+    if stop.timed_out > 0 {
+        warn!(
+            timed_out = stop.timed_out,
+            "some clients did not stop in time"
+        );
+    }
+    let fleet_end = fleet.stats();
+
+    let mut report = LoadReport {
+        scenario: simulation.name(),
+        target: plan.target_name.clone(),
+        protocol: plan.protocol.name().to_owned(),
+        duration_s: run_elapsed.as_secs_f64(),
+        clients: ClientsReport {
+            requested: plan.clients,
+            connected: at_end.connected,
+            ever_connected: fleet_end.ever_connected,
+            restarts: fleet_end.restarts,
+            abandoned: fleet_end.abandoned,
+        },
+        connect: ConnectReport {
+            rate_per_s: ramp.rate_per_s(),
+            ramp_s: ramp.elapsed.as_secs_f64(),
+            latency_ms: fleet_end.connect_latency_ms,
+        },
+        messages: MessagesReport {
+            sent: stats.sent,
+            delivered: check.total.delivered,
+            lost: check.total.lost,
+            duplicated: check.total.duplicated,
+            reordered: check.total.reordered,
+            unexpected: check.total.unexpected,
+            allowed_gap: check.total.allowed_gap,
+            indeterminate: check.total.indeterminate,
+        },
+        latency_ms: stats.latency_ms.into(),
+        throughput: ThroughputReport {
+            sent_per_s: (stats.sent - sent_before) as f64 / run_elapsed.as_secs_f64().max(1e-3),
+            delivered_per_s: stats.delivered.saturating_sub(delivered_before) as f64
+                / run_elapsed.as_secs_f64().max(1e-3),
+        },
+        recoveries: fleet_end.recoveries,
+        reconnects: fleet_end.reconnects,
+        recovery_ms: fleet_end.recovery_ms,
+        errors: merge_errors(&fleet_end, &recorder),
+        process: process_report(baseline, process_at_end, at_end.connected),
+        ..LoadReport::default()
+    };
+    report.benchmark = BenchmarkRule::evaluate(&report, stats.slow_deliveries);
+    report.thresholds = plan.thresholds.evaluate(&report);
+    Ok(report)
+}
+
+impl LoadPlan {
+    fn validate(&self) -> Result<(), LoadError> {
+        if self.ramp_rate.is_nan() || self.ramp_rate <= 0.0 {
+            return Err(LoadError::Invalid(
+                "the ramp rate must be above 0 clients per second".into(),
+            ));
+        }
+        if let Some(chaos) = &self.chaos {
+            if !(0.0..=1.0).contains(&chaos.share) || chaos.period.is_zero() {
+                return Err(LoadError::Invalid(
+                    "chaos needs a share between 0 and 1 and a period above zero".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn chaos_rounds(chaos: Chaos, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(chaos.period);
+    interval.tick().await;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(error) = (chaos.inject)(chaos.share).await {
+            warn!(%error, "chaos round failed");
+        }
+    }
+}
+
+fn merge_errors(
+    fleet: &FleetStats,
+    recorder: &Recorder,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut errors = fleet.errors.clone();
+    for (kind, n) in recorder.errors().snapshot() {
+        *errors.entry(kind).or_default() += n;
+    }
+    errors
+}
+
+fn process_report(
+    baseline: Option<ProcessSample>,
+    at_end: Option<ProcessSample>,
+    connected: u64,
+) -> ProcessReport {
+    let Some(end) = at_end else {
+        return ProcessReport::default();
+    };
+    let added_kib = baseline.map_or(end.rss_kib, |b| end.rss_kib.saturating_sub(b.rss_kib));
+    ProcessReport {
+        rss_mib: end.rss_kib as f64 / 1024.0,
+        rss_per_client_kib: if connected > 0 {
+            added_kib as f64 / connected as f64
+        } else {
+            0.0
+        },
+        cpu_s: end.cpu_s,
+        threads: end.threads,
+    }
+}
