@@ -1,0 +1,199 @@
+//! `webpubsub-fleet load`: run a workload over a fleet, print progress, a table and
+//! optionally a JSON report; thresholds turn the report into an exit status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use webpubsub_fleet::credential::ConnectionString;
+use webpubsub_fleet::fleet::FleetTarget;
+use webpubsub_fleet::load::{
+    self, Broadcast, Chat, Echo, Groups, Limit, LoadPlan, LoadReport, Simulation, Thresholds,
+};
+use webpubsub_fleet::protocol::Subprotocol;
+
+use super::args::{CONNECTION_STRING_ENV, ChaosSpec, chaos, connection_string, duration};
+
+/// Load a hub with a fleet of clients.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The workload.
+    #[arg(long, value_enum, default_value_t = Scenario::Groups)]
+    scenario: Scenario,
+    /// Clients.
+    #[arg(long, default_value_t = load::DEFAULT_CLIENTS)]
+    clients: u64,
+    /// Clients per group (groups, echo) or per room (chat: rooms = clients / group size).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    group_size: u64,
+    /// Senders per group (groups, echo) or in all (broadcast).
+    #[arg(long, default_value_t = 1)]
+    senders: u64,
+    /// Messages per second per sender [default: 10; broadcast 5; chat 0.5 per user].
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Payload size in bytes (the stamp pads up to it).
+    #[arg(long, default_value_t = load::DEFAULT_SIZE)]
+    size: usize,
+    /// Workload length after the ramp-up (500ms, 25s, 2m, ...).
+    #[arg(long, default_value = "25s", value_parser = duration)]
+    duration: Duration,
+    /// New clients per second during the ramp-up.
+    #[arg(long, default_value_t = webpubsub_fleet::fleet::DEFAULT_CONNECT_RATE)]
+    ramp_rate: f64,
+    /// Subprotocol.
+    #[arg(long, value_enum, default_value_t = Protocol::JsonReliable)]
+    protocol: Protocol,
+    /// Publish without acks.
+    #[arg(long)]
+    fire_and_forget: bool,
+    /// Local hub only: drop SHARE of the connections abruptly every PERIOD (0.05:2s, 5%:2s).
+    #[arg(long, value_name = "SHARE:PERIOD", value_parser = chaos)]
+    chaos: Option<ChaosSpec>,
+    /// Target a resource instead of the local hub (or set WebPubSubConnectionString).
+    #[arg(long, env = CONNECTION_STRING_ENV, value_parser = connection_string, hide_env_values = true)]
+    connection_string: Option<ConnectionString>,
+    /// The hub name.
+    #[arg(long, default_value = "loadtest")]
+    hub: String,
+    /// Write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Fail (exit 1) when more messages are lost: a count (0) or a share of expected (0.1%).
+    #[arg(long)]
+    max_loss: Option<Limit>,
+    /// Fail (exit 1) when the delivery p99 is above this many milliseconds.
+    #[arg(long)]
+    max_p99_ms: Option<f64>,
+    /// Fail (exit 1) when fewer clients are connected at the end: a count or a share (99%).
+    #[arg(long)]
+    min_connected: Option<Limit>,
+    /// Seed of the simulated users' random choices (printed when not given).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Arbiter threads for the clients (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    arbiters: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Clients in groups of --group-size; --senders per group publish at --rate.
+    Groups,
+    /// One group of every client; --senders publish at --rate.
+    Broadcast,
+    /// send_event round trips echoed by the hub.
+    Echo,
+    /// Users join and leave rooms, post with think times, go away and come back.
+    Chat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    /// json.webpubsub.azure.v1
+    Json,
+    /// json.reliable.webpubsub.azure.v1
+    JsonReliable,
+}
+
+impl LoadArgs {
+    fn simulation(&self) -> Arc<dyn Simulation> {
+        match self.scenario {
+            Scenario::Groups => Arc::new(Groups {
+                group_size: self.group_size,
+                senders: self.senders,
+                rate: self.rate.unwrap_or(10.0),
+            }),
+            Scenario::Broadcast => Arc::new(Broadcast {
+                senders: self.senders,
+                rate: self.rate.unwrap_or(5.0),
+            }),
+            Scenario::Echo => Arc::new(Echo {
+                group_size: self.group_size,
+                senders: self.senders,
+                rate: self.rate.unwrap_or(10.0),
+            }),
+            Scenario::Chat => Arc::new(Chat {
+                rooms: (self.clients / self.group_size).max(1),
+                rate: self.rate.unwrap_or(0.5),
+                ..Chat::default()
+            }),
+        }
+    }
+
+    fn plan(&self, seed: u64) -> LoadPlan {
+        LoadPlan {
+            clients: self.clients,
+            ramp_rate: self.ramp_rate,
+            duration: self.duration,
+            protocol: match self.protocol {
+                Protocol::Json => Subprotocol::Json,
+                Protocol::JsonReliable => Subprotocol::JsonReliable,
+            },
+            fire_and_forget: self.fire_and_forget,
+            size: self.size,
+            seed,
+            arbiters: self.arbiters,
+            thresholds: Thresholds {
+                max_loss: self.max_loss,
+                max_p99_ms: self.max_p99_ms,
+                min_connected: self.min_connected,
+            },
+            ..LoadPlan::default()
+        }
+    }
+}
+
+pub fn run(args: LoadArgs) -> ExitCode {
+    if let Some(rate) = args.rate.filter(|r| r.is_nan() || *r <= 0.0) {
+        return super::fail(format!("--rate {rate} must be above 0"));
+    }
+    let seed = args.seed.unwrap_or_else(rand::random);
+    eprintln!("seed {seed} (replay with --seed {seed})");
+    let system = actix_rt::System::new();
+    let outcome = system.block_on(async move {
+        let Some(cs) = args.connection_string.clone() else {
+            return Err(
+                "no target: give --connection-string or set WebPubSubConnectionString".to_owned(),
+            );
+        };
+        if args.chaos.is_some() {
+            return Err("--chaos needs the local hub: leave out the connection string".into());
+        }
+        let mut plan = args.plan(seed);
+        plan.target_name = format!("{} hub {}", cs.endpoint_str(), args.hub);
+        let target = FleetTarget::new(cs, args.hub.clone());
+        let report = load::run(target, plan, args.simulation(), |p| eprintln!("{p}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((report, args.json.clone()))
+    });
+    match outcome {
+        Ok((report, json)) => finish(&report, json),
+        Err(message) => super::fail(message),
+    }
+}
+
+/// Prints the table, writes the JSON, and turns thresholds into the exit status.
+fn finish(report: &LoadReport, json: Option<PathBuf>) -> ExitCode {
+    println!("{report}");
+    if let Some(path) = json {
+        let text = match serde_json::to_string_pretty(report) {
+            Ok(text) => text,
+            Err(e) => return super::fail(format!("cannot serialize the report: {e}")),
+        };
+        if let Err(e) = std::fs::write(&path, text + "\n") {
+            return super::fail(format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    if report.thresholds.passed {
+        ExitCode::SUCCESS
+    } else {
+        for failure in &report.thresholds.failures {
+            eprintln!("threshold failed: {failure}");
+        }
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,57 @@
+//! The `webpubsub-fleet` command line: `load` (load a hub with a fleet), `token` (mint a
+//! client access URL), and `hub` (run the local hub).
+
+mod args;
+mod load;
+mod token;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Azure Web PubSub clients by the thousand, and a local hub that speaks the same protocol.
+#[derive(Debug, Parser)]
+#[command(name = "webpubsub-fleet", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load a hub with many clients and check every delivery (the local hub by default).
+    Load(load::LoadArgs),
+    /// Mint a client access URL from a connection string.
+    Token(token::TokenArgs),
+}
+
+/// Parses the command line, sets up logging, runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Load(args) => {
+            init_tracing("warn");
+            load::run(args)
+        }
+        Command::Token(args) => {
+            init_tracing("warn");
+            token::run(args)
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (or `default` when it is not set).
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Prints an error the way every command does, and the exit code for it.
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
