@@ -217,8 +217,10 @@ pub enum ClientPhase {
     Abandoned = 6,
 }
 
-const PHASE_MASK: u8 = 0x7f;
+const PHASE_MASK: u8 = 0x3f;
 const EVER_CONNECTED: u8 = 0x80;
+/// The client was stopped on request: its next connection is a comeback, not a reconnect.
+const STOPPED_ON_REQUEST: u8 = 0x40;
 
 impl ClientPhase {
     fn from_bits(bits: u8) -> ClientPhase {
@@ -290,9 +292,9 @@ impl FleetCounters {
     pub(super) fn set_phase(&self, index: u64, phase: ClientPhase) {
         if let Some(slot) = self.phases.get(index as usize) {
             // Only the client's own thread and the manager write a slot, and never at once
-            // for the same transition; keep the "ever connected" bit.
-            let ever = slot.load(Relaxed) & EVER_CONNECTED;
-            slot.store(ever | phase as u8, Relaxed);
+            // for the same transition; keep the flag bits.
+            let flags = slot.load(Relaxed) & !PHASE_MASK;
+            slot.store(flags | phase as u8, Relaxed);
         }
     }
 
@@ -304,7 +306,7 @@ impl FleetCounters {
                 self.connections.add(index, 1);
                 if let Some(slot) = self.phases.get(index as usize) {
                     let old = slot.swap(EVER_CONNECTED | ClientPhase::Connected as u8, Relaxed);
-                    if old & EVER_CONNECTED != 0 {
+                    if old & EVER_CONNECTED != 0 && old & STOPPED_ON_REQUEST == 0 {
                         self.reconnects.add(index, 1);
                     }
                 }
@@ -341,6 +343,11 @@ impl FleetCounters {
                     self.errors.record(ErrorKind::of(e));
                 }
                 self.set_phase(index, ClientPhase::Stopped);
+                if matches!(reason, StopReason::Requested) {
+                    if let Some(slot) = self.phases.get(index as usize) {
+                        slot.fetch_or(STOPPED_ON_REQUEST, Relaxed);
+                    }
+                }
             }
             Event::RejoinGroupFailed { .. } => self.errors.record(ErrorKind::RejoinGroupFailed),
             Event::SlowConsumer { dropped } => {
@@ -435,7 +442,8 @@ pub struct FleetStats {
     pub first_starts_done: u64,
     /// `connected` events (new connections, first ones included).
     pub connections: u64,
-    /// New connections of clients that had been connected before.
+    /// New connections of clients that had been connected before and lost the connection
+    /// (not those that connect again after a requested stop).
     pub reconnects: u64,
     /// Reconnect attempts the clients announced.
     pub reconnect_attempts: u64,
@@ -545,6 +553,33 @@ mod tests {
         c.set_phase(0, ClientPhase::Abandoned);
         assert_eq!(c.phase(0), ClientPhase::Abandoned);
         assert_eq!(c.snapshot().abandoned, 1);
+    }
+
+    #[test]
+    fn coming_back_after_a_requested_stop_is_not_a_reconnect() {
+        let c = FleetCounters::new(1);
+        c.on_event(0, &connected("a"));
+        c.on_event(
+            0,
+            &Event::Stopped {
+                reason: StopReason::Requested,
+            },
+        );
+        c.on_event(0, &connected("b"));
+        assert_eq!(
+            (c.snapshot().reconnects, c.phase(0)),
+            (0, ClientPhase::Connected)
+        );
+        // A lost connection after that is a reconnect again.
+        c.on_event(
+            0,
+            &Event::Disconnected {
+                connection_id: Some("b".into()),
+                message: None,
+            },
+        );
+        c.on_event(0, &connected("c"));
+        assert_eq!(c.snapshot().reconnects, 1);
     }
 
     #[test]
