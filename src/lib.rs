@@ -6,8 +6,10 @@
 //! | [`protocol`] | wire types and the JSON codecs; no I/O |
 //! | [`session`] | the sans-I/O protocol state of one client: ack ids, sequence ids, recovery decisions, retry policies, keepalive |
 //! | [`credential`] | connection strings, client access URLs and tokens |
+//! | [`hub`] | the local hub: the service's client protocol and REST API, fault injection, counters |
 #![warn(missing_docs)]
 
 pub mod credential;
+pub mod hub;
 pub mod protocol;
 pub mod session;
