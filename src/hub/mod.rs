@@ -392,10 +392,17 @@ impl Hub {
         if self.inner.stopped.swap(true, Ordering::SeqCst) {
             return;
         }
-        self.inner
-            .state
-            .shutdown(CLOSE_GOING_AWAY, "ServiceShutdown: the hub is stopping");
-        self.inner.server.stop(true).await;
+        let state = &self.inner.state;
+        state.shutdown(CLOSE_GOING_AWAY, "ServiceShutdown: the hub is stopping");
+        // Every socket actor writes its close frame and stops; waiting for the clients to
+        // answer the closing handshake (a graceful server stop) could take as long as the
+        // slowest client, so the server is stopped at once when the actors are done.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while state.live_sockets() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        self.inner.server.stop(false).await;
         let finished = self
             .inner
             .finished

@@ -419,6 +419,8 @@ pub(crate) struct HubState {
     /// accepted in addition to the request's `Host`.
     authorities: OnceLock<Vec<String>>,
     stopping: AtomicBool,
+    /// Socket actors alive (including those refusing a recovery): stop waits for zero.
+    live_sockets: AtomicUsize,
 }
 
 impl HubState {
@@ -432,6 +434,7 @@ impl HubState {
             next_generation: AtomicU64::new(1),
             authorities: OnceLock::new(),
             stopping: AtomicBool::new(false),
+            live_sockets: AtomicUsize::new(0),
         }
     }
 
@@ -450,6 +453,23 @@ impl HubState {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Relaxed)
+    }
+
+    /// A socket actor started.
+    pub(crate) fn socket_started(&self) {
+        self.live_sockets.fetch_add(1, Relaxed);
+    }
+
+    /// A socket actor stopped.
+    pub(crate) fn socket_stopped(&self) {
+        let _ = self
+            .live_sockets
+            .fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(1)));
+    }
+
+    /// Socket actors alive.
+    pub(crate) fn live_sockets(&self) -> usize {
+        self.live_sockets.load(Relaxed)
     }
 
     pub(crate) fn next_generation(&self) -> u64 {
