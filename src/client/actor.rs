@@ -802,7 +802,9 @@ impl ClientActor {
                 }
                 match decode_inbound_bytes(&bytes) {
                     Ok(inbound) => {
-                        if self.options.log_payloads {
+                        // `connected` carries the reconnection token: never logged whole.
+                        let has_secret = matches!(inbound, Inbound::Connected { .. });
+                        if self.options.log_payloads && !has_secret {
                             trace!(parent: &self.span, frame = %String::from_utf8_lossy(&bytes), "recv");
                         } else {
                             trace!(parent: &self.span, bytes = bytes.len(), "recv");
