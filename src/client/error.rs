@@ -1,0 +1,145 @@
+//! The client layer's error type.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::credential::CredentialError;
+use crate::protocol::{AckError, AckId};
+
+use super::transport::OpenError;
+
+/// Why a client operation failed. Errors of an operation that had an ack id carry it: retry
+/// with the same id and the service deduplicates the operation.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ClientError {
+    /// The service refused the access token before the upgrade (HTTP 401).
+    #[error(
+        "the service refused the access token (HTTP 401): mint a new token, check the access key, the hub name and the token's expiry"
+    )]
+    Unauthorized,
+    /// Another HTTP status before the upgrade.
+    #[error(
+        "the service answered HTTP {status} instead of upgrading to WebSocket: check the endpoint and hub name"
+    )]
+    HandshakeStatus {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The service accepted the socket without choosing the requested subprotocol.
+    #[error(
+        "the endpoint accepted the socket but chose no Web PubSub subprotocol: is it a Web PubSub hub?"
+    )]
+    NoSubprotocol,
+    /// The host name could not be resolved.
+    #[error("could not resolve the endpoint's host name ({0}): check the endpoint")]
+    Dns(String),
+    /// The TCP connection failed.
+    #[error("could not connect ({0}): check that the endpoint is reachable")]
+    Tcp(String),
+    /// The TLS handshake failed.
+    #[error(
+        "TLS handshake failed ({0}): check the certificate or the CA configured in the options"
+    )]
+    Tls(String),
+    /// The WebSocket handshake was malformed.
+    #[error("WebSocket handshake failed ({0})")]
+    Handshake(String),
+    /// `system/connected` did not arrive in time.
+    #[error(
+        "no connection within {0:?}: the endpoint is slow or not a Web PubSub hub; raise start_timeout or check it"
+    )]
+    StartTimeout(Duration),
+    /// No client access URL could be had.
+    #[error("no client access URL: {0}")]
+    Credential(#[from] CredentialError),
+    /// The service answered the operation with a failed ack.
+    #[error("operation with ack id {ack_id} failed: {error}")]
+    Ack {
+        /// The ack id used; retry with it to be deduplicated.
+        ack_id: AckId,
+        /// The service's error name and message.
+        error: AckError,
+    },
+    /// The connection ended (not recovered) before the ack arrived; the operation may or may
+    /// not have taken effect.
+    #[error(
+        "the connection ended before ack id {ack_id} was acknowledged: retry with the same ack id to be deduplicated"
+    )]
+    ConnectionLost {
+        /// The ack id used.
+        ack_id: AckId,
+    },
+    /// No ack within the ack timeout.
+    #[error(
+        "no ack for ack id {ack_id} within {after:?}: retry with the same ack id to be deduplicated"
+    )]
+    AckTimeout {
+        /// The ack id used.
+        ack_id: AckId,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The client was stopped.
+    #[error("the client stopped{}", ack_id.map(|id| format!(" before ack id {id} was acknowledged")).unwrap_or_default())]
+    Stopped {
+        /// The ack id of the operation, if it had one.
+        ack_id: Option<AckId>,
+    },
+    /// The client has not been started.
+    #[error("the client is not started: call start() first")]
+    NotStarted,
+    /// A fire-and-forget operation found no open socket.
+    #[error(
+        "no open connection for a fire-and-forget operation: wait for `connected` or send with an ack"
+    )]
+    NotConnected,
+    /// Too many operations are waiting for acks.
+    #[error("{max} operations are already waiting for acks: await some before sending more")]
+    TooManyPending {
+        /// The `max_pending` option.
+        max: usize,
+    },
+    /// The client's actor is gone (its arbiter stopped).
+    #[error("the client's actor is gone: its arbiter stopped")]
+    ActorGone,
+}
+
+impl ClientError {
+    /// The ack id the failed operation used, if any.
+    pub fn ack_id(&self) -> Option<AckId> {
+        match self {
+            ClientError::Ack { ack_id, .. }
+            | ClientError::ConnectionLost { ack_id }
+            | ClientError::AckTimeout { ack_id, .. } => Some(*ack_id),
+            ClientError::Stopped { ack_id } => *ack_id,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_open(e: OpenError) -> ClientError {
+        match e {
+            OpenError::Status(401) => ClientError::Unauthorized,
+            OpenError::Status(status) => ClientError::HandshakeStatus { status },
+            OpenError::Dns(s) => ClientError::Dns(s),
+            OpenError::Tcp(s) => ClientError::Tcp(s),
+            OpenError::Tls(s) => ClientError::Tls(s),
+            OpenError::Timeout => ClientError::StartTimeout(Duration::ZERO),
+            OpenError::Handshake(s) => ClientError::Handshake(s),
+            OpenError::NoSubprotocol => ClientError::NoSubprotocol,
+        }
+    }
+
+    pub(crate) fn from_close(code: Option<u16>) -> ClientError {
+        ClientError::Handshake(match code {
+            Some(code) => format!("the socket closed with code {code} before system/connected"),
+            None => "the socket closed before system/connected".to_owned(),
+        })
+    }
+}
+
+impl From<actix::MailboxError> for ClientError {
+    fn from(_: actix::MailboxError) -> Self {
+        ClientError::ActorGone
+    }
+}

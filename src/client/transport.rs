@@ -1,0 +1,206 @@
+//! The WebSocket transport: the only file that names awc types.
+//!
+//! It turns awc's framed socket into a stream of [`InFrame`] and a sink of [`OutFrame`], so the
+//! actor above deals only with frames of its own vocabulary. One awc `Client` per arbiter
+//! thread and local address is kept in a thread local: awc clients are `!Send`, and sharing one
+//! per thread keeps the TLS configuration and resolver once per thread, not once per socket.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use awc::error::{ConnectError as AwcConnectError, SendRequestError, WsClientError};
+use awc::http::StatusCode;
+use awc::ws;
+use bytes::Bytes;
+use futures::{Sink, SinkExt, Stream, StreamExt, stream};
+
+/// A frame received from the peer, in our vocabulary.
+#[derive(Debug)]
+pub(crate) enum InFrame {
+    /// A text frame (bytes, not yet checked as UTF-8).
+    Text(Bytes),
+    /// A binary frame.
+    Binary(Bytes),
+    /// A WebSocket ping the actor must answer.
+    Ping(Bytes),
+    /// A WebSocket pong (counts as traffic for keepalive).
+    Pong,
+    /// The peer closed, with its close code if it sent one.
+    Closed {
+        /// The close code; `None` when the socket ended without a close frame.
+        code: Option<u16>,
+        /// The close reason text.
+        reason: Option<String>,
+    },
+    /// The socket failed (protocol error or I/O error); the connection is gone.
+    Failed(String),
+}
+
+/// A frame to send.
+#[derive(Debug)]
+pub(crate) enum OutFrame {
+    Text(String),
+    Pong(Bytes),
+    Close(u16),
+}
+
+/// Why a socket could not be opened. Carries no URL: its query holds the access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OpenError {
+    /// HTTP status before the upgrade (401 for a refused token).
+    Status(u16),
+    /// Name resolution failed.
+    Dns(String),
+    /// TCP connect failed or timed out.
+    Tcp(String),
+    /// TLS handshake failed.
+    Tls(String),
+    /// The handshake did not finish in time.
+    Timeout,
+    /// The peer answered but not as a WebSocket server.
+    Handshake(String),
+    /// The peer accepted the socket without choosing our subprotocol.
+    NoSubprotocol,
+}
+
+pub(crate) type FrameSink = Pin<Box<dyn Sink<OutFrame, Error = String>>>;
+pub(crate) type FrameStream = Pin<Box<dyn Stream<Item = InFrame>>>;
+
+/// Settings of the socket, taken from the client options.
+#[derive(Clone)]
+pub(crate) struct SocketSettings {
+    pub subprotocol: &'static str,
+    pub connect_timeout: Duration,
+    pub max_frame_size: usize,
+    pub local_address: Option<IpAddr>,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+thread_local! {
+    static CLIENTS: RefCell<HashMap<(Option<IpAddr>, usize), awc::Client>> = RefCell::new(HashMap::new());
+}
+
+fn client_for(settings: &SocketSettings) -> awc::Client {
+    let tls_key = settings.tls.as_ref().map_or(0, |c| Arc::as_ptr(c) as usize);
+    CLIENTS.with(|clients| {
+        clients
+            .borrow_mut()
+            .entry((settings.local_address, tls_key))
+            .or_insert_with(|| build_client(settings))
+            .clone()
+    })
+}
+
+fn build_client(settings: &SocketSettings) -> awc::Client {
+    // limit(0): a WebSocket holds its pool slot for its whole life; the default of 100 would
+    // cap a fleet at 100 sockets per thread.
+    let mut connector = awc::Connector::new()
+        .limit(0)
+        .timeout(settings.connect_timeout)
+        .handshake_timeout(settings.connect_timeout);
+    // Without an explicit configuration awc uses rustls with the web PKI roots, so `wss://`
+    // endpoints of the real service work; tests pass their own CA.
+    if let Some(tls) = settings.tls.clone() {
+        connector = connector.rustls_0_23(tls);
+    }
+    if let Some(ip) = settings.local_address {
+        connector = connector.local_address(ip);
+    }
+    awc::Client::builder()
+        .connector(connector)
+        .timeout(settings.connect_timeout)
+        .finish()
+}
+
+/// Opens a WebSocket to `url` offering one subprotocol, as the official clients do.
+pub(crate) async fn open(
+    url: &str,
+    settings: &SocketSettings,
+) -> Result<(FrameSink, FrameStream), OpenError> {
+    let client = client_for(settings);
+    let request = client
+        .ws(url)
+        .protocols([settings.subprotocol])
+        .max_frame_size(settings.max_frame_size);
+    let connect = request.connect();
+    let (response, framed) = match tokio::time::timeout(settings.connect_timeout, connect).await {
+        Err(_) => return Err(OpenError::Timeout),
+        Ok(result) => result.map_err(open_error)?,
+    };
+    let chosen = response
+        .headers()
+        .get(awc::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok());
+    if chosen != Some(settings.subprotocol) {
+        return Err(OpenError::NoSubprotocol);
+    }
+    let (sink, source) = framed.split();
+    let sink = sink
+        .sink_map_err(|e| e.to_string())
+        .with(|frame: OutFrame| {
+            futures::future::ready(Ok::<_, String>(match frame {
+                OutFrame::Text(b) => ws::Message::Text(b.into()),
+                OutFrame::Pong(b) => ws::Message::Pong(b),
+                OutFrame::Close(code) => ws::Message::Close(Some(ws::CloseReason {
+                    code: ws::CloseCode::from(code),
+                    description: None,
+                })),
+            }))
+        });
+    let frames = source
+        .map(|item| match item {
+            Ok(ws::Frame::Text(b)) => InFrame::Text(b),
+            Ok(ws::Frame::Binary(b)) => InFrame::Binary(b),
+            Ok(ws::Frame::Ping(b)) => InFrame::Ping(b),
+            Ok(ws::Frame::Pong(_)) => InFrame::Pong,
+            Ok(ws::Frame::Close(reason)) => InFrame::Closed {
+                code: reason.as_ref().map(|r| u16::from(r.code)),
+                reason: reason.and_then(|r| r.description),
+            },
+            // The hub never fragments; a continuation frame is a peer error we report.
+            Ok(ws::Frame::Continuation(_)) => {
+                InFrame::Failed("fragmented frames are not supported".into())
+            }
+            Err(e) => InFrame::Failed(e.to_string()),
+        })
+        // A socket that ends without a close frame is an abrupt drop (code 1006 in browsers).
+        .chain(stream::once(futures::future::ready(InFrame::Closed {
+            code: None,
+            reason: None,
+        })));
+    Ok((Box::pin(sink), Box::pin(frames)))
+}
+
+fn open_error(e: WsClientError) -> OpenError {
+    match e {
+        WsClientError::InvalidResponseStatus(status) => OpenError::Status(status_code(status)),
+        WsClientError::SendRequest(SendRequestError::Connect(c)) => match c {
+            AwcConnectError::Resolver(r) => OpenError::Dns(r.to_string()),
+            AwcConnectError::NoRecords => OpenError::Dns("no DNS records".into()),
+            AwcConnectError::Timeout => OpenError::Timeout,
+            AwcConnectError::SslIsNotSupported => {
+                OpenError::Tls("TLS is not supported by this build".into())
+            }
+            // rustls reports a failed handshake (bad certificate, unknown CA) as InvalidData.
+            AwcConnectError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                OpenError::Tls(e.to_string())
+            }
+            AwcConnectError::Io(e) => OpenError::Tcp(e.to_string()),
+            other => OpenError::Tcp(other.to_string()),
+        },
+        WsClientError::SendRequest(SendRequestError::Timeout) => OpenError::Timeout,
+        WsClientError::SendRequest(SendRequestError::Url(_)) => {
+            OpenError::Handshake("the URL is not a valid ws:// or wss:// URL".into())
+        }
+        WsClientError::SendRequest(other) => OpenError::Tcp(other.to_string()),
+        other => OpenError::Handshake(other.to_string()),
+    }
+}
+
+fn status_code(status: StatusCode) -> u16 {
+    status.as_u16()
+}

@@ -1,1 +1,0 @@
-//! Connection strings, client access URLs and tokens.
