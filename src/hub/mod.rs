@@ -7,7 +7,7 @@
 //!
 //! let hub = Hub::start(HubConfig::new().bind("127.0.0.1:0".parse().unwrap())).await?;
 //! println!("clients connect to {}/client/hubs/chat", hub.endpoint());
-//! let connection_string = hub.connection_string(); // a Secret: prints [REDACTED]
+//! let connection_string = hub.connection_string(); // prints AccessKey=[REDACTED]
 //! # let _ = connection_string;
 //! hub.stop().await;
 //! # Ok(()) }
@@ -73,6 +73,9 @@ pub use config::{
 pub use faults::{Fault, FaultRequest, Target};
 pub use stats::HubStats;
 
+use url::Url;
+
+use crate::credential::ConnectionString;
 use crate::protocol::{CLOSE_GOING_AWAY, Secret};
 use state::HubState;
 
@@ -315,15 +318,13 @@ impl Hub {
         format!("{scheme}://{}", reachable(self.inner.addr))
     }
 
-    /// The connection string of this hub, `Endpoint=...;Port=...;AccessKey=...;Version=1.0;`, as a
-    /// [`Secret`] since it holds the key: `expose()` it only to hand it to a client or SDK.
-    pub fn connection_string(&self) -> Secret {
-        Secret::new(format!(
-            "Endpoint={};Port={};AccessKey={};Version=1.0;",
-            self.endpoint(),
-            self.inner.addr.port(),
-            self.inner.state.key.expose()
-        ))
+    /// The connection string of this hub (`Endpoint=http://127.0.0.1;Port=PORT;AccessKey=...;`).
+    /// Its `Display` redacts the key; `expose()` gives the whole string to hand to an SDK.
+    pub fn connection_string(&self) -> ConnectionString {
+        // The endpoint is built here from a socket address, so it is always a valid URL.
+        let endpoint = Url::parse(&self.endpoint()).expect("the hub endpoint is a URL");
+        ConnectionString::new(endpoint, self.inner.state.key.clone())
+            .expect("the hub endpoint and key make a connection string")
     }
 
     /// The access key signing every token of this hub.

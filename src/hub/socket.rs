@@ -129,7 +129,7 @@ pub(crate) async fn client_endpoint(
             Ok(claims) => claims,
             Err(e) => {
                 bump(&state.stats.unauthorized);
-                return plain(StatusCode::UNAUTHORIZED, auth::unauthorized_reason(&e));
+                return plain(StatusCode::UNAUTHORIZED, &auth::unauthorized_reason(&e));
             }
         };
     if let Some(problem) = claims
