@@ -222,9 +222,20 @@ fn bind(
             .route("/client/", web::get().to(socket::client_endpoint))
             .configure(rest::configure)
     })
+    // Acks, pongs and small messages must not wait for Nagle and delayed ACKs (40 ms a round
+    // trip). actix-web does not expose the option, so set it on each accepted TCP socket (TLS
+    // sockets are wrapped in a type this crate cannot name, and keep the default).
+    .on_connect(|io, _| {
+        if let Some(tcp) = io.downcast_ref::<actix_rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
     .workers(config.workers)
     // The embedding program owns the signals (a CLI stops the hub on Ctrl-C itself).
     .disable_signals()
+    // When a socket actor stops, shut the TCP connection at once: a dropped socket must look
+    // dropped to the client now, not after actix's default 1 s linger.
+    .client_disconnect_timeout(Duration::ZERO)
     .shutdown_timeout(1);
     let server = match tls {
         Some(tls) => server.bind_rustls_0_23(address, tls),

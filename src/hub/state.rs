@@ -398,8 +398,9 @@ pub(crate) enum SocketEnd {
     /// The network or the peer went away without a close frame, or the hub dropped it on
     /// purpose: a reliable session waits for recovery.
     Lost,
-    /// The client sent a close frame with this code. 1000/1001 mean "I am leaving": the
-    /// session ends. Any other code is treated like a lost socket.
+    /// The client sent a close frame with this code. 1000, 1001 and no code (1005, what a
+    /// browser sends for `close()`) mean "I am leaving": the session ends. Any other code is
+    /// treated like a lost socket.
     ClientClosed(u16),
     /// The hub closed it because of the peer's input or a decision that ends the session.
     Ended,
@@ -642,7 +643,7 @@ impl HubState {
                 && !self.is_stopping()
                 && match end {
                     SocketEnd::Lost | SocketEnd::ClosedRecoverable => true,
-                    SocketEnd::ClientClosed(code) => !matches!(code, 1000 | 1001),
+                    SocketEnd::ClientClosed(code) => !matches!(code, 1000 | 1001 | 1005),
                     SocketEnd::Ended => false,
                 };
             if keep {
