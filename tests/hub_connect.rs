@@ -257,3 +257,16 @@ async fn stop_closes_clients_with_going_away() {
         .expect("stop in time")
         .unwrap();
 }
+
+#[tokio::test]
+async fn invalid_group_claims_get_400() {
+    let hub = start_hub().await;
+    let token = client_token(&hub, HUB, None, &[], &["ok", "   "]);
+    let refusal = open(&client_url(&hub, HUB, &token), Some(RELIABLE))
+        .await
+        .err();
+    let (status, body) = refusal.expect("refused");
+    assert_eq!(status, 400);
+    assert!(body.contains("webpubsub.group"), "{body}");
+    hub.stop().await;
+}
