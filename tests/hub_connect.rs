@@ -270,3 +270,14 @@ async fn invalid_group_claims_get_400() {
     assert!(body.contains("webpubsub.group"), "{body}");
     hub.stop().await;
 }
+
+/// The hub runs on its own thread and actix system, so an actix test (a system of its own on
+/// this thread) can start it, talk to it and stop it as a tokio test does.
+#[actix_rt::test]
+async fn starts_and_stops_from_an_actix_test() {
+    let hub = start_hub().await;
+    let mut client = connect(&hub, JSON, None, &[], &[]).await;
+    client.send_json(json!({"type":"ping"})).await;
+    assert_eq!(client.next_json().await, json!({"type":"pong"}));
+    hub.stop().await;
+}
