@@ -28,8 +28,11 @@
 //! - binary frames on a JSON subprotocol are refused (close 1003), while the service accepts
 //!   binary frames holding UTF-8 JSON;
 //! - protobuf subprotocols are not negotiated: such a client is treated as a simple client;
-//! - no upstream event handler is called: `event` requests are acked (and echoed with
-//!   `echo_events`); simple clients in sendEvent mode are not disconnected for lack of one;
+//! - the event handler gets `connected`, `disconnected` and user events, not the blocking
+//!   `connect` event nor the `OPTIONS` validation; `http://` only; a failed user event with an
+//!   ack id gets an `InvocationFailed` ack (the connection stays); without a handler, `event`
+//!   requests are acked (and echoed with `echo_events`) and simple clients in sendEvent mode
+//!   are not disconnected;
 //! - adding a *user* to a group affects the user's current connections only;
 //! - a REST close of a reliable connection uses close code 1008, of others 1000;
 //! - a reconnection token never expires on its own; it dies with its session;
@@ -54,6 +57,7 @@ mod roles;
 mod socket;
 mod state;
 mod stats;
+mod upstream;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -107,6 +111,9 @@ pub enum HubError {
         "the TLS certificate or private key is unusable: {0}; give a PEM certificate chain and a PEM private key"
     )]
     Tls(String),
+    /// The event handler URL cannot be called.
+    #[error("the event handler URL is unusable: {0}")]
+    InvalidEventHandler(&'static str),
     /// The server thread could not be started.
     #[error("the hub's server thread failed to start: {0}")]
     Startup(String),
@@ -270,6 +277,13 @@ impl Hub {
     pub async fn start(config: HubConfig) -> Result<Hub, HubError> {
         let key = resolve_key(&config)?;
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
+        if let Some(url) = &config.event_handler {
+            if url.scheme() != "http" || url.host_str().is_none() {
+                return Err(HubError::InvalidEventHandler(
+                    "use an http:// URL with a host (https is not supported by the local hub)",
+                ));
+            }
+        }
         let is_tls = tls.is_some();
         let state = Arc::new(HubState::new(config, key));
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -292,6 +306,15 @@ impl Hub {
                                 authorities.push(bound.to_string());
                             }
                             thread_state.set_authorities(authorities);
+                            if let Some(url) = thread_state.config.event_handler.clone() {
+                                let (upstream, task) = upstream::channel(
+                                    url,
+                                    thread_state.key.clone(),
+                                    thread_state.config.max_message_size,
+                                );
+                                thread_state.set_upstream(upstream);
+                                actix_rt::spawn(task);
+                            }
                             let _ = ready_tx.send(Ok((bound, server.handle())));
                             actix_rt::spawn(sweeper(thread_state));
                             let _ = server.await;
