@@ -9,11 +9,13 @@
 //! | [`credential`] | connection strings, client access URLs and tokens |
 //! | [`fleet`] | many clients in one process: ramp-up, supervision and restarts, counters |
 //! | [`load`] | load scenarios, stamped payloads, the delivery recorder and checker, reports |
+//! | [`hub`] | the local hub: the service's client protocol and REST API, fault injection, counters |
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod credential;
 pub mod fleet;
+pub mod hub;
 pub mod load;
 pub mod protocol;
 pub mod session;

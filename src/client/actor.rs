@@ -31,6 +31,8 @@ use super::{AckResult, ClientError, ClientOptions, ClientState, ConnectionInfo};
 /// How often the actor checks its deadlines (sequence acks, keepalive, ack timeouts). One
 /// timer per client, not one per deadline, keeps 10,000 idle clients cheap.
 const TICK: Duration = Duration::from_millis(500);
+/// How long a stopped client waits for the peer's close frame before dropping the socket.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
 /// A recovered socket counts as recovered once a frame arrived on it or it stayed open this long.
 const RECOVERY_CONFIRM: Duration = Duration::from_secs(1);
 
@@ -545,12 +547,20 @@ impl ClientActor {
     /// Ends in `Stopped`: no socket, no timer, no event after this one.
     fn finish_stop(&mut self, reason: StopReason, ctx: &mut Context<Self>) {
         self.generation += 1;
-        // Let a close frame written by stop() go out: closing the sink flushes it first.
-        if let Some(handle) = self.stream.take() {
-            ctx.cancel_future(handle);
-        }
-        if let Some(mut sink) = self.sink.take() {
-            sink.close();
+        // The closing handshake: the writer flushes the close frame written by stop(), and the
+        // read half stays until the peer answers (its frames are ignored, being of an older
+        // generation), at most CLOSE_HANDSHAKE. Dropping it at once would reset the TCP
+        // connection under the peer's reply, and the peer would see no close frame at all.
+        // (SinkWrite::close() was seen to end the TCP connection before the close frame went
+        // out, so the writer is kept as it is and dropped with the reader.)
+        let writer = self.sink.take().map(|sink| sink.handle());
+        let reader = self.stream.take();
+        if writer.is_some() || reader.is_some() {
+            ctx.run_later(CLOSE_HANDSHAKE, move |_, ctx| {
+                for handle in writer.into_iter().chain(reader) {
+                    ctx.cancel_future(handle);
+                }
+            });
         }
         if let Some(tick) = self.tick.take() {
             ctx.cancel_future(tick);
@@ -792,7 +802,9 @@ impl ClientActor {
                 }
                 match decode_inbound_bytes(&bytes) {
                     Ok(inbound) => {
-                        if self.options.log_payloads {
+                        // `connected` carries the reconnection token: never logged whole.
+                        let has_secret = matches!(inbound, Inbound::Connected { .. });
+                        if self.options.log_payloads && !has_secret {
                             trace!(parent: &self.span, frame = %String::from_utf8_lossy(&bytes), "recv");
                         } else {
                             trace!(parent: &self.span, bytes = bytes.len(), "recv");
@@ -946,6 +958,7 @@ impl Actor for ClientActor {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        debug!(parent: &self.span, "client actor stopped");
         // The last handle is gone (or the arbiter stopped): nobody can wait on these anymore,
         // but answer them so no future hangs.
         self.fail_all(|ack_id| ClientError::Stopped {

@@ -318,13 +318,24 @@ impl Client {
 
     /// An async stream of events of one kind (or all).
     pub async fn events_of(&self, kind: Option<EventKind>) -> Result<EventStream, ClientError> {
-        let (id, receiver) = self
-            .addr
-            .send(SubscribeStream {
-                kind,
-                capacity: None,
-            })
-            .await?;
+        self.stream(kind, None).await
+    }
+
+    /// An async stream with its own queue capacity.
+    pub async fn events_with_capacity(
+        &self,
+        kind: Option<EventKind>,
+        capacity: usize,
+    ) -> Result<EventStream, ClientError> {
+        self.stream(kind, Some(capacity)).await
+    }
+
+    async fn stream(
+        &self,
+        kind: Option<EventKind>,
+        capacity: Option<usize>,
+    ) -> Result<EventStream, ClientError> {
+        let (id, receiver) = self.addr.send(SubscribeStream { kind, capacity }).await?;
         Ok(EventStream { id, receiver })
     }
 
@@ -349,6 +360,11 @@ impl EventStream {
     /// The subscription behind the stream.
     pub fn id(&self) -> SubscriptionId {
         self.id
+    }
+
+    /// Whether no event is queued right now.
+    pub fn is_empty(&self) -> bool {
+        self.receiver.is_empty()
     }
 
     /// The next event; `None` once the client is gone.

@@ -1,0 +1,234 @@
+//! A scripted fake hub for client tests: it accepts WebSockets on 127.0.0.1:0 and hands each
+//! one to the test, which then plays the service's side frame by frame (withhold acks, replay
+//! sequence ids, drop abruptly, close with 1008, send garbage). The real hub is tested apart.
+#![allow(dead_code, clippy::result_large_err)]
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Every wait in these tests ends by this deadline, so a hang fails instead of stalling CI.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// How the fake answers the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handshake {
+    /// Upgrade and choose the offered subprotocol.
+    Accept,
+    /// Upgrade without choosing a subprotocol.
+    AcceptWithoutSubprotocol,
+    /// Answer HTTP 401 before the upgrade.
+    Unauthorized,
+}
+
+pub struct FakeHub {
+    pub port: u16,
+    connections: mpsc::UnboundedReceiver<FakeConnection>,
+    mode: tokio::sync::watch::Sender<Handshake>,
+}
+
+pub struct FakeConnection {
+    /// Path and query of the request (holds the access token or the recovery parameters).
+    pub uri: String,
+    ws: WebSocketStream<TcpStream>,
+}
+
+impl FakeHub {
+    pub async fn start(mode: Handshake) -> FakeHub {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (mode_tx, mode_rx) = tokio::sync::watch::channel(mode);
+        actix_rt::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let mode = *mode_rx.borrow();
+                let tx = tx.clone();
+                actix_rt::spawn(async move {
+                    let mut uri = String::new();
+                    let callback = |req: &Request, mut res: Response| {
+                        uri = req.uri().to_string();
+                        let offered = req
+                            .headers()
+                            .get("sec-websocket-protocol")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        match mode {
+                            Handshake::Unauthorized => {
+                                let mut err = ErrorResponse::new(Some("token refused".into()));
+                                *err.status_mut() = StatusCode::UNAUTHORIZED;
+                                Err(err)
+                            }
+                            Handshake::AcceptWithoutSubprotocol => Ok(res),
+                            Handshake::Accept => {
+                                if let Some(p) = offered {
+                                    res.headers_mut().insert(
+                                        "sec-websocket-protocol",
+                                        HeaderValue::from_str(&p).unwrap(),
+                                    );
+                                }
+                                Ok(res)
+                            }
+                        }
+                    };
+                    if let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await {
+                        let _ = tx.send(FakeConnection { uri, ws });
+                    }
+                });
+            }
+        });
+        FakeHub {
+            port,
+            connections: rx,
+            mode: mode_tx,
+        }
+    }
+
+    pub fn set_mode(&self, mode: Handshake) {
+        self.mode.send_replace(mode);
+    }
+
+    /// A client access URL for this fake, with a recognisable token.
+    pub fn url(&self, token: &str) -> String {
+        format!(
+            "ws://127.0.0.1:{}/client/hubs/hub1?access_token={token}",
+            self.port
+        )
+    }
+
+    /// The next socket a client opened.
+    pub async fn accept(&mut self) -> FakeConnection {
+        tokio::time::timeout(DEADLINE, self.connections.recv())
+            .await
+            .expect("no connection before the deadline")
+            .expect("fake hub stopped")
+    }
+
+    /// Accepts a socket and sends `system/connected` on it.
+    pub async fn accept_connected(&mut self, connection_id: &str) -> FakeConnection {
+        let mut conn = self.accept().await;
+        conn.send_connected(connection_id).await;
+        conn
+    }
+
+    /// Whether a socket arrives within `wait` (for "nothing happens" checks with a bound).
+    pub async fn accept_within(&mut self, wait: Duration) -> Option<FakeConnection> {
+        tokio::time::timeout(wait, self.connections.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+impl FakeConnection {
+    pub fn query(&self, key: &str) -> Option<String> {
+        let url = url::Url::parse(&format!("ws://x{}", self.uri)).ok()?;
+        url.query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.to_owned())).await.unwrap();
+    }
+
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.ws.send(Message::Binary(bytes.to_vec())).await.unwrap();
+    }
+
+    pub async fn send_connected(&mut self, connection_id: &str) {
+        self.send_text(&format!(
+            r#"{{"type":"system","event":"connected","userId":"user1","connectionId":"{connection_id}","reconnectionToken":"reco-SECRET-{connection_id}"}}"#
+        ))
+        .await;
+    }
+
+    pub async fn send_ack(&mut self, ack_id: u64) {
+        self.send_text(&format!(
+            r#"{{"type":"ack","ackId":{ack_id},"success":true}}"#
+        ))
+        .await;
+    }
+
+    pub async fn send_ack_error(&mut self, ack_id: u64, name: &str) {
+        self.send_text(&format!(
+            r#"{{"type":"ack","ackId":{ack_id},"success":false,"error":{{"name":"{name}","message":"scripted"}}}}"#
+        ))
+        .await;
+    }
+
+    pub async fn send_group_message(&mut self, sequence_id: u64, group: &str, text: &str) {
+        self.send_text(&format!(
+            r#"{{"sequenceId":{sequence_id},"type":"message","from":"group","group":"{group}","fromUserId":"u2","dataType":"text","data":"{text}"}}"#
+        ))
+        .await;
+    }
+
+    /// The next JSON frame from the client, skipping pings, sequence acks and pongs unless asked.
+    pub async fn recv_json(&mut self) -> Value {
+        self.recv_matching(|v| !matches!(v["type"].as_str(), Some("sequenceAck") | Some("ping")))
+            .await
+    }
+
+    /// The next JSON frame for which `want` is true; others are skipped.
+    pub async fn recv_matching(&mut self, want: impl Fn(&Value) -> bool) -> Value {
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Text(t))) => {
+                        let v: Value = serde_json::from_str(&t).unwrap();
+                        if want(&v) {
+                            return v;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    other => panic!("socket ended while waiting for a frame: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("no frame before the deadline")
+    }
+
+    /// Waits until the client closes or drops the socket; returns the close code it sent.
+    pub async fn closed(&mut self) -> Option<u16> {
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                    Some(Ok(_)) => {}
+                    _ => return None,
+                }
+            }
+        })
+        .await
+        .expect("socket not closed before the deadline")
+    }
+
+    pub async fn close(mut self, code: u16) {
+        let _ = self
+            .ws
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: "scripted".into(),
+            })))
+            .await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.next()).await;
+    }
+
+    /// Drops the TCP connection without a close frame, as a crashed peer would.
+    pub fn drop_abruptly(self) {
+        drop(self.ws);
+    }
+}
