@@ -18,6 +18,7 @@ use futures::future::BoxFuture;
 use rand::Rng;
 use webpubsub_fleet::credential::ConnectionString;
 use webpubsub_fleet::fleet::{FleetTarget, Identities, IdentityTemplate};
+use webpubsub_fleet::hub::{Hub, HubConfig};
 use webpubsub_fleet::load::{self, LoadPlan, SimUser, Simulation};
 
 /// 1 in `talker_every` users talks; the others lurk in one room.
@@ -92,12 +93,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         duration: Duration::from_secs(10),
         ..LoadPlan::default()
     };
-    let Ok(text) = std::env::var("WebPubSubConnectionString") else {
-        return Err("set WebPubSubConnectionString to the resource to load".into());
-    };
-    let target = FleetTarget::new(ConnectionString::parse(&text)?, "chat");
     let report = actix_rt::System::new().block_on(async move {
-        load::run(target, plan, simulation, |progress| eprintln!("{progress}")).await
+        // A resource if one is configured, else the local hub in this process.
+        let (target, hub) = match std::env::var("WebPubSubConnectionString") {
+            Ok(text) => (
+                FleetTarget::new(ConnectionString::parse(&text)?, "chat"),
+                None,
+            ),
+            Err(_) => {
+                let hub = Hub::start(HubConfig::new().bind(([127, 0, 0, 1], 0).into())).await?;
+                (FleetTarget::new(hub.connection_string(), "chat"), Some(hub))
+            }
+        };
+        let plan = LoadPlan {
+            fds_per_client: if hub.is_some() { 2 } else { 1 },
+            ..plan
+        };
+        let report = load::run(target, plan, simulation, |p| eprintln!("{p}")).await;
+        if let Some(hub) = hub {
+            hub.stop().await;
+        }
+        Ok::<_, Box<dyn std::error::Error>>(report?)
     })?;
     println!("{report}");
     Ok(())

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use futures::FutureExt;
 use webpubsub_fleet::credential::ConnectionString;
 use webpubsub_fleet::fleet::FleetTarget;
+use webpubsub_fleet::hub::{Hub, HubConfig};
 use webpubsub_fleet::load::{
-    self, Broadcast, Chat, Echo, Groups, Limit, LoadPlan, LoadReport, Simulation, Thresholds,
+    self, Broadcast, Chaos, Chat, Echo, Groups, Limit, LoadPlan, LoadReport, Simulation, Thresholds,
 };
 use webpubsub_fleet::protocol::Subprotocol;
 
@@ -52,7 +54,7 @@ pub struct LoadArgs {
     /// Local hub only: drop SHARE of the connections abruptly every PERIOD (0.05:2s, 5%:2s).
     #[arg(long, value_name = "SHARE:PERIOD", value_parser = chaos)]
     chaos: Option<ChaosSpec>,
-    /// Target a resource instead of the local hub (or set WebPubSubConnectionString).
+    /// Target a resource instead of the in-process local hub (or set WebPubSubConnectionString).
     #[arg(long, env = CONNECTION_STRING_ENV, value_parser = connection_string, hide_env_values = true)]
     connection_string: Option<ConnectionString>,
     /// The hub name.
@@ -154,26 +156,62 @@ pub fn run(args: LoadArgs) -> ExitCode {
     eprintln!("seed {seed} (replay with --seed {seed})");
     let system = actix_rt::System::new();
     let outcome = system.block_on(async move {
-        let Some(cs) = args.connection_string.clone() else {
-            return Err(
-                "no target: give --connection-string or set WebPubSubConnectionString".to_owned(),
-            );
+        let report = match args.connection_string.clone() {
+            Some(cs) => run_remote(&args, cs, seed).await?,
+            None => run_local(&args, seed).await?,
         };
-        if args.chaos.is_some() {
-            return Err("--chaos needs the local hub: leave out the connection string".into());
-        }
-        let mut plan = args.plan(seed);
-        plan.target_name = format!("{} hub {}", cs.endpoint_str(), args.hub);
-        let target = FleetTarget::new(cs, args.hub.clone());
-        let report = load::run(target, plan, args.simulation(), |p| eprintln!("{p}"))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((report, args.json.clone()))
+        Ok::<_, String>((report, args.json.clone()))
     });
     match outcome {
         Ok((report, json)) => finish(&report, json),
         Err(message) => super::fail(message),
     }
+}
+
+/// Loads a resource (or any hub reachable with a connection string).
+async fn run_remote(
+    args: &LoadArgs,
+    cs: ConnectionString,
+    seed: u64,
+) -> Result<LoadReport, String> {
+    if args.chaos.is_some() {
+        return Err("--chaos needs the local hub: leave out the connection string".into());
+    }
+    let mut plan = args.plan(seed);
+    plan.target_name = format!("{} hub {}", cs.endpoint_str(), args.hub);
+    let target = FleetTarget::new(cs, args.hub.clone());
+    load::run(target, plan, args.simulation(), |p| eprintln!("{p}"))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Starts the local hub in this process (port 0, events echoed for the echo scenario) and
+/// loads it; `--chaos` drops connections through its fault API.
+async fn run_local(args: &LoadArgs, seed: u64) -> Result<LoadReport, String> {
+    let config = HubConfig::new()
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .echo_events(true);
+    let hub = Hub::start(config).await.map_err(|e| e.to_string())?;
+    let mut plan = args.plan(seed);
+    plan.target_name = format!("local hub {} (in process)", hub.endpoint());
+    // Each socket has both ends in this process.
+    plan.fds_per_client = 2;
+    plan.chaos = args.chaos.map(|spec| {
+        let hub = hub.clone();
+        Chaos {
+            share: spec.share,
+            period: spec.period,
+            inject: Arc::new(move |share| {
+                let dropped = hub.drop_fraction(share);
+                tracing::debug!(dropped, "chaos: dropped connections");
+                async { Ok(()) }.boxed()
+            }),
+        }
+    });
+    let target = FleetTarget::new(hub.connection_string(), args.hub.clone());
+    let result = load::run(target, plan, args.simulation(), |p| eprintln!("{p}")).await;
+    hub.stop().await;
+    result.map_err(|e| e.to_string())
 }
 
 /// Prints the table, writes the JSON, and turns thresholds into the exit status.

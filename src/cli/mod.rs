@@ -2,6 +2,7 @@
 //! client access URL), and `hub` (run the local hub).
 
 mod args;
+mod hub;
 mod load;
 mod token;
 
@@ -23,6 +24,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Mint a client access URL from a connection string.
     Token(token::TokenArgs),
+    /// Run the local hub until Ctrl-C (first stdout line: its connection string).
+    Hub(hub::HubArgs),
 }
 
 /// Parses the command line, sets up logging, runs the command.
@@ -36,6 +39,10 @@ pub fn main() -> ExitCode {
         Command::Token(args) => {
             init_tracing("warn");
             token::run(args)
+        }
+        Command::Hub(args) => {
+            init_tracing("info");
+            hub::run(args)
         }
     }
 }

@@ -1,0 +1,88 @@
+//! Fleet supervision against the local hub: clients that lose their connection for good are
+//! restarted, clients stopped on request are not, and a full hub makes the fleet give up
+//! after its restart budget.
+
+use std::time::{Duration, Instant};
+
+use webpubsub_fleet::client::ClientOptions;
+use webpubsub_fleet::fleet::{
+    ClientPhase, Command, Fleet, FleetOptions, FleetStats, FleetTarget, RestartPolicy, Selection,
+};
+use webpubsub_fleet::hub::{Hub, HubConfig};
+
+async fn hub(max_connections: usize) -> Hub {
+    let config = HubConfig::new()
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .max_connections(max_connections)
+        .workers(1);
+    Hub::start(config).await.expect("the hub starts")
+}
+
+async fn wait_for(fleet: &Fleet, done: impl Fn(&FleetStats) -> bool) -> FleetStats {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = fleet.stats();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(Instant::now() < until, "condition not reached: {stats:#?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn options(clients: u64, restarts: u32) -> FleetOptions {
+    FleetOptions::new(clients)
+        .with_arbiters(2)
+        .with_fds_per_client(2)
+        .with_restart(RestartPolicy::fixed(restarts, Duration::from_millis(20)))
+        // Without auto reconnect a connection lost for good stops the client: the fleet's job.
+        .with_client_options(ClientOptions::new().with_auto_reconnect(false))
+}
+
+#[actix_rt::test]
+async fn connections_lost_for_good_are_restarted_but_requested_stops_are_not() {
+    let hub = hub(1000).await;
+    let target = FleetTarget::new(hub.connection_string(), "restarts");
+    let fleet = Fleet::start(target, options(6, 5)).expect("fleet starts");
+    let ramp = fleet.wait_ramped().await.expect("ramp-up");
+    assert_eq!(ramp.first_starts_ok, 6);
+
+    let stopped = fleet
+        .command(Selection::Indices(vec![0]), Command::Stop)
+        .await
+        .expect("command");
+    assert_eq!(stopped.ok, 1);
+    wait_for(&fleet, |s| s.stops_requested == 1).await;
+
+    // Drop every socket and forget every session: recoveries get 1008, connections are lost.
+    hub.restart();
+    let stats = wait_for(&fleet, |s| s.restarts == 5 && s.connected == 5).await;
+    assert_eq!(stats.stops_connection_lost, 5, "{stats:#?}");
+    assert_eq!(stats.starts, 6 + 5);
+    assert_eq!(stats.reconnects, 5);
+    // The client stopped on request stayed stopped while the others came back.
+    assert_eq!(fleet.counters().phase(0), ClientPhase::Stopped);
+
+    let report = fleet.stop().await.expect("stop");
+    assert_eq!(report.stopped, 6);
+    hub.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_full_hub_refuses_and_the_fleet_abandons_after_its_restarts() {
+    let hub = hub(4).await;
+    let target = FleetTarget::new(hub.connection_string(), "refusals");
+    let fleet = Fleet::start(target, options(6, 2)).expect("fleet starts");
+    let stats = wait_for(&fleet, |s| s.abandoned == 2 && s.connected == 4).await;
+    // Two refused clients: a first start and two restarts each, every one answered 429.
+    assert_eq!(stats.starts, 4 + 2 * 3, "{stats:#?}");
+    assert_eq!(stats.restarts, 4);
+    assert_eq!(
+        stats.errors.get("handshake_status"),
+        Some(&6),
+        "{:?}",
+        stats.errors
+    );
+    fleet.stop().await.expect("stop");
+    hub.stop().await;
+}

@@ -1,0 +1,127 @@
+//! Load runs against the local hub in this process: small fleets, short runs, and the
+//! checker's verdict asserted exactly. The machine has two shared cores: keep them small.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use webpubsub_fleet::fleet::FleetTarget;
+use webpubsub_fleet::hub::{Hub, HubConfig};
+use webpubsub_fleet::load::{self, Chaos, Chat, Echo, Groups, LoadPlan, LoadReport, Simulation};
+
+async fn hub() -> Hub {
+    let config = HubConfig::new()
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .echo_events(true)
+        .workers(1);
+    Hub::start(config).await.expect("the hub starts")
+}
+
+fn plan(clients: u64, seconds: u64) -> LoadPlan {
+    LoadPlan {
+        clients,
+        duration: Duration::from_secs(seconds),
+        fds_per_client: 2,
+        arbiters: 1,
+        seed: 7,
+        target_name: "local hub".into(),
+        ..LoadPlan::default()
+    }
+}
+
+async fn run(hub: &Hub, plan: LoadPlan, simulation: Arc<dyn Simulation>) -> LoadReport {
+    let target = FleetTarget::new(hub.connection_string(), "loadtest");
+    let report = load::run(target, plan, simulation, |_| {})
+        .await
+        .expect("the run completes");
+    eprintln!("{report}");
+    report
+}
+
+fn assert_no_violation(report: &LoadReport) {
+    let m = &report.messages;
+    assert_eq!(
+        (m.lost, m.duplicated, m.reordered, m.unexpected),
+        (0, 0, 0, 0),
+        "{report}"
+    );
+    assert!(m.delivered > 0, "{report}");
+}
+
+#[actix_rt::test]
+async fn small_fleet_delivers_every_message_once_and_in_order() {
+    let hub = hub().await;
+    let groups = Groups {
+        group_size: 10,
+        senders: 1,
+        rate: 10.0,
+    };
+    let report = run(&hub, plan(50, 3), Arc::new(groups)).await;
+    assert_no_violation(&report);
+    let m = &report.messages;
+    // Five groups of ten: every publish reaches exactly ten members.
+    assert_eq!(m.delivered, m.sent * 10, "{report}");
+    assert_eq!((m.allowed_gap, m.indeterminate), (0, 0));
+    assert_eq!(report.clients.connected, 50);
+    assert_eq!((report.clients.restarts, report.reconnects), (0, 0));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.latency_ms.p50 > 0.0 && report.latency_ms.max >= report.latency_ms.p99);
+    assert!(report.benchmark.pass, "{report}");
+    hub.stop().await;
+}
+
+#[actix_rt::test]
+async fn dropped_connections_recover_without_loss() {
+    let hub = hub().await;
+    let chaos_hub = hub.clone();
+    let mut plan = plan(40, 3);
+    plan.chaos = Some(Chaos {
+        share: 0.1,
+        period: Duration::from_millis(500),
+        inject: Arc::new(move |share| {
+            chaos_hub.drop_fraction(share);
+            async { Ok(()) }.boxed()
+        }),
+    });
+    let groups = Groups {
+        group_size: 10,
+        senders: 2,
+        rate: 10.0,
+    };
+    let report = run(&hub, plan, Arc::new(groups)).await;
+    assert_no_violation(&report);
+    assert!(report.recoveries > 0, "{report}");
+    assert!(hub.stats().drops > 0);
+    hub.stop().await;
+}
+
+#[actix_rt::test]
+async fn echoes_come_back_to_their_sender() {
+    let hub = hub().await;
+    let echo = Echo {
+        group_size: 2,
+        senders: 1,
+        rate: 10.0,
+    };
+    let report = run(&hub, plan(20, 2), Arc::new(echo)).await;
+    assert_no_violation(&report);
+    assert_eq!(report.messages.delivered, report.messages.sent, "{report}");
+    hub.stop().await;
+}
+
+#[actix_rt::test]
+async fn chat_users_come_and_go_without_violations() {
+    let hub = hub().await;
+    let chat = Chat {
+        rooms: 3,
+        rate: 4.0,
+        away_share: 0.3,
+        away_for: (Duration::from_millis(200), Duration::from_millis(500)),
+        ..Chat::default()
+    };
+    let report = run(&hub, plan(30, 3), Arc::new(chat)).await;
+    assert_no_violation(&report);
+    // Going away and coming back is not a reconnect.
+    assert_eq!(report.reconnects, 0, "{report}");
+    hub.stop().await;
+}
