@@ -11,8 +11,9 @@ use tracing::{debug, info, warn};
 
 use crate::client::{Client, ClientError, Event, Observer, StopReason};
 
+use super::latency::record_duration;
 use super::limits::SourcePlan;
-use super::stats::{ClientPhase, FleetCounters, record_duration};
+use super::stats::{ClientPhase, FleetCounters};
 use super::supervise::{Decision, decide};
 use super::{FleetOptions, FleetTarget, Selection};
 

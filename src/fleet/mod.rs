@@ -56,6 +56,7 @@
 mod actor;
 mod error;
 mod identity;
+mod latency;
 mod limits;
 mod options;
 mod stats;
@@ -77,6 +78,9 @@ pub use actor::{
 };
 pub use error::FleetError;
 pub use identity::{DEFAULT_USER_ID, Identities, Identity, IdentityTemplate};
+pub use latency::{
+    LatencySummary, MAX_LATENCY_US, SHARDS, ShardedCounter, latency_histogram, record_duration,
+};
 pub use limits::{
     Capacity, DEFAULT_EPHEMERAL_PORTS, FD_RESERVE, FdLimit, PORT_SHARE, SourcePlan,
     ephemeral_ports, fd_limit, is_loopback_host, open_fds, parse_limits, parse_port_range,
@@ -85,10 +89,7 @@ pub use options::{
     CredentialFn, DEFAULT_CONNECT_CONCURRENCY, DEFAULT_CONNECT_RATE, DEFAULT_STOP_TIMEOUT,
     FleetOptions, FleetTarget,
 };
-pub use stats::{
-    ClientPhase, ErrorCounts, ErrorKind, FleetCounters, FleetStats, LatencySummary, MAX_LATENCY_US,
-    SHARDS, ShardedCounter, latency_histogram, record_duration,
-};
+pub use stats::{ClientPhase, ErrorCounts, ErrorKind, FleetCounters, FleetStats};
 pub use supervise::{
     AbandonReason, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_BACKOFF, Decision, RestartPolicy, decide,
     is_retriable,
