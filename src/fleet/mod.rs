@@ -3,7 +3,7 @@
 //!
 //! The manager starts clients at a bounded rate (`connect_rate` per second, at most
 //! `connect_concurrency` starts in flight), spreads them round robin over one actix
-//! [`Arbiter`](actix::Arbiter) per core, gives each an identity expanded from a template
+//! [`Arbiter`] per core, gives each an identity expanded from a template
 //! ([`IdentityTemplate`]: user id, roles, groups joined on connect), watches every event
 //! through an inline [`Observer`](crate::client::Observer) that only bumps atomics
 //! ([`FleetCounters`]), restarts clients that stopped on a failure, sends commands to all
