@@ -7,10 +7,12 @@
 //! | [`session`] | the sans-I/O protocol state of one client: ack ids, sequence ids, recovery decisions, retry policies, keepalive |
 //! | [`client`] | one connection as an actix actor ([`client::ClientActor`]) behind a handle ([`client::Client`]) |
 //! | [`credential`] | connection strings, client access URLs and tokens |
+//! | [`hub`] | the local hub: the service's client protocol and REST API, fault injection, counters |
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod credential;
+pub mod hub;
 pub mod protocol;
 pub mod session;
 

@@ -1,0 +1,409 @@
+//! The local hub: an actix-web server that speaks the Azure Web PubSub client protocol and
+//! REST API, so that clients can be developed, tested and load tested with no cloud account.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), webpubsub_fleet::hub::HubError> {
+//! use webpubsub_fleet::hub::{Hub, HubConfig};
+//!
+//! let hub = Hub::start(HubConfig::new().bind("127.0.0.1:0".parse().unwrap())).await?;
+//! println!("clients connect to {}/client/hubs/chat", hub.endpoint());
+//! let connection_string = hub.connection_string(); // a Secret: prints [REDACTED]
+//! # let _ = connection_string;
+//! hub.stop().await;
+//! # Ok(()) }
+//! ```
+//!
+//! What it does, as the service does (protocol.md): the first frame is `system/connected`;
+//! `json.reliable.webpubsub.azure.v1` and `json.webpubsub.azure.v1` are negotiated (a client
+//! offering neither is a simple WebSocket client); tokens are HS256 JWTs checked before the
+//! upgrade (HTTP 401); roles and per-group roles, `Forbidden` and `Duplicate` acks, `noEcho`;
+//! reliable sessions with sequence ids, a replay buffer trimmed by `sequenceAck`, recovery
+//! within the window and close code 1008 when a session cannot be recovered; the REST API with
+//! bearer JWT auth. Beyond the service: [`Fault`] injection and [`HubStats`] counters, from Rust
+//! and from `POST /_fleet/faults` and `GET /_fleet/stats` (bearer auth as the REST API).
+//!
+//! Where it knowingly differs from the service:
+//! - fragmented WebSocket messages are refused (close 1003): actix-web-actors does not export
+//!   the fragment type; no official client fragments;
+//! - binary frames on a JSON subprotocol are refused (close 1003), while the service accepts
+//!   binary frames holding UTF-8 JSON;
+//! - protobuf subprotocols are not negotiated: such a client is treated as a simple client;
+//! - no upstream event handler is called: `event` requests are acked (and echoed with
+//!   `echo_events`); simple clients in sendEvent mode are not disconnected for lack of one;
+//! - adding a *user* to a group affects the user's current connections only;
+//! - a REST close of a reliable connection uses close code 1008, of others 1000;
+//! - a reconnection token never expires on its own; it dies with its session;
+//! - OData `filter`: `userId`, `connectionId`, `groups`, `eq`, `ne`, `in`, `and`, `or`, `not` only;
+//! - a socket whose peer stops reading entirely keeps its TCP connection (and the frames
+//!   already queued) until the peer reads or the OS gives up, although its session is removed
+//!   as soon as its queue passes the bound.
+//!
+//! Threads: [`Hub::start`] runs the server on its own thread with its own actix system and
+//! `workers` HTTP worker threads, so it can be started from `#[actix_rt::test]`, from
+//! `#[tokio::test]`, or from a CLI that also runs a client fleet in the same process.
+
+mod auth;
+mod config;
+mod faults;
+mod filter;
+mod http;
+mod names;
+mod requests;
+mod rest;
+mod roles;
+mod socket;
+mod state;
+mod stats;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+use tokio::sync::oneshot;
+
+pub use config::{
+    DEFAULT_ADDRESS, DEFAULT_CLIENT_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_OUTBOUND_QUEUE_BYTES, DEFAULT_OUTBOUND_QUEUE_MESSAGES,
+    DEFAULT_RECOVERY_WINDOW, DEFAULT_REMEMBERED_ACK_IDS, DEFAULT_REPLAY_BUFFER_BYTES,
+    DEFAULT_REPLAY_BUFFER_MESSAGES, DEVELOPMENT_ACCESS_KEY, HubConfig,
+};
+pub use faults::{Fault, FaultRequest, Target};
+pub use stats::HubStats;
+
+use crate::protocol::{CLOSE_GOING_AWAY, Secret};
+use state::HubState;
+
+/// Why a hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The address could not be bound.
+    #[error(
+        "cannot listen on {address}: {source}; choose another address or port (port 0 picks a free one)"
+    )]
+    Bind {
+        /// The configured address.
+        address: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The access key is unusable.
+    #[error(
+        "the access key is unusable: {0}; use at least 32 characters, no `;` and no control characters"
+    )]
+    InvalidAccessKey(&'static str),
+    /// The development key was about to be exposed beyond this machine.
+    #[error(
+        "the development access key is public and only allowed on a loopback address, but the hub would listen on {0}: configure an access key of your own"
+    )]
+    DevelopmentKeyOnPublicAddress(SocketAddr),
+    /// The TLS certificate or key could not be used.
+    #[error(
+        "the TLS certificate or private key is unusable: {0}; give a PEM certificate chain and a PEM private key"
+    )]
+    Tls(String),
+    /// The server thread could not be started.
+    #[error("the hub's server thread failed to start: {0}")]
+    Startup(String),
+}
+
+/// A running hub. Cheap to clone; every clone controls the same server. Call [`Hub::stop`] to
+/// shut it down (dropping the last clone also stops it, without waiting).
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Arc<HubState>,
+    addr: SocketAddr,
+    tls: bool,
+    server: ServerHandle,
+    finished: Mutex<Option<oneshot::Receiver<()>>>,
+    stopped: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.stopped.load(Ordering::Relaxed) {
+            // The stop command is sent at once; nothing waits for it here.
+            drop(self.server.stop(false));
+        }
+    }
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("endpoint", &self.endpoint())
+            .finish()
+    }
+}
+
+/// The key to use, or why none is acceptable (emulator rules: not blank, no `;`, no control
+/// characters, at least 32 bytes; the development key on loopback only).
+fn resolve_key(config: &HubConfig) -> Result<Secret, HubError> {
+    let key = config
+        .access_key
+        .clone()
+        .unwrap_or_else(|| Secret::new(DEVELOPMENT_ACCESS_KEY));
+    let k = key.expose();
+    if k.trim().is_empty() {
+        return Err(HubError::InvalidAccessKey("it is blank"));
+    }
+    if k.contains(';') || k.chars().any(char::is_control) {
+        return Err(HubError::InvalidAccessKey(
+            "it contains `;` or a control character",
+        ));
+    }
+    if k.len() < 32 {
+        return Err(HubError::InvalidAccessKey("it is shorter than 32 bytes"));
+    }
+    if k == DEVELOPMENT_ACCESS_KEY && !config.address.ip().is_loopback() {
+        return Err(HubError::DevelopmentKeyOnPublicAddress(config.address));
+    }
+    Ok(key)
+}
+
+fn tls_config(pem: &config::TlsPem) -> Result<rustls::ServerConfig, HubError> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(&pem.cert_chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| HubError::Tls(format!("certificate chain: {e}")))?;
+    if certs.is_empty() {
+        return Err(HubError::Tls("no certificate in the PEM chain".to_owned()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(pem.private_key.expose().as_bytes()).map_err(|_| {
+        HubError::Tls("the private key is not PEM PKCS#8, PKCS#1 or SEC1".to_owned())
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HubError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| HubError::Tls(e.to_string()))
+}
+
+/// A reachable address for an address the hub is bound to (an unspecified one means loopback
+/// for local clients).
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+fn bind(
+    state: Arc<HubState>,
+    tls: Option<rustls::ServerConfig>,
+) -> Result<(actix_web::dev::Server, SocketAddr), HubError> {
+    let config = &state.config;
+    let address = config.address;
+    let data = web::Data::from(state.clone());
+    let limit = config.max_message_size;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(limit))
+            .route("/client/hubs/{hub}", web::get().to(socket::client_endpoint))
+            .route("/client", web::get().to(socket::client_endpoint))
+            .route("/client/", web::get().to(socket::client_endpoint))
+            .configure(rest::configure)
+    })
+    .workers(config.workers)
+    // The embedding program owns the signals (a CLI stops the hub on Ctrl-C itself).
+    .disable_signals()
+    .shutdown_timeout(1);
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(address, tls),
+        None => server.bind(address),
+    }
+    .map_err(|source| HubError::Bind { address, source })?;
+    let bound = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| HubError::Startup("the server bound no address".to_owned()))?;
+    Ok((server.run(), bound))
+}
+
+/// Removes expired detached sessions, at a quarter of the recovery window (at most every
+/// second), so a session lives at most a quarter window longer than promised.
+async fn sweeper(state: Arc<HubState>) {
+    let period =
+        (state.config.recovery_window / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut interval = actix_rt::time::interval(period);
+    loop {
+        interval.tick().await;
+        if state.is_stopping() {
+            break;
+        }
+        state.sweep(Instant::now());
+    }
+}
+
+impl Hub {
+    /// Starts a hub on its own thread and returns once it listens.
+    pub async fn start(config: HubConfig) -> Result<Hub, HubError> {
+        let key = resolve_key(&config)?;
+        let tls = config.tls.as_ref().map(tls_config).transpose()?;
+        let is_tls = tls.is_some();
+        let state = Arc::new(HubState::new(config, key));
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let thread_state = state.clone();
+        std::thread::Builder::new()
+            .name("webpubsub-hub".to_owned())
+            .spawn(move || {
+                let system = actix_rt::System::new();
+                system.block_on(async move {
+                    match bind(thread_state.clone(), tls) {
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                        Ok((server, bound)) => {
+                            let port = bound.port();
+                            let mut authorities =
+                                vec![reachable(bound).to_string(), format!("localhost:{port}")];
+                            if bound.ip().is_unspecified() {
+                                authorities.push(bound.to_string());
+                            }
+                            thread_state.set_authorities(authorities);
+                            let _ = ready_tx.send(Ok((bound, server.handle())));
+                            actix_rt::spawn(sweeper(thread_state));
+                            let _ = server.await;
+                        }
+                    }
+                });
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| HubError::Startup(e.to_string()))?;
+        let (addr, server) = ready_rx.await.map_err(|_| {
+            HubError::Startup("the server thread ended before listening".to_owned())
+        })??;
+        tracing::info!(address = %addr, tls = is_tls, "local hub listening");
+        Ok(Hub {
+            inner: Arc::new(Inner {
+                state,
+                addr,
+                tls: is_tls,
+                server,
+                finished: Mutex::new(Some(done_rx)),
+                stopped: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The address the hub listens on (with the real port when configured with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The endpoint clients and server SDKs use: `http://127.0.0.1:PORT` (`https://` with TLS;
+    /// an unspecified bind address is reported as loopback).
+    pub fn endpoint(&self) -> String {
+        let scheme = if self.inner.tls { "https" } else { "http" };
+        format!("{scheme}://{}", reachable(self.inner.addr))
+    }
+
+    /// The connection string of this hub, `Endpoint=...;Port=...;AccessKey=...;Version=1.0;`, as a
+    /// [`Secret`] since it holds the key: `expose()` it only to hand it to a client or SDK.
+    pub fn connection_string(&self) -> Secret {
+        Secret::new(format!(
+            "Endpoint={};Port={};AccessKey={};Version=1.0;",
+            self.endpoint(),
+            self.inner.addr.port(),
+            self.inner.state.key.expose()
+        ))
+    }
+
+    /// The access key signing every token of this hub.
+    pub fn access_key(&self) -> &Secret {
+        &self.inner.state.key
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> HubStats {
+        let state = &self.inner.state;
+        state.stats.snapshot(state.group_count())
+    }
+
+    /// Injects a fault; returns how many connections it affected (for counted faults: the count).
+    pub fn inject(&self, fault: Fault) -> usize {
+        faults::apply(&self.inner.state, fault)
+    }
+
+    /// Drops one connection's socket without a close frame. False if it has no socket.
+    pub fn drop_connection(&self, connection_id: &str) -> bool {
+        self.inject(Fault::Drop(Target::Connection(connection_id.to_owned()))) > 0
+    }
+
+    /// Drops a random share (0.0..=1.0, rounded up) of the sockets; returns how many.
+    pub fn drop_fraction(&self, share: f64) -> usize {
+        self.inject(Fault::Drop(Target::Fraction(share)))
+    }
+
+    /// Drops every socket; returns how many.
+    pub fn drop_all(&self) -> usize {
+        self.inject(Fault::Drop(Target::All))
+    }
+
+    /// Closes one connection's socket with `code` and `reason`. False if it has no socket.
+    pub fn close_connection(&self, connection_id: &str, code: u16, reason: &str) -> bool {
+        self.inject(Fault::Close {
+            target: Target::Connection(connection_id.to_owned()),
+            code,
+            reason: reason.to_owned(),
+        }) > 0
+    }
+
+    /// Closes the next `n` recovery attempts with 1008.
+    pub fn refuse_recoveries(&self, n: u64) {
+        self.inject(Fault::RefuseRecoveries(n));
+    }
+
+    /// Processes the next `n` acked requests without sending their acks.
+    pub fn drop_next_acks(&self, n: u64) {
+        self.inject(Fault::DropAcks(n));
+    }
+
+    /// Processes the next `n` acked requests, then drops the socket instead of acking.
+    pub fn close_after_processing(&self, n: u64) {
+        self.inject(Fault::CloseAfterProcessing(n));
+    }
+
+    /// Drops every socket and forgets every session; returns how many connections there were.
+    pub fn restart(&self) -> usize {
+        self.inject(Fault::Restart)
+    }
+
+    /// Closes every connection (`system/disconnected`, close 1001) and stops the server; returns
+    /// once its thread has ended. Calling it again does nothing.
+    pub async fn stop(&self) {
+        if self.inner.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.inner
+            .state
+            .shutdown(CLOSE_GOING_AWAY, "ServiceShutdown: the hub is stopping");
+        self.inner.server.stop(true).await;
+        let finished = self
+            .inner
+            .finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(finished) = finished {
+            let _ = finished.await;
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! What the hub does with each client request (protocol.md 2.2, 8.4): permission checks,
+//! ack-id dedupe, group operations, publishing, events. No socket I/O here: the socket actor
+//! writes the returned reply and performs the returned action.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::faults::AckFault;
+use super::names;
+use super::roles::Permission;
+use super::state::{Connection, HubState, Publication};
+use super::stats::bump;
+use crate::protocol::{AckError, AckErrorName, AckId, Inbound, Outbound, Payload};
+
+/// What the socket must do after a request.
+#[derive(Debug, PartialEq)]
+pub(crate) enum After {
+    /// Nothing more.
+    Continue,
+    /// Drop the socket abruptly (the `close_after_processing` fault).
+    DropSocket,
+}
+
+/// The socket's response to one request: a frame to write at once (ack or pong) and what next.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Outcome {
+    /// Ack or pong to write.
+    pub(crate) reply: Option<Inbound>,
+    /// Follow-up.
+    pub(crate) after: After,
+}
+
+impl Outcome {
+    fn none() -> Outcome {
+        Outcome {
+            reply: None,
+            after: After::Continue,
+        }
+    }
+}
+
+/// The result of executing an operation, before it becomes an ack.
+enum Done {
+    Ok,
+    Failed(AckErrorName, String),
+}
+
+/// Handles one decoded request of a JSON-subprotocol connection.
+pub(crate) fn handle(state: &HubState, conn: &Arc<Connection>, request: Outbound) -> Outcome {
+    bump(&state.stats.messages_in);
+    match request {
+        Outbound::Ping => Outcome {
+            reply: Some(Inbound::Pong),
+            after: After::Continue,
+        },
+        Outbound::SequenceAck { sequence_id } => {
+            bump(&state.stats.sequence_acks);
+            state.sequence_ack(conn, sequence_id);
+            Outcome::none()
+        }
+        other => {
+            let ack_id = other.ack_id();
+            if let Some(id) = ack_id {
+                if conn.ack_seen(id) {
+                    bump(&state.stats.duplicates);
+                    return ack(
+                        state,
+                        id,
+                        Done::Failed(
+                            AckErrorName::Duplicate,
+                            format!("Message with ack-id: {id} has been processed"),
+                        ),
+                    );
+                }
+            }
+            let done = execute(state, conn, other);
+            match ack_id {
+                None => Outcome::none(),
+                Some(id) => {
+                    if matches!(done, Done::Ok) {
+                        // Only operations that took effect are remembered: a request refused
+                        // for lack of permission is judged again if retried after a grant.
+                        conn.remember_ack(id, state.config.remembered_ack_ids);
+                    }
+                    ack(state, id, done)
+                }
+            }
+        }
+    }
+}
+
+fn execute(state: &HubState, conn: &Arc<Connection>, request: Outbound) -> Done {
+    match request {
+        Outbound::JoinGroup { group, .. } => group_op(state, conn, &group, "join", |s, c, g| {
+            s.join(c, g);
+        }),
+        Outbound::LeaveGroup { group, .. } => {
+            group_op(state, conn, &group, "leave", |s, c, g| s.leave(c, g))
+        }
+        Outbound::SendToGroup {
+            group,
+            no_echo,
+            data,
+            ..
+        } => {
+            if let Some(problem) = names::group_name_problem(&group) {
+                return Done::Failed(AckErrorName::Other("BadRequest".into()), problem.to_owned());
+            }
+            if !conn.allows(Permission::SendToGroup, &group) {
+                bump(&state.stats.forbidden);
+                return Done::Failed(
+                    AckErrorName::Forbidden,
+                    format!("The client has no permission to send message to group '{group}'."),
+                );
+            }
+            publish(state, conn, &group, no_echo, data);
+            Done::Ok
+        }
+        Outbound::Event { data, .. } => {
+            if state.config.echo_events {
+                state.deliver(conn, &Publication::server(data));
+            }
+            Done::Ok
+        }
+        // Handled in `handle`.
+        Outbound::SequenceAck { .. } | Outbound::Ping => Done::Ok,
+    }
+}
+
+fn group_op(
+    state: &HubState,
+    conn: &Arc<Connection>,
+    group: &str,
+    verb: &str,
+    op: impl FnOnce(&HubState, &Arc<Connection>, &str),
+) -> Done {
+    if let Some(problem) = names::group_name_problem(group) {
+        return Done::Failed(AckErrorName::Other("BadRequest".into()), problem.to_owned());
+    }
+    if !conn.allows(Permission::JoinLeaveGroup, group) {
+        bump(&state.stats.forbidden);
+        return Done::Failed(
+            AckErrorName::Forbidden,
+            format!("The client has no permission to {verb} group '{group}'."),
+        );
+    }
+    op(state, conn, group);
+    Done::Ok
+}
+
+/// Publishes to a group: every member receives it, except the sender when `no_echo`.
+pub(crate) fn publish(
+    state: &HubState,
+    conn: &Arc<Connection>,
+    group: &str,
+    no_echo: bool,
+    data: Payload,
+) {
+    let publication = Publication::group(group, conn.user_id.as_deref(), data);
+    let scope = state.scope(&conn.hub);
+    state.publish_to_group(&scope, group, &publication, |member| {
+        no_echo && member.id == conn.id
+    });
+}
+
+fn ack(state: &HubState, ack_id: AckId, done: Done) -> Outcome {
+    match state.faults.take_ack_fault() {
+        Some(AckFault::Withhold) => return Outcome::none(),
+        Some(AckFault::DropSocket) => {
+            return Outcome {
+                reply: None,
+                after: After::DropSocket,
+            };
+        }
+        None => {}
+    }
+    state.stats.acks.fetch_add(1, Relaxed);
+    let (success, error) = match done {
+        Done::Ok => (true, None),
+        Done::Failed(name, message) => (false, Some(AckError { name, message })),
+    };
+    Outcome {
+        reply: Some(Inbound::Ack {
+            ack_id,
+            success,
+            error,
+        }),
+        after: After::Continue,
+    }
+}
+
+/// A frame that decoded as JSON but is not a valid request: if it carries a usable `ackId`, the
+/// client gets a failed ack naming the problem and the connection stays; otherwise `None`
+/// and the socket closes it as malformed.
+pub(crate) fn bad_request_ack(state: &HubState, text: &str, problem: &str) -> Option<Inbound> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let ack_id = value.get("ackId")?.as_u64()?;
+    state.stats.acks.fetch_add(1, Relaxed);
+    Some(Inbound::Ack {
+        ack_id,
+        success: false,
+        error: Some(AckError {
+            name: AckErrorName::Other("BadRequest".into()),
+            message: problem.to_owned(),
+        }),
+    })
+}

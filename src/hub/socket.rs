@@ -1,0 +1,613 @@
+//! The client endpoint (`/client/hubs/{hub}`, `/client/?hub=`) and one session actor per
+//! socket. This is the only file that names actix-web-actors types.
+//!
+//! Handshake order: hub name (400), recovery (`awps_connection_id`: the upgrade is accepted
+//! and a refused recovery is closed with 1008, as clients expect), connection limit (429),
+//! access token (401), token group claims (400), subprotocol and mode (400), upgrade.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use actix::{Actor, ActorContext, AsyncContext, Handler, StreamHandler};
+use actix_web::http::{StatusCode, header};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_actors::ws::{self, CloseCode, CloseReason, Message, ProtocolError};
+
+use super::auth;
+use super::http::{self, first, plain};
+use super::names;
+use super::requests::{self, After};
+use super::roles::Roles;
+use super::state::{
+    Connection, HubState, Mode, OutFrame, Publication, QueueGauge, RawFrame, SocketEnd, SocketRef,
+    ToSocket,
+};
+use super::stats::bump;
+use crate::protocol::json::{decode_outbound, encode_inbound};
+use crate::protocol::{
+    CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG,
+    CLOSE_UNRECOVERABLE, CLOSE_UNSUPPORTED_DATA, Inbound, Payload, ProtocolError as FrameError,
+    Subprotocol,
+};
+
+/// The JSON subprotocols the hub speaks, in no particular order: the client's order decides.
+const SUPPORTED: [Subprotocol; 2] = [Subprotocol::JsonReliable, Subprotocol::Json];
+
+/// The first subprotocol the client offers that the hub supports, with the spelling the
+/// client used (so the handshake echoes it exactly). Names compare ignoring ASCII case.
+fn negotiate(req: &HttpRequest) -> Option<(Subprotocol, String)> {
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find_map(|offered| {
+            SUPPORTED
+                .iter()
+                .find(|p| p.name().eq_ignore_ascii_case(offered))
+                .map(|p| (*p, offered.to_owned()))
+        })
+}
+
+/// `GET /client/hubs/{hub}` and `GET /client/?hub={hub}`.
+pub(crate) async fn client_endpoint(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<HubState>,
+) -> HttpResponse {
+    let state = state.into_inner();
+    let query = http::query_pairs(&req);
+    let in_path = req.match_info().get("hub");
+    let in_query = first(&query, "hub");
+    let hub = match (in_path, in_query) {
+        (Some(p), Some(q)) if !p.eq_ignore_ascii_case(q) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "The hub in the path and the hub query parameter differ",
+            );
+        }
+        (Some(h), _) | (None, Some(h)) => h.to_owned(),
+        (None, None) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "No hub: use /client/hubs/{hub} or /client/?hub={hub}",
+            );
+        }
+    };
+    if !names::is_valid_hub_name(&hub) {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "Invalid hub name: it must match ^[A-Za-z][A-Za-z0-9_`,.[\\]]{0,127}$",
+        );
+    }
+    if state.is_stopping() {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "The hub is shutting down");
+    }
+    if let Err(e) = ws::handshake(&req) {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            &format!("Not a valid WebSocket upgrade request: {e}"),
+        );
+    }
+    let offered = negotiate(&req);
+    let max_size = state.config.max_message_size;
+
+    if let Some(connection_id) = first(&query, "awps_connection_id") {
+        return recover(
+            &req,
+            payload,
+            &state,
+            &hub,
+            connection_id,
+            first(&query, "awps_reconnection_token"),
+            offered,
+        );
+    }
+
+    if !state.has_room() {
+        return HttpResponse::TooManyRequests()
+            .insert_header((header::RETRY_AFTER, "1"))
+            .content_type("text/plain; charset=utf-8")
+            .body("ConnectionCountLimitReached: the hub holds its maximum number of connections");
+    }
+
+    let token = first(&query, "access_token")
+        .filter(|t| !t.is_empty())
+        .or_else(|| auth::bearer_token(http::authorization(&req)));
+    let Some(token) = token else {
+        bump(&state.stats.unauthorized);
+        return plain(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized: no access token (use access_token or Authorization: Bearer)",
+        );
+    };
+    let authorities = state.audience_authorities(http::host(&req).as_deref());
+    let path = format!("/client/hubs/{hub}");
+    let claims =
+        match auth::validate_for_path(token, &state.key, &authorities, &path, SystemTime::now()) {
+            Ok(claims) => claims,
+            Err(e) => {
+                bump(&state.stats.unauthorized);
+                return plain(StatusCode::UNAUTHORIZED, auth::unauthorized_reason(&e));
+            }
+        };
+    if let Some(problem) = claims
+        .groups
+        .iter()
+        .find_map(|g| names::group_name_problem(g))
+    {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            &format!("Invalid webpubsub.group claim: {problem}"),
+        );
+    }
+
+    let mode = match &offered {
+        Some((Subprotocol::JsonReliable, _)) => Mode::JsonReliable,
+        Some(_) => Mode::Json,
+        None => match simple_mode(&query) {
+            Ok(mode) => mode,
+            Err(reason) => return plain(StatusCode::BAD_REQUEST, reason),
+        },
+    };
+    let conn = state.new_connection(
+        &hub,
+        claims.user_id.clone(),
+        mode,
+        Roles::from_claims(&claims.roles),
+    );
+    let actor = Session::new(
+        state.clone(),
+        conn,
+        Start::New {
+            groups: claims.groups,
+        },
+    );
+    start(
+        actor,
+        &req,
+        payload,
+        offered.as_ref().map(|(_, name)| name.as_str()),
+        max_size,
+    )
+}
+
+/// The mode of a client without a supported subprotocol (protocol.md 1.3).
+fn simple_mode(query: &[(String, String)]) -> Result<Mode, &'static str> {
+    match first(query, "webpubsub_mode") {
+        None | Some("sendEvent") => Ok(Mode::Simple { publish_to: None }),
+        Some("sendToGroup") => match first(query, "group") {
+            Some(g) if names::group_name_problem(g).is_none() => Ok(Mode::Simple {
+                publish_to: Some(g.to_owned()),
+            }),
+            _ => Err("webpubsub_mode=sendToGroup needs a valid group query parameter"),
+        },
+        Some(_) => Err("Unknown webpubsub_mode: use sendEvent or sendToGroup"),
+    }
+}
+
+fn recover(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &Arc<HubState>,
+    hub: &str,
+    connection_id: &str,
+    token: Option<&str>,
+    offered: Option<(Subprotocol, String)>,
+) -> HttpResponse {
+    let max_size = state.config.max_message_size;
+    let protocol = offered.as_ref().map(|(_, name)| name.as_str());
+    let checked = state
+        .check_recovery(hub, connection_id, token)
+        .and_then(|conn| match &offered {
+            Some((Subprotocol::JsonReliable, _)) => Ok(conn),
+            _ => Err(super::state::RecoveryRefusal::NotReliable),
+        });
+    match checked {
+        Ok(conn) => start(
+            Session::new(state.clone(), conn, Start::Recover),
+            req,
+            payload,
+            protocol,
+            max_size,
+        ),
+        Err(refusal) => {
+            bump(&state.stats.recoveries_refused);
+            let actor = Refusal {
+                state: state.clone(),
+                reason: refusal.reason(),
+            };
+            let builder = ws::WsResponseBuilder::new(actor, req, payload).frame_size(max_size);
+            let protocols: Vec<&str> = protocol.into_iter().collect();
+            builder
+                .protocols(&protocols)
+                .start()
+                .unwrap_or_else(|e| plain(StatusCode::BAD_REQUEST, &e.to_string()))
+        }
+    }
+}
+
+fn start(
+    actor: Session,
+    req: &HttpRequest,
+    payload: web::Payload,
+    protocol: Option<&str>,
+    max_size: usize,
+) -> HttpResponse {
+    let protocols: Vec<&str> = protocol.into_iter().collect();
+    ws::WsResponseBuilder::new(actor, req, payload)
+        .frame_size(max_size)
+        .protocols(&protocols)
+        .start()
+        .unwrap_or_else(|e| plain(StatusCode::BAD_REQUEST, &e.to_string()))
+}
+
+/// How a session actor begins.
+enum Start {
+    /// A new connection: register, send `connected`, join the token's groups.
+    New { groups: Vec<String> },
+    /// A recovery: attach to the existing session, send `connected`, replay.
+    Recover,
+    /// Started.
+    Running,
+}
+
+/// One socket of one connection.
+pub(crate) struct Session {
+    state: Arc<HubState>,
+    conn: Arc<Connection>,
+    start: Start,
+    generation: u64,
+    queue: Arc<QueueGauge>,
+    last_heard: Instant,
+    /// What `stopped` reports to the state.
+    end: SocketEnd,
+    /// A close frame was written (or the socket is being dropped): write nothing more.
+    closed: bool,
+}
+
+impl Session {
+    fn new(state: Arc<HubState>, conn: Arc<Connection>, start: Start) -> Session {
+        let generation = state.next_generation();
+        Session {
+            state,
+            conn,
+            start,
+            generation,
+            queue: Arc::new(QueueGauge::default()),
+            last_heard: Instant::now(),
+            end: SocketEnd::Lost,
+            closed: false,
+        }
+    }
+
+    fn send(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: &Inbound) {
+        if !self.closed {
+            ctx.text(encode_inbound(frame));
+        }
+    }
+
+    fn send_connected(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.conn.mode.is_json() {
+            let frame = Inbound::Connected {
+                connection_id: self.conn.id.clone(),
+                user_id: self.conn.user_id.clone(),
+                reconnection_token: self.conn.reconnection_token().cloned(),
+            };
+            self.send(ctx, &frame);
+        }
+    }
+
+    fn write_frame(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: &OutFrame) {
+        if self.closed {
+            return;
+        }
+        let message = if self.conn.mode.is_json() {
+            let json = frame.publication.json();
+            let bytes = match frame.sequence_id {
+                Some(seq) => json.with_sequence_id(seq),
+                None => json.plain(),
+            };
+            text_message(bytes)
+        } else {
+            match frame.publication.raw() {
+                RawFrame::Text(b) => text_message(b.clone()),
+                RawFrame::Binary(b) => Some(Message::Binary(b.clone())),
+            }
+        };
+        match message {
+            Some(m) => ctx.write_raw(m),
+            None => {
+                tracing::error!(connection_id = %self.conn.id, "a frame the hub built is not UTF-8; skipped")
+            }
+        }
+    }
+
+    /// Sends `system/disconnected` (JSON subprotocols) and a close frame, then stops.
+    fn close(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        code: u16,
+        reason: &str,
+        end: SocketEnd,
+    ) {
+        if self.closed {
+            return;
+        }
+        if self.conn.mode.is_json() {
+            self.send(
+                ctx,
+                &Inbound::Disconnected {
+                    message: Some(reason.to_owned()),
+                },
+            );
+        }
+        self.closed = true;
+        self.state.stats.close_sent(code);
+        ctx.close(Some(close_reason(code, reason)));
+        self.end = end;
+        ctx.stop();
+    }
+
+    /// Closes because of what the peer sent: the session ends.
+    fn reject(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: u16, reason: &str) {
+        tracing::debug!(connection_id = %self.conn.id, code, reason, "closing a client for its input");
+        self.close(ctx, code, reason, SocketEnd::Ended);
+    }
+
+    /// Stops without a close frame.
+    fn drop_now(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if !self.closed {
+            bump(&self.state.stats.drops);
+        }
+        self.closed = true;
+        self.end = SocketEnd::Lost;
+        ctx.stop();
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        match &self.conn.mode {
+            Mode::Json | Mode::JsonReliable => self.on_request(text, ctx),
+            Mode::Simple { .. } => self.on_simple(Payload::Text(text.to_owned())),
+        }
+    }
+
+    fn on_binary(&mut self, bytes: Bytes, ctx: &mut ws::WebsocketContext<Self>) {
+        match &self.conn.mode {
+            Mode::Json | Mode::JsonReliable => self.reject(
+                ctx,
+                CLOSE_UNSUPPORTED_DATA,
+                "Binary frames are not accepted on JSON subprotocols: send each request as a JSON text frame",
+            ),
+            Mode::Simple { .. } => self.on_simple(Payload::Binary(bytes)),
+        }
+    }
+
+    fn on_request(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        match decode_outbound(text) {
+            Ok(request) => {
+                let outcome = requests::handle(&self.state, &self.conn, request);
+                if let Some(reply) = &outcome.reply {
+                    self.send(ctx, reply);
+                }
+                if outcome.after == After::DropSocket {
+                    self.drop_now(ctx);
+                }
+            }
+            Err(error) => {
+                bump(&self.state.stats.messages_in);
+                let problem = error.to_string();
+                let ack = match error {
+                    FrameError::NotJson { .. }
+                    | FrameError::NotAnObject
+                    | FrameError::InvalidUtf8 { .. } => None,
+                    _ => requests::bad_request_ack(&self.state, text, &problem),
+                };
+                match ack {
+                    Some(ack) => self.send(ctx, &ack),
+                    None => self.reject(
+                        ctx,
+                        CLOSE_UNRECOVERABLE,
+                        &format!("Invalid request: {problem}"),
+                    ),
+                }
+            }
+        }
+    }
+
+    /// A frame of a simple WebSocket client: a publish in sendToGroup mode, else an event.
+    fn on_simple(&mut self, data: Payload) {
+        bump(&self.state.stats.messages_in);
+        match &self.conn.mode {
+            Mode::Simple {
+                publish_to: Some(group),
+            } => {
+                let group = group.clone();
+                if self
+                    .conn
+                    .allows(super::roles::Permission::SendToGroup, &group)
+                {
+                    requests::publish(&self.state, &self.conn, &group, false, data);
+                } else {
+                    bump(&self.state.stats.forbidden);
+                }
+            }
+            _ => {
+                if self.state.config.echo_events {
+                    self.state.deliver(&self.conn, &Publication::server(data));
+                }
+            }
+        }
+    }
+}
+
+/// A text message from bytes the hub produced (always UTF-8; checked, not assumed).
+fn text_message(bytes: Bytes) -> Option<Message> {
+    bytes.try_into().ok().map(Message::Text)
+}
+
+/// A close frame's reason: at most 123 bytes, cut at a character boundary.
+fn close_reason(code: u16, reason: &str) -> CloseReason {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseReason {
+        code: CloseCode::from(code),
+        description: Some(reason[..end].to_owned()),
+    }
+}
+
+impl Actor for Session {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let socket = SocketRef {
+            generation: self.generation,
+            recipient: ctx.address().recipient(),
+            queue: self.queue.clone(),
+        };
+        match std::mem::replace(&mut self.start, Start::Running) {
+            Start::New { groups } => {
+                if !self.state.attach_new(&self.conn, socket) {
+                    return self.close(
+                        ctx,
+                        CLOSE_GOING_AWAY,
+                        "The hub is shutting down",
+                        SocketEnd::Ended,
+                    );
+                }
+                self.send_connected(ctx);
+                // Joined before any request is read: requests are handled after `started`.
+                for group in &groups {
+                    self.state.join(&self.conn, group);
+                }
+            }
+            Start::Recover => match self.state.attach_recovered(&self.conn, socket) {
+                Ok(replay) => {
+                    self.send_connected(ctx);
+                    for frame in &replay {
+                        self.write_frame(ctx, frame);
+                    }
+                }
+                Err(refusal) => {
+                    bump(&self.state.stats.recoveries_refused);
+                    return self.close(
+                        ctx,
+                        CLOSE_UNRECOVERABLE,
+                        refusal.reason(),
+                        SocketEnd::Ended,
+                    );
+                }
+            },
+            Start::Running => {}
+        }
+        let timeout = self.state.config.client_timeout;
+        ctx.run_interval(self.state.config.keepalive_interval, move |act, ctx| {
+            if act.last_heard.elapsed() > timeout {
+                tracing::debug!(connection_id = %act.conn.id, "no frame from the client within the timeout; dropping");
+                act.drop_now(ctx);
+            } else if !act.closed {
+                ctx.ping(b"");
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.state
+            .socket_ended(&self.conn, self.generation, self.end);
+    }
+}
+
+impl Handler<ToSocket> for Session {
+    type Result = ();
+
+    fn handle(&mut self, message: ToSocket, ctx: &mut Self::Context) {
+        match message {
+            ToSocket::Frame(frame) => {
+                self.queue.written(frame.size);
+                self.write_frame(ctx, &frame);
+            }
+            ToSocket::Close { code, reason } => {
+                let end = if code == CLOSE_UNRECOVERABLE {
+                    SocketEnd::Ended
+                } else {
+                    SocketEnd::ClosedRecoverable
+                };
+                self.close(ctx, code, &reason, end);
+            }
+            ToSocket::Drop => self.drop_now(ctx),
+        }
+    }
+}
+
+impl StreamHandler<Result<Message, ProtocolError>> for Session {
+    fn handle(&mut self, item: Result<Message, ProtocolError>, ctx: &mut Self::Context) {
+        if self.closed {
+            return;
+        }
+        self.last_heard = Instant::now();
+        match item {
+            Ok(Message::Text(text)) => self.on_text(&text, ctx),
+            Ok(Message::Binary(bytes)) => self.on_binary(bytes, ctx),
+            // actix-web-actors does not export the fragment type, so fragments cannot be
+            // reassembled here; no official client fragments its messages.
+            Ok(Message::Continuation(_)) => self.reject(
+                ctx,
+                CLOSE_UNSUPPORTED_DATA,
+                "Fragmented messages are not supported by the local hub: send each message in one frame",
+            ),
+            Ok(Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(Message::Pong(_)) | Ok(Message::Nop) => {}
+            Ok(Message::Close(reason)) => {
+                let code = reason.as_ref().map(|r| u16::from(r.code)).unwrap_or(1005);
+                self.closed = true;
+                self.end = SocketEnd::ClientClosed(code);
+                // Answer the closing handshake with the same code (RFC 6455 5.5.1).
+                ctx.close(reason.map(|r| CloseReason {
+                    code: r.code,
+                    description: None,
+                }));
+                ctx.stop();
+            }
+            Err(ProtocolError::Overflow) => {
+                let max = self.state.config.max_message_size;
+                self.reject(ctx, CLOSE_TOO_BIG, &format!("Message exceeds the {max}-byte limit"));
+            }
+            // actix reports a text frame that is not UTF-8 as an I/O error carrying the
+            // UTF-8 decoder's message; any other I/O error is the connection failing.
+            Err(ProtocolError::Io(e)) if e.to_string().contains("utf-8") => {
+                self.reject(ctx, CLOSE_INVALID_PAYLOAD, "Text frame is not valid UTF-8");
+            }
+            Err(ProtocolError::Io(_)) => self.drop_now(ctx),
+            Err(other) => self.reject(ctx, CLOSE_PROTOCOL_ERROR, &format!("WebSocket protocol error: {other}")),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        // The peer's stream ended without a close frame: the socket is lost.
+        ctx.stop();
+    }
+}
+
+/// A socket whose recovery was refused: accepted, then closed with 1008 at once, which is how
+/// clients learn that they must start a new connection.
+struct Refusal {
+    state: Arc<HubState>,
+    reason: &'static str,
+}
+
+impl Actor for Refusal {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.state.stats.close_sent(CLOSE_UNRECOVERABLE);
+        ctx.close(Some(close_reason(CLOSE_UNRECOVERABLE, self.reason)));
+        ctx.stop();
+    }
+}
+
+impl StreamHandler<Result<Message, ProtocolError>> for Refusal {
+    fn handle(&mut self, _item: Result<Message, ProtocolError>, _ctx: &mut Self::Context) {}
+}

@@ -1,0 +1,877 @@
+//! The hub's shared state: connections, groups and users per hub, each connection's outbox
+//! (sequence ids, replay buffer, current socket), and the operations on them.
+//!
+//! Concurrency rules, which keep group fan-out free of any global lock:
+//! - maps are `DashMap`s (sharded locks); a fan-out copies a group's member list under the
+//!   shard's read lock, releases it, then delivers;
+//! - each connection has two mutexes, `state` (roles, groups, ack ids) and `outbox`; no code
+//!   holds one while taking the other, or while taking a map lock, so there is no lock order
+//!   to get wrong;
+//! - a delivery locks the receiver's outbox briefly: it assigns the sequence id, buffers the
+//!   frame and hands it to the socket actor's mailbox under that lock, so each receiver sees
+//!   its sequence ids in order;
+//! - the socket actor is reached only through `Recipient<ToSocket>`, so this file knows
+//!   nothing of actix-web-actors.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use actix::Recipient;
+use bytes::Bytes;
+use dashmap::DashMap;
+use rand::seq::SliceRandom as _;
+
+use super::config::HubConfig;
+use super::faults::{Faults, Target};
+use super::names;
+use super::roles::{Permission, Roles};
+use super::stats::{Stats, bump, drop_one};
+use crate::protocol::json::MessageFrame;
+use crate::protocol::{CLOSE_UNRECOVERABLE, Payload, Secret};
+
+/// Locks a mutex, recovering from poisoning: every critical section here leaves the data
+/// consistent at each step, so the data is still good after a panic elsewhere.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How a connection speaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `json.webpubsub.azure.v1`.
+    Json,
+    /// `json.reliable.webpubsub.azure.v1`: sequence ids, replay, recovery.
+    JsonReliable,
+    /// A simple WebSocket client (no supported subprotocol): receives raw payloads. With a
+    /// group (`webpubsub_mode=sendToGroup&group=g`) every frame it sends is published there.
+    Simple {
+        /// The group its frames are published to, if any.
+        publish_to: Option<String>,
+    },
+}
+
+impl Mode {
+    pub(crate) fn is_reliable(&self) -> bool {
+        matches!(self, Mode::JsonReliable)
+    }
+
+    pub(crate) fn is_json(&self) -> bool {
+        matches!(self, Mode::Json | Mode::JsonReliable)
+    }
+}
+
+/// Where a published message comes from.
+#[derive(Clone, Debug)]
+enum Source {
+    Group {
+        group: String,
+        from_user_id: Option<String>,
+    },
+    Server,
+}
+
+/// A raw frame for simple WebSocket clients.
+#[derive(Clone, Debug)]
+pub(crate) enum RawFrame {
+    /// A text frame (text data, or JSON data serialized).
+    Text(Bytes),
+    /// A binary frame (binary or protobuf data).
+    Binary(Bytes),
+}
+
+/// One message on its way to any number of sockets. Each wire form is serialized at most once,
+/// on first use, and then shared by every receiver.
+#[derive(Debug)]
+pub(crate) struct Publication {
+    source: Source,
+    data: Payload,
+    json: OnceLock<MessageFrame>,
+    raw: OnceLock<RawFrame>,
+}
+
+impl Publication {
+    /// A message published to `group`.
+    pub(crate) fn group(
+        group: &str,
+        from_user_id: Option<&str>,
+        data: Payload,
+    ) -> Arc<Publication> {
+        Arc::new(Publication {
+            source: Source::Group {
+                group: group.to_owned(),
+                from_user_id: from_user_id.map(str::to_owned),
+            },
+            data,
+            json: OnceLock::new(),
+            raw: OnceLock::new(),
+        })
+    }
+
+    /// A message from the server (REST sends, echoed events).
+    pub(crate) fn server(data: Payload) -> Arc<Publication> {
+        Arc::new(Publication {
+            source: Source::Server,
+            data,
+            json: OnceLock::new(),
+            raw: OnceLock::new(),
+        })
+    }
+
+    /// The JSON subprotocol form, serialized once.
+    pub(crate) fn json(&self) -> &MessageFrame {
+        self.json.get_or_init(|| match &self.source {
+            Source::Group {
+                group,
+                from_user_id,
+            } => MessageFrame::group(group, from_user_id.as_deref(), &self.data),
+            Source::Server => MessageFrame::server(&self.data),
+        })
+    }
+
+    /// The simple-client form (protocol.md 2.5), built once.
+    pub(crate) fn raw(&self) -> &RawFrame {
+        self.raw.get_or_init(|| match &self.data {
+            Payload::Text(s) => RawFrame::Text(Bytes::copy_from_slice(s.as_bytes())),
+            Payload::Json(v) => RawFrame::Text(Bytes::from(v.to_string())),
+            Payload::Binary(b) | Payload::Protobuf(b) => RawFrame::Binary(b.clone()),
+        })
+    }
+
+    /// Approximate bytes this message costs on a socket of `mode` (for buffer bounds).
+    fn wire_len(&self, mode: &Mode) -> usize {
+        match mode {
+            // `{"sequenceId":N,` adds at most 35 bytes.
+            Mode::Json | Mode::JsonReliable => self.json().len() + 35,
+            Mode::Simple { .. } => match self.raw() {
+                RawFrame::Text(b) | RawFrame::Binary(b) => b.len(),
+            },
+        }
+    }
+}
+
+/// A data message for one socket: the shared publication and this receiver's sequence id.
+#[derive(Clone, Debug)]
+pub(crate) struct OutFrame {
+    /// Sequence id (reliable connections only).
+    pub(crate) sequence_id: Option<u64>,
+    /// The message.
+    pub(crate) publication: Arc<Publication>,
+    /// Bytes counted against the socket's queue bound.
+    pub(crate) size: usize,
+}
+
+/// What the state asks a socket actor to do.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub(crate) enum ToSocket {
+    /// Write a data message.
+    Frame(OutFrame),
+    /// Send `system/disconnected` (JSON subprotocols) and a close frame, then stop.
+    Close {
+        /// Close code.
+        code: u16,
+        /// Reason for both the message and the close frame.
+        reason: String,
+    },
+    /// Stop at once, without a close frame (a network failure, as the client sees it).
+    Drop,
+}
+
+/// Frames handed to a socket actor and not yet written by it: the slow-client measure.
+#[derive(Default)]
+pub(crate) struct QueueGauge {
+    frames: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl QueueGauge {
+    /// The socket actor wrote a frame of `size` bytes.
+    pub(crate) fn written(&self, size: usize) {
+        let _ = self
+            .frames
+            .fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(1)));
+        let _ = self
+            .bytes
+            .fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(size)));
+    }
+}
+
+/// The socket currently attached to a connection.
+pub(crate) struct SocketRef {
+    /// Unique per socket, so a stale socket's end does not detach its successor.
+    pub(crate) generation: u64,
+    /// The socket actor.
+    pub(crate) recipient: Recipient<ToSocket>,
+    /// Its backlog.
+    pub(crate) queue: Arc<QueueGauge>,
+}
+
+/// Ack ids already processed, bounded: the oldest is forgotten first.
+#[derive(Default)]
+struct AckMemory {
+    seen: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl AckMemory {
+    fn contains(&self, id: u64) -> bool {
+        self.seen.contains(&id)
+    }
+
+    fn insert(&mut self, id: u64, capacity: usize) {
+        if self.seen.insert(id) {
+            self.order.push_back(id);
+            while self.order.len() > capacity {
+                if let Some(old) = self.order.pop_front() {
+                    self.seen.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+struct ConnState {
+    roles: Roles,
+    groups: HashSet<String>,
+    acks: AckMemory,
+    removed: bool,
+}
+
+struct Outbox {
+    /// Last sequence id assigned.
+    last_sequence_id: u64,
+    /// Unacknowledged messages of a reliable connection: (sequence id, message, size).
+    replay: VecDeque<(u64, Arc<Publication>, usize)>,
+    replay_bytes: usize,
+    socket: Option<SocketRef>,
+    detached_at: Option<Instant>,
+    /// No more frames may be queued: the connection is being removed.
+    dead: bool,
+}
+
+/// One logical connection: survives socket drops when reliable, until recovered or expired.
+pub(crate) struct Connection {
+    /// The connection id.
+    pub(crate) id: String,
+    /// The hub name as the client wrote it.
+    pub(crate) hub: String,
+    /// The user id from the token's `sub`.
+    pub(crate) user_id: Option<String>,
+    /// The subprotocol.
+    pub(crate) mode: Mode,
+    reconnection_token: Option<Secret>,
+    scope: Arc<Scope>,
+    state: Mutex<ConnState>,
+    outbox: Mutex<Outbox>,
+}
+
+impl Connection {
+    /// The reconnection token (reliable connections only).
+    pub(crate) fn reconnection_token(&self) -> Option<&Secret> {
+        self.reconnection_token.as_ref()
+    }
+
+    /// Whether `token` is this connection's reconnection token (constant time).
+    pub(crate) fn reconnection_token_matches(&self, token: &str) -> bool {
+        self.reconnection_token
+            .as_ref()
+            .is_some_and(|t| names::constant_time_eq(t.expose().as_bytes(), token.as_bytes()))
+    }
+
+    /// Whether its roles allow `permission` on `group`.
+    pub(crate) fn allows(&self, permission: Permission, group: &str) -> bool {
+        lock(&self.state).roles.allows(permission, group)
+    }
+
+    /// Whether the ack id was already processed.
+    pub(crate) fn ack_seen(&self, ack_id: u64) -> bool {
+        lock(&self.state).acks.contains(ack_id)
+    }
+
+    /// Records a processed ack id.
+    pub(crate) fn remember_ack(&self, ack_id: u64, capacity: usize) {
+        lock(&self.state).acks.insert(ack_id, capacity);
+    }
+
+    /// Whether the connection is a member of `group`.
+    pub(crate) fn is_in_group(&self, group: &str) -> bool {
+        lock(&self.state).groups.contains(group)
+    }
+
+    /// Whether a socket is attached now.
+    pub(crate) fn is_attached(&self) -> bool {
+        lock(&self.outbox).socket.is_some()
+    }
+}
+
+/// One hub's connections, groups and users.
+#[derive(Default)]
+pub(crate) struct Scope {
+    connections: DashMap<String, Arc<Connection>>,
+    groups: DashMap<String, HashMap<String, Arc<Connection>>>,
+    users: DashMap<String, HashMap<String, Arc<Connection>>>,
+}
+
+impl Scope {
+    /// The connection with this id.
+    pub(crate) fn connection(&self, id: &str) -> Option<Arc<Connection>> {
+        self.connections.get(id).map(|c| c.clone())
+    }
+
+    /// Members of a group.
+    pub(crate) fn group_members(&self, group: &str) -> Vec<Arc<Connection>> {
+        self.groups
+            .get(group)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Connections of a user.
+    pub(crate) fn user_connections(&self, user: &str) -> Vec<Arc<Connection>> {
+        self.users
+            .get(user)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every connection of the hub.
+    pub(crate) fn all_connections(&self) -> Vec<Arc<Connection>> {
+        self.connections.iter().map(|c| c.value().clone()).collect()
+    }
+
+    /// Whether the group has members.
+    pub(crate) fn group_exists(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
+    }
+
+    /// Whether the user has connections.
+    pub(crate) fn user_exists(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    fn remove_member(map: &DashMap<String, HashMap<String, Arc<Connection>>>, key: &str, id: &str) {
+        if let Some(mut members) = map.get_mut(key) {
+            members.remove(id);
+        }
+        map.remove_if(key, |_, members| members.is_empty());
+    }
+}
+
+/// Why a recovery is refused (each closes the socket with 1008).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecoveryRefusal {
+    /// No such session in this hub (never existed, expired, or removed).
+    Unknown,
+    /// The reconnection token does not belong to the session.
+    BadToken,
+    /// The connection is not reliable.
+    NotReliable,
+    /// A fault told the hub to refuse.
+    Refused,
+}
+
+impl RecoveryRefusal {
+    /// The close reason (no secrets).
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            RecoveryRefusal::Unknown => {
+                "Session not found: it expired or was removed; start a new connection"
+            }
+            RecoveryRefusal::BadToken => {
+                "Invalid reconnection token for this connection; start a new connection"
+            }
+            RecoveryRefusal::NotReliable => {
+                "The connection does not use a reliable subprotocol; start a new connection"
+            }
+            RecoveryRefusal::Refused => {
+                "Recovery refused by an injected fault; start a new connection"
+            }
+        }
+    }
+}
+
+/// How a socket ended, as its actor reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SocketEnd {
+    /// The network or the peer went away without a close frame, or the hub dropped it on
+    /// purpose: a reliable session waits for recovery.
+    Lost,
+    /// The client sent a close frame with this code. 1000/1001 mean "I am leaving": the
+    /// session ends. Any other code is treated like a lost socket.
+    ClientClosed(u16),
+    /// The hub closed it because of the peer's input or a decision that ends the session.
+    Ended,
+    /// The hub closed it with a close frame but the session may be recovered (faults).
+    ClosedRecoverable,
+}
+
+/// Everything shared by the HTTP workers and the `Hub` handle.
+pub(crate) struct HubState {
+    pub(crate) config: HubConfig,
+    pub(crate) key: Secret,
+    pub(crate) stats: Stats,
+    pub(crate) faults: Faults,
+    scopes: DashMap<String, Arc<Scope>>,
+    next_generation: AtomicU64,
+    /// `host:port` forms of the hub's own address, set once bound; tokens for any of them are
+    /// accepted in addition to the request's `Host`.
+    authorities: OnceLock<Vec<String>>,
+    stopping: AtomicBool,
+}
+
+impl HubState {
+    pub(crate) fn new(config: HubConfig, key: Secret) -> HubState {
+        HubState {
+            config,
+            key,
+            stats: Stats::default(),
+            faults: Faults::default(),
+            scopes: DashMap::new(),
+            next_generation: AtomicU64::new(1),
+            authorities: OnceLock::new(),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn set_authorities(&self, authorities: Vec<String>) {
+        let _ = self.authorities.set(authorities);
+    }
+
+    /// The authorities a token's audience may name: the request's `Host`, then the hub's own.
+    pub(crate) fn audience_authorities(&self, host: Option<&str>) -> Vec<String> {
+        let mut out: Vec<String> = host.map(str::to_owned).into_iter().collect();
+        if let Some(own) = self.authorities.get() {
+            out.extend(own.iter().filter(|a| Some(a.as_str()) != host).cloned());
+        }
+        out
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Relaxed)
+    }
+
+    pub(crate) fn next_generation(&self) -> u64 {
+        self.next_generation.fetch_add(1, Relaxed)
+    }
+
+    /// The scope of a hub, created on first use. Hub names are case-insensitive.
+    pub(crate) fn scope(&self, hub: &str) -> Arc<Scope> {
+        let key = names::hub_key(hub);
+        if let Some(s) = self.scopes.get(&key) {
+            return s.clone();
+        }
+        self.scopes.entry(key).or_default().clone()
+    }
+
+    /// The scope of a hub if it has ever been used.
+    pub(crate) fn find_scope(&self, hub: &str) -> Option<Arc<Scope>> {
+        self.scopes.get(&names::hub_key(hub)).map(|s| s.clone())
+    }
+
+    fn all_connections(&self) -> Vec<Arc<Connection>> {
+        let scopes: Vec<Arc<Scope>> = self.scopes.iter().map(|s| s.value().clone()).collect();
+        scopes.iter().flat_map(|s| s.all_connections()).collect()
+    }
+
+    /// Finds a connection by id in any hub.
+    pub(crate) fn find_connection(&self, id: &str) -> Option<Arc<Connection>> {
+        let scopes: Vec<Arc<Scope>> = self.scopes.iter().map(|s| s.value().clone()).collect();
+        scopes.iter().find_map(|s| s.connection(id))
+    }
+
+    /// Groups with members, over every hub.
+    pub(crate) fn group_count(&self) -> u64 {
+        self.scopes.iter().map(|s| s.groups.len() as u64).sum()
+    }
+
+    /// Whether one more connection fits.
+    pub(crate) fn has_room(&self) -> bool {
+        (self.stats.connections.load(Relaxed) as usize) < self.config.max_connections
+    }
+
+    /// A new connection, not yet registered (that happens when its socket attaches).
+    pub(crate) fn new_connection(
+        &self,
+        hub: &str,
+        user_id: Option<String>,
+        mode: Mode,
+        roles: Roles,
+    ) -> Arc<Connection> {
+        let reconnection_token = mode
+            .is_reliable()
+            .then(|| Secret::new(names::new_reconnection_token()));
+        Arc::new(Connection {
+            id: names::new_connection_id(),
+            hub: hub.to_owned(),
+            user_id,
+            mode,
+            reconnection_token,
+            scope: self.scope(hub),
+            state: Mutex::new(ConnState {
+                roles,
+                groups: HashSet::new(),
+                acks: AckMemory::default(),
+                removed: false,
+            }),
+            outbox: Mutex::new(Outbox {
+                last_sequence_id: 0,
+                replay: VecDeque::new(),
+                replay_bytes: 0,
+                socket: None,
+                detached_at: None,
+                dead: false,
+            }),
+        })
+    }
+
+    /// Registers a new connection with its first socket. Returns false if the hub is stopping.
+    pub(crate) fn attach_new(&self, conn: &Arc<Connection>, socket: SocketRef) -> bool {
+        if self.is_stopping() {
+            return false;
+        }
+        conn.scope.connections.insert(conn.id.clone(), conn.clone());
+        if let Some(user) = &conn.user_id {
+            conn.scope
+                .users
+                .entry(user.clone())
+                .or_default()
+                .insert(conn.id.clone(), conn.clone());
+        }
+        lock(&conn.outbox).socket = Some(socket);
+        bump(&self.stats.connections);
+        bump(&self.stats.connections_opened);
+        bump(&self.stats.attached);
+        true
+    }
+
+    /// Checks a recovery request before the upgrade (the final check is in `attach_recovered`).
+    pub(crate) fn check_recovery(
+        &self,
+        hub: &str,
+        connection_id: &str,
+        token: Option<&str>,
+    ) -> Result<Arc<Connection>, RecoveryRefusal> {
+        let conn = self
+            .find_scope(hub)
+            .and_then(|s| s.connection(connection_id))
+            .ok_or(RecoveryRefusal::Unknown)?;
+        if !conn.mode.is_reliable() {
+            return Err(RecoveryRefusal::NotReliable);
+        }
+        if !token.is_some_and(|t| conn.reconnection_token_matches(t)) {
+            return Err(RecoveryRefusal::BadToken);
+        }
+        if self.faults.take_recovery_refusal() {
+            return Err(RecoveryRefusal::Refused);
+        }
+        Ok(conn)
+    }
+
+    /// Attaches a recovering socket: supersedes a stale socket, and returns every unacked
+    /// message, in order, for the new socket to write right after `connected`.
+    pub(crate) fn attach_recovered(
+        &self,
+        conn: &Arc<Connection>,
+        socket: SocketRef,
+    ) -> Result<Vec<OutFrame>, RecoveryRefusal> {
+        let mut ob = lock(&conn.outbox);
+        if ob.dead || self.is_stopping() {
+            return Err(RecoveryRefusal::Unknown);
+        }
+        match ob.socket.replace(socket) {
+            // A half-open socket the hub had not noticed: the client knows better.
+            Some(stale) => stale.recipient.do_send(ToSocket::Drop),
+            None => bump(&self.stats.attached),
+        }
+        if ob.detached_at.take().is_some() {
+            drop_one(&self.stats.detached);
+        }
+        bump(&self.stats.recoveries);
+        let replay: Vec<OutFrame> = ob
+            .replay
+            .iter()
+            .map(|(seq, publication, size)| OutFrame {
+                sequence_id: Some(*seq),
+                publication: publication.clone(),
+                size: *size,
+            })
+            .collect();
+        self.stats
+            .messages_replayed
+            .fetch_add(replay.len() as u64, Relaxed);
+        self.stats
+            .messages_out
+            .fetch_add(replay.len() as u64, Relaxed);
+        Ok(replay)
+    }
+
+    /// A socket ended: detach it, and keep or remove the session.
+    pub(crate) fn socket_ended(&self, conn: &Arc<Connection>, generation: u64, end: SocketEnd) {
+        let keep = {
+            let mut ob = lock(&conn.outbox);
+            if ob.socket.as_ref().map(|s| s.generation) != Some(generation) {
+                // Superseded or already removed: the successor owns the session.
+                return;
+            }
+            ob.socket = None;
+            drop_one(&self.stats.attached);
+            let keep = conn.mode.is_reliable()
+                && !ob.dead
+                && !self.is_stopping()
+                && match end {
+                    SocketEnd::Lost | SocketEnd::ClosedRecoverable => true,
+                    SocketEnd::ClientClosed(code) => !matches!(code, 1000 | 1001),
+                    SocketEnd::Ended => false,
+                };
+            if keep {
+                ob.detached_at = Some(Instant::now());
+                bump(&self.stats.detached);
+            }
+            keep
+        };
+        if !keep {
+            self.remove(conn, None);
+        }
+    }
+
+    /// Removes a connection from the hub: leaves its groups, forgets it, and closes its socket
+    /// (with `close`, or abruptly without). Idempotent.
+    pub(crate) fn remove(&self, conn: &Arc<Connection>, close: Option<(u16, String)>) {
+        let groups = {
+            let mut st = lock(&conn.state);
+            if st.removed {
+                return;
+            }
+            st.removed = true;
+            std::mem::take(&mut st.groups)
+        };
+        let scope = &conn.scope;
+        for group in &groups {
+            Scope::remove_member(&scope.groups, group, &conn.id);
+        }
+        if let Some(user) = &conn.user_id {
+            Scope::remove_member(&scope.users, user, &conn.id);
+        }
+        scope
+            .connections
+            .remove_if(&conn.id, |_, c| Arc::ptr_eq(c, conn));
+        drop_one(&self.stats.connections);
+        let socket = {
+            let mut ob = lock(&conn.outbox);
+            ob.dead = true;
+            ob.replay.clear();
+            ob.replay_bytes = 0;
+            if ob.detached_at.take().is_some() {
+                drop_one(&self.stats.detached);
+            }
+            ob.socket.take()
+        };
+        if let Some(socket) = socket {
+            drop_one(&self.stats.attached);
+            socket.recipient.do_send(match close {
+                Some((code, reason)) => ToSocket::Close { code, reason },
+                None => ToSocket::Drop,
+            });
+        }
+    }
+
+    /// Adds a connection to a group. False if the connection is gone.
+    pub(crate) fn join(&self, conn: &Arc<Connection>, group: &str) -> bool {
+        conn.scope
+            .groups
+            .entry(group.to_owned())
+            .or_default()
+            .insert(conn.id.clone(), conn.clone());
+        let mut st = lock(&conn.state);
+        if st.removed {
+            drop(st);
+            // Lost a race with `remove`, which could not see this group yet.
+            Scope::remove_member(&conn.scope.groups, group, &conn.id);
+            return false;
+        }
+        st.groups.insert(group.to_owned());
+        true
+    }
+
+    /// Removes a connection from a group (a no-op when it is not a member).
+    pub(crate) fn leave(&self, conn: &Arc<Connection>, group: &str) {
+        let was_member = lock(&conn.state).groups.remove(group);
+        if was_member {
+            Scope::remove_member(&conn.scope.groups, group, &conn.id);
+        }
+    }
+
+    /// Removes a connection from every group.
+    pub(crate) fn leave_all(&self, conn: &Arc<Connection>) {
+        let groups = std::mem::take(&mut lock(&conn.state).groups);
+        for group in &groups {
+            Scope::remove_member(&conn.scope.groups, group, &conn.id);
+        }
+    }
+
+    /// Runs `f` on the connection's roles (REST grant and revoke).
+    pub(crate) fn with_roles<R>(&self, conn: &Connection, f: impl FnOnce(&mut Roles) -> R) -> R {
+        f(&mut lock(&conn.state).roles)
+    }
+
+    /// Delivers a message to every member of a group except those `skip` names. One
+    /// serialization, one sequence id stamp per reliable receiver.
+    pub(crate) fn publish_to_group(
+        &self,
+        scope: &Scope,
+        group: &str,
+        publication: &Arc<Publication>,
+        skip: impl Fn(&Connection) -> bool,
+    ) -> usize {
+        let members = scope.group_members(group);
+        let mut delivered = 0;
+        for member in members.iter().filter(|m| !skip(m)) {
+            self.deliver(member, publication);
+            delivered += 1;
+        }
+        delivered
+    }
+
+    /// Delivers a message to one connection: assigns its sequence id, buffers it for replay
+    /// (reliable), and queues it for the socket if one is attached. A connection whose
+    /// buffers overflow is removed as a slow client (close 1008: it cannot be recovered).
+    pub(crate) fn deliver(&self, conn: &Arc<Connection>, publication: &Arc<Publication>) {
+        let cfg = &self.config;
+        let overflow = {
+            let mut ob = lock(&conn.outbox);
+            if ob.dead {
+                return;
+            }
+            let size = publication.wire_len(&conn.mode);
+            let mut sequence_id = None;
+            let mut overflow = None;
+            if conn.mode.is_reliable() {
+                ob.last_sequence_id += 1;
+                let seq = ob.last_sequence_id;
+                sequence_id = Some(seq);
+                ob.replay.push_back((seq, publication.clone(), size));
+                ob.replay_bytes += size;
+                if ob.replay.len() > cfg.replay_buffer_messages
+                    || ob.replay_bytes > cfg.replay_buffer_bytes
+                {
+                    overflow =
+                        Some("SlowClient: more unacknowledged messages than the hub buffers");
+                }
+            }
+            if overflow.is_none() {
+                if let Some(socket) = &ob.socket {
+                    let frames = socket.queue.frames.fetch_add(1, Relaxed) + 1;
+                    let bytes = socket.queue.bytes.fetch_add(size, Relaxed) + size;
+                    if frames > cfg.outbound_queue_messages || bytes > cfg.outbound_queue_bytes {
+                        overflow = Some("SlowClient: the outbound queue of the connection is full");
+                    } else {
+                        socket.recipient.do_send(ToSocket::Frame(OutFrame {
+                            sequence_id,
+                            publication: publication.clone(),
+                            size,
+                        }));
+                        bump(&self.stats.messages_out);
+                    }
+                }
+            }
+            if overflow.is_some() {
+                // Stop queueing at once; `remove` finishes the job outside this lock.
+                ob.dead = true;
+            }
+            overflow
+        };
+        if let Some(reason) = overflow {
+            bump(&self.stats.slow_clients);
+            tracing::warn!(connection_id = %conn.id, reason, "closing a slow client");
+            self.remove(conn, Some((CLOSE_UNRECOVERABLE, reason.to_owned())));
+        }
+    }
+
+    /// A `sequenceAck`: drops every buffered message up to `sequence_id`. An id beyond the last
+    /// one sent is clamped, so nothing unsent is ever discarded; a lower one changes nothing.
+    pub(crate) fn sequence_ack(&self, conn: &Connection, sequence_id: u64) {
+        let mut ob = lock(&conn.outbox);
+        let upto = sequence_id.min(ob.last_sequence_id);
+        while let Some((seq, _, size)) = ob.replay.front() {
+            if *seq > upto {
+                break;
+            }
+            let size = *size;
+            ob.replay.pop_front();
+            ob.replay_bytes = ob.replay_bytes.saturating_sub(size);
+        }
+    }
+
+    /// Removes reliable sessions detached for longer than the recovery window.
+    pub(crate) fn sweep(&self, now: Instant) -> usize {
+        let window = self.config.recovery_window;
+        let expired: Vec<Arc<Connection>> = self
+            .all_connections()
+            .into_iter()
+            .filter(|c| {
+                lock(&c.outbox)
+                    .detached_at
+                    .is_some_and(|at| now.saturating_duration_since(at) >= window)
+            })
+            .collect();
+        for conn in &expired {
+            self.remove(conn, None);
+        }
+        expired.len()
+    }
+
+    /// Picks the attached connections a socket fault applies to.
+    pub(crate) fn select(&self, target: &Target) -> Vec<Arc<Connection>> {
+        match target {
+            Target::Connection(id) => self.find_connection(id).into_iter().collect(),
+            Target::All => self
+                .all_connections()
+                .into_iter()
+                .filter(|c| c.is_attached())
+                .collect(),
+            Target::Fraction(share) => {
+                let mut attached: Vec<Arc<Connection>> = self
+                    .all_connections()
+                    .into_iter()
+                    .filter(|c| c.is_attached())
+                    .collect();
+                let n = ((attached.len() as f64) * share.clamp(0.0, 1.0)).ceil() as usize;
+                attached.shuffle(&mut rand::rng());
+                attached.truncate(n);
+                attached
+            }
+        }
+    }
+
+    /// Sends a control message to a connection's socket, if one is attached. True if sent.
+    pub(crate) fn signal(&self, conn: &Connection, message: ToSocket) -> bool {
+        let ob = lock(&conn.outbox);
+        match &ob.socket {
+            Some(socket) => {
+                socket.recipient.do_send(message);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops every socket and forgets every session; returns how many there were.
+    pub(crate) fn restart(&self) -> usize {
+        let all = self.all_connections();
+        for conn in &all {
+            self.remove(conn, None);
+        }
+        self.faults.clear();
+        all.len()
+    }
+
+    /// Closes every connection with `code` and refuses new ones: the hub is stopping.
+    pub(crate) fn shutdown(&self, code: u16, reason: &str) {
+        self.stopping.store(true, Relaxed);
+        for conn in self.all_connections() {
+            self.remove(&conn, Some((code, reason.to_owned())));
+        }
+    }
+}
