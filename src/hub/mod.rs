@@ -7,7 +7,7 @@
 //!
 //! let hub = Hub::start(HubConfig::new().bind("127.0.0.1:0".parse().unwrap())).await?;
 //! println!("clients connect to {}/client/hubs/chat", hub.endpoint());
-//! let connection_string = hub.connection_string(); // a Secret: prints [REDACTED]
+//! let connection_string = hub.connection_string(); // prints AccessKey=[REDACTED]
 //! # let _ = connection_string;
 //! hub.stop().await;
 //! # Ok(()) }
@@ -73,6 +73,9 @@ pub use config::{
 pub use faults::{Fault, FaultRequest, Target};
 pub use stats::HubStats;
 
+use url::Url;
+
+use crate::credential::ConnectionString;
 use crate::protocol::{CLOSE_GOING_AWAY, Secret};
 use state::HubState;
 
@@ -219,9 +222,20 @@ fn bind(
             .route("/client/", web::get().to(socket::client_endpoint))
             .configure(rest::configure)
     })
+    // Acks, pongs and small messages must not wait for Nagle and delayed ACKs (40 ms a round
+    // trip). actix-web does not expose the option, so set it on each accepted TCP socket (TLS
+    // sockets are wrapped in a type this crate cannot name, and keep the default).
+    .on_connect(|io, _| {
+        if let Some(tcp) = io.downcast_ref::<actix_rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
     .workers(config.workers)
     // The embedding program owns the signals (a CLI stops the hub on Ctrl-C itself).
     .disable_signals()
+    // When a socket actor stops, shut the TCP connection at once: a dropped socket must look
+    // dropped to the client now, not after actix's default 1 s linger.
+    .client_disconnect_timeout(Duration::ZERO)
     .shutdown_timeout(1);
     let server = match tls {
         Some(tls) => server.bind_rustls_0_23(address, tls),
@@ -315,15 +329,13 @@ impl Hub {
         format!("{scheme}://{}", reachable(self.inner.addr))
     }
 
-    /// The connection string of this hub, `Endpoint=...;Port=...;AccessKey=...;Version=1.0;`, as a
-    /// [`Secret`] since it holds the key: `expose()` it only to hand it to a client or SDK.
-    pub fn connection_string(&self) -> Secret {
-        Secret::new(format!(
-            "Endpoint={};Port={};AccessKey={};Version=1.0;",
-            self.endpoint(),
-            self.inner.addr.port(),
-            self.inner.state.key.expose()
-        ))
+    /// The connection string of this hub (`Endpoint=http://127.0.0.1;Port=PORT;AccessKey=...;`).
+    /// Its `Display` redacts the key; `expose()` gives the whole string to hand to an SDK.
+    pub fn connection_string(&self) -> ConnectionString {
+        // The endpoint is built here from a socket address, so it is always a valid URL.
+        let endpoint = Url::parse(&self.endpoint()).expect("the hub endpoint is a URL");
+        ConnectionString::new(endpoint, self.inner.state.key.clone())
+            .expect("the hub endpoint and key make a connection string")
     }
 
     /// The access key signing every token of this hub.
@@ -392,10 +404,17 @@ impl Hub {
         if self.inner.stopped.swap(true, Ordering::SeqCst) {
             return;
         }
-        self.inner
-            .state
-            .shutdown(CLOSE_GOING_AWAY, "ServiceShutdown: the hub is stopping");
-        self.inner.server.stop(true).await;
+        let state = &self.inner.state;
+        state.shutdown(CLOSE_GOING_AWAY, "ServiceShutdown: the hub is stopping");
+        // Every socket actor writes its close frame and stops; waiting for the clients to
+        // answer the closing handshake (a graceful server stop) could take as long as the
+        // slowest client, so the server is stopped at once when the actors are done.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while state.live_sockets() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        self.inner.server.stop(false).await;
         let finished = self
             .inner
             .finished

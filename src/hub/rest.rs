@@ -14,13 +14,14 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{self, TokenOptions};
+use super::auth;
 use super::faults::{self, FaultRequest};
 use super::filter::Filter;
 use super::http::{self, all, first};
 use super::names;
 use super::roles::Permission;
 use super::state::{Connection, HubState, Publication, Scope};
+use crate::credential::{TokenOptions, mint_client_token};
 use crate::protocol::{CLOSE_NORMAL, CLOSE_UNRECOVERABLE, Payload};
 
 /// Registers every route.
@@ -154,7 +155,7 @@ fn authorize(req: &HttpRequest, state: &HubState) -> Result<(), HttpResponse> {
         error(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
-            auth::unauthorized_reason(&e),
+            &auth::unauthorized_reason(&e),
         )
     })
 }
@@ -675,7 +676,7 @@ async fn generate_token(req: HttpRequest, state: web::Data<HubState>) -> HttpRes
         info.host(),
         call.hub
     );
-    match auth::mint_client_token(&call.state.key, &audience, &opts, SystemTime::now()) {
+    match mint_client_token(&call.state.key, &audience, &opts, SystemTime::now()) {
         Ok(token) => HttpResponse::Ok().json(json!({ "token": token.expose() })),
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -129,7 +129,7 @@ pub(crate) async fn client_endpoint(
             Ok(claims) => claims,
             Err(e) => {
                 bump(&state.stats.unauthorized);
-                return plain(StatusCode::UNAUTHORIZED, auth::unauthorized_reason(&e));
+                return plain(StatusCode::UNAUTHORIZED, &auth::unauthorized_reason(&e));
             }
         };
     if let Some(problem) = claims
@@ -463,6 +463,7 @@ impl Actor for Session {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.state.socket_started();
         let socket = SocketRef {
             generation: self.generation,
             recipient: ctx.address().recipient(),
@@ -517,6 +518,7 @@ impl Actor for Session {
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.state
             .socket_ended(&self.conn, self.generation, self.end);
+        self.state.socket_stopped();
     }
 }
 
@@ -602,9 +604,14 @@ impl Actor for Refusal {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.state.socket_started();
         self.state.stats.close_sent(CLOSE_UNRECOVERABLE);
         ctx.close(Some(close_reason(CLOSE_UNRECOVERABLE, self.reason)));
         ctx.stop();
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.state.socket_stopped();
     }
 }
 

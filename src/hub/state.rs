@@ -398,8 +398,9 @@ pub(crate) enum SocketEnd {
     /// The network or the peer went away without a close frame, or the hub dropped it on
     /// purpose: a reliable session waits for recovery.
     Lost,
-    /// The client sent a close frame with this code. 1000/1001 mean "I am leaving": the
-    /// session ends. Any other code is treated like a lost socket.
+    /// The client sent a close frame with this code. 1000, 1001 and no code (1005, what a
+    /// browser sends for `close()`) mean "I am leaving": the session ends. Any other code is
+    /// treated like a lost socket.
     ClientClosed(u16),
     /// The hub closed it because of the peer's input or a decision that ends the session.
     Ended,
@@ -419,6 +420,8 @@ pub(crate) struct HubState {
     /// accepted in addition to the request's `Host`.
     authorities: OnceLock<Vec<String>>,
     stopping: AtomicBool,
+    /// Socket actors alive (including those refusing a recovery): stop waits for zero.
+    live_sockets: AtomicUsize,
 }
 
 impl HubState {
@@ -432,6 +435,7 @@ impl HubState {
             next_generation: AtomicU64::new(1),
             authorities: OnceLock::new(),
             stopping: AtomicBool::new(false),
+            live_sockets: AtomicUsize::new(0),
         }
     }
 
@@ -450,6 +454,23 @@ impl HubState {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Relaxed)
+    }
+
+    /// A socket actor started.
+    pub(crate) fn socket_started(&self) {
+        self.live_sockets.fetch_add(1, Relaxed);
+    }
+
+    /// A socket actor stopped.
+    pub(crate) fn socket_stopped(&self) {
+        let _ = self
+            .live_sockets
+            .fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(1)));
+    }
+
+    /// Socket actors alive.
+    pub(crate) fn live_sockets(&self) -> usize {
+        self.live_sockets.load(Relaxed)
     }
 
     pub(crate) fn next_generation(&self) -> u64 {
@@ -622,7 +643,7 @@ impl HubState {
                 && !self.is_stopping()
                 && match end {
                     SocketEnd::Lost | SocketEnd::ClosedRecoverable => true,
-                    SocketEnd::ClientClosed(code) => !matches!(code, 1000 | 1001),
+                    SocketEnd::ClientClosed(code) => !matches!(code, 1000 | 1001 | 1005),
                     SocketEnd::Ended => false,
                 };
             if keep {

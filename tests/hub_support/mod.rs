@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 use webpubsub_fleet::hub::{Hub, HubConfig};
 
 pub const RELIABLE: &str = "json.reliable.webpubsub.azure.v1";
@@ -103,7 +103,10 @@ pub async fn open(url: &str, protocol: Option<&str>) -> Result<Socket, (u16, Str
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p).unwrap());
     }
-    match tokio::time::timeout(DEADLINE, connect_async(request))
+    // Nagle off, as real clients of small frames want: request/ack round trips would
+    // otherwise wait for delayed ACKs.
+    let connecting = connect_async_with_config(request, None, true);
+    match tokio::time::timeout(DEADLINE, connecting)
         .await
         .expect("handshake in time")
     {
