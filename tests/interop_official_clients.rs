@@ -11,7 +11,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Agent, Identity, Sdk, datas};
+use support::{Agent, Identity, Sdk, datas, until_stats};
 use webpubsub_fleet::hub::{Hub, HubConfig};
 
 async fn hub() -> Hub {
@@ -338,5 +338,270 @@ async fn a_reused_ack_id_is_a_duplicate_reported_as_success() {
 
     py.finish().await;
     js.finish().await;
+    hub.stop().await;
+}
+
+/// Publishes `label-1..=count` to `group` from `publisher`, each acked.
+async fn publish(publisher: &mut Agent, group: &str, label: &str, count: usize) {
+    for i in 1..=count {
+        publisher
+            .ok(json!({"op": "send", "group": group, "data": format!("{label}-{i}")}))
+            .await;
+    }
+}
+
+fn labels(label: &str, count: usize) -> Vec<Value> {
+    (1..=count).map(|i| json!(format!("{label}-{i}"))).collect()
+}
+
+/// (e) The hub drops the sockets of a JS and a Python client abruptly (no close frame) while a
+/// third client publishes to their group. Both official reliable clients recover: same
+/// connection id, no new connection, no `connected` or `disconnected` event, and every message
+/// published before, during and after the drop arrives exactly once, in order.
+#[actix_rt::test]
+async fn official_clients_recover_an_abrupt_drop_with_the_same_connection() {
+    let hub = hub().await;
+    let mut js = Agent::spawn(Sdk::Js, "js", &hub, "live", &Identity::member("js-user"));
+    let mut py = Agent::spawn(
+        Sdk::PythonSync,
+        "py",
+        &hub,
+        "live",
+        &Identity::member("py-user"),
+    );
+    let mut publisher = Agent::spawn(Sdk::Js, "publisher", &hub, "live", &Identity::member("pub"));
+    let js_id = js.start().await;
+    let py_id = py.start().await;
+    publisher.start().await;
+    js.ok(json!({"op": "join", "group": "feed"})).await;
+    py.ok(json!({"op": "join", "group": "feed"})).await;
+
+    publish(&mut publisher, "feed", "before", 3).await;
+    for agent in [&mut js, &mut py] {
+        agent
+            .expect("before-3", |v| {
+                v["event"] == "group-message" && v["data"] == "before-3"
+            })
+            .await;
+    }
+
+    assert!(
+        hub.drop_connection(&js_id),
+        "the hub had no socket for {js_id}"
+    );
+    assert!(
+        hub.drop_connection(&py_id),
+        "the hub had no socket for {py_id}"
+    );
+    publish(&mut publisher, "feed", "during", 3).await;
+    until_stats(&hub, "both clients recovered", |s| s.recoveries >= 2).await;
+    publish(&mut publisher, "feed", "after", 3).await;
+    publisher
+        .ok(json!({"op": "send", "group": "feed", "data": "end"}))
+        .await;
+
+    let mut expected = labels("before", 3);
+    expected.extend(labels("during", 3));
+    expected.extend(labels("after", 3));
+    expected.push(json!("end"));
+    for (agent, id) in [(&mut js, &js_id), (&mut py, &py_id)] {
+        let received = agent.data_until("end").await;
+        assert_eq!(datas(&received), expected, "{}", agent.report());
+        // Exactly once: no sequence id and no payload printed twice.
+        let all = agent.seen_of("group-message");
+        assert_eq!(all.len(), expected.len(), "{}", agent.report());
+        let (now, state) = agent.status().await;
+        assert_eq!(now.as_deref(), Some(id.as_str()), "{}", agent.report());
+        assert_eq!(state, "Connected", "{}", agent.report());
+        assert_eq!(agent.seen_of("connected").len(), 1, "{}", agent.report());
+        assert!(
+            agent.seen_of("disconnected").is_empty(),
+            "{}",
+            agent.report()
+        );
+    }
+    assert_js_order(&js);
+    let stats = hub.stats();
+    assert_eq!(stats.connections_opened, 3, "no new connection: {stats:?}");
+    assert_eq!(stats.recoveries, 2, "{stats:?}");
+    assert_eq!(stats.drops, 2, "{stats:?}");
+
+    js.finish().await;
+    py.finish().await;
+    publisher.finish().await;
+    hub.stop().await;
+}
+
+/// (f) When the hub refuses to recover a dropped connection (close 1008), the official
+/// clients give up recovering, report `disconnected`, and start a new connection (new
+/// connection id, `connected` again) through their credential, which asks the official server
+/// SDK for a fresh URL; they rejoin their group and receive from it again.
+#[actix_rt::test]
+async fn a_refused_recovery_makes_official_clients_start_a_new_connection() {
+    let hub = hub().await;
+    let mut js = Agent::spawn(Sdk::Js, "js", &hub, "fresh", &Identity::member("js-user"));
+    let mut py = Agent::spawn(
+        Sdk::PythonSync,
+        "py",
+        &hub,
+        "fresh",
+        &Identity::member("py-user"),
+    );
+    let old_js = js.start().await;
+    let old_py = py.start().await;
+    js.ok(json!({"op": "join", "group": "room"})).await;
+    py.ok(json!({"op": "join", "group": "room"})).await;
+
+    hub.refuse_recoveries(2);
+    assert!(hub.drop_connection(&old_js));
+    assert!(hub.drop_connection(&old_py));
+
+    let mut new_ids = Vec::new();
+    for (agent, old) in [(&mut js, &old_js), (&mut py, &old_py)] {
+        let disconnected = agent
+            .expect("disconnected", |v| v["event"] == "disconnected")
+            .await;
+        assert_eq!(
+            disconnected["connectionId"],
+            json!(old),
+            "{}",
+            agent.report()
+        );
+        let connected = agent
+            .expect("a second connected", |v| v["event"] == "connected")
+            .await;
+        let new = connected["connectionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(!new.is_empty() && new != *old, "{}", agent.report());
+        let (now, _) = agent.status().await;
+        assert_eq!(now.as_deref(), Some(new.as_str()), "{}", agent.report());
+        new_ids.push(new);
+    }
+    let stats = hub.stats();
+    assert_eq!(stats.recoveries, 0, "{stats:?}");
+    assert!(stats.recoveries_refused >= 2, "{stats:?}");
+    assert_eq!(stats.connections_opened, 4, "{stats:?}");
+
+    // Both rejoin "room" on their new connection (the Python client does so in the
+    // background): wait until the group holds both new connections, as the server SDK lists it.
+    let deadline = std::time::Instant::now() + support::WAIT;
+    loop {
+        py.send(json!({"op": "members", "group": "room"}));
+        let members = py.expect("members", |v| v["event"] == "members").await;
+        let ids: Vec<&str> = members["connectionIds"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        // (The old connections may still be listed: see the ignored test below.)
+        if new_ids.iter().all(|id| ids.contains(&id.as_str())) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clients never rejoined: {members}\n{}\n{}",
+            js.report(),
+            py.report()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    js.ok(json!({"op": "send", "group": "room", "data": "on the new connection"}))
+        .await;
+    for agent in [&mut js, &mut py] {
+        let received = agent.data_until("on the new connection").await;
+        assert_eq!(
+            datas(&received),
+            vec![json!("on the new connection")],
+            "{}",
+            agent.report()
+        );
+        assert!(
+            agent.seen_of("rejoin-group-failed").is_empty(),
+            "{}",
+            agent.report()
+        );
+    }
+
+    js.finish().await;
+    py.finish().await;
+    hub.stop().await;
+}
+
+/// After the hub closed a recovery attempt with 1008 ("this connection cannot be
+/// recovered: start a new one"), the official client starts a new connection and never comes
+/// back for the old one; for the real service that connection is gone. The hub keeps it
+/// instead, detached, until the recovery window ends (30 s by default): it still counts as a
+/// connection and a detached session, stays in its groups (the server SDK's
+/// `list_connections` lists it) and queues what is sent to it.
+#[actix_rt::test]
+#[ignore = "hub bug: a connection whose recovery was refused with 1008 stays in its groups until the recovery window ends"]
+async fn a_connection_whose_recovery_was_refused_leaves_its_groups() {
+    let hub = hub().await;
+    let mut js = Agent::spawn(Sdk::Js, "js", &hub, "ghost", &Identity::member("js-user"));
+    let old = js.start().await;
+    js.ok(json!({"op": "join", "group": "room"})).await;
+    hub.refuse_recoveries(1);
+    assert!(hub.drop_connection(&old));
+    js.expect("disconnected", |v| v["event"] == "disconnected")
+        .await;
+    let connected = js
+        .expect("a second connected", |v| v["event"] == "connected")
+        .await;
+    let new = connected["connectionId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_ne!(new, old);
+    until_stats(&hub, "the refused recovery counted", |s| {
+        s.recoveries_refused == 1
+    })
+    .await;
+
+    let stats = hub.stats();
+    assert_eq!(
+        stats.connections, 1,
+        "only the new connection is left: {stats:?}"
+    );
+    assert_eq!(stats.detached_sessions, 0, "{stats:?}");
+    hub.stop().await;
+}
+
+/// (h) The asyncio flavour of the official Python client: connects, joins, receives a group
+/// message (its own, echoed) and a server message sent to its connection by the Python server
+/// SDK, then stops.
+#[actix_rt::test]
+async fn python_aio_client_connects_joins_and_receives() {
+    let hub = hub().await;
+    let mut aio = Agent::spawn(
+        Sdk::PythonAio,
+        "py-aio",
+        &hub,
+        "aio",
+        &Identity::member("aio-user"),
+    );
+    let id = aio.start().await;
+    assert_eq!(aio.seen_of("connected")[0]["userId"], "aio-user");
+    aio.ok(json!({"op": "join", "group": "loop"})).await;
+    aio.ok(json!({"op": "send", "group": "loop", "dataType": "json", "data": {"hello": "aio"}}))
+        .await;
+    aio.ok(json!({"op": "server", "to": "connection", "target": id, "data": "end"}))
+        .await;
+    let received = aio.data_until("end").await;
+    assert_eq!(
+        received
+            .iter()
+            .map(|m| json!([m["event"], m["fromUserId"], m["dataType"], m["data"]]))
+            .collect::<Vec<_>>(),
+        vec![
+            json!(["group-message", "aio-user", "json", {"hello": "aio"}]),
+            json!(["server-message", null, "text", "end"]),
+        ],
+        "{}",
+        aio.report()
+    );
+    aio.ok(json!({"op": "stop"})).await;
+    aio.expect("stopped", |v| v["event"] == "stopped").await;
+    aio.finish().await;
     hub.stop().await;
 }

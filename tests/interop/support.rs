@@ -305,7 +305,7 @@ impl Agent {
     }
 
     fn take_pending(&mut self, matches: &mut impl FnMut(&Value) -> bool) -> Option<Value> {
-        let at = self.pending.iter().position(|v| matches(v))?;
+        let at = self.pending.iter().position(matches)?;
         Some(self.pending.remove(at))
     }
 
