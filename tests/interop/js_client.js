@@ -2,7 +2,7 @@
 // (@azure/web-pubsub), as installed by scripts/setup-interop.sh into target/interop/node.
 //
 // Same settings (environment), commands (stdin) and output (stdout) as the Python agents: see
-// agent_common.py. Differences: results carry the SDK's `isDuplicated` and ack id; a result of
+// agent_common.py; no `members` command. Differences: results carry the SDK's `isDuplicated` and ack id; a result of
 // a failed operation names the SDK's error class (`SendMessageError`) and the service's error
 // name (`errorName`, e.g. `Forbidden`). Extra setting: WPS_NODE_DIR, where the SDKs are
 // installed (default: target/interop/node beside this repository's tests/).

@@ -27,8 +27,12 @@ const AGENT_DEADLINE_SECS: &str = "60";
 const SETUP_HINT: &str = "run `bash scripts/setup-interop.sh` from the repository root first \
      (it installs the pinned official Python and JS SDKs into target/interop)";
 
+/// The repository root: `cargo test` names it at run time, which stays right when a test
+/// binary is shared between checkouts through one `CARGO_TARGET_DIR`.
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 fn require(path: &Path, what: &str) {
