@@ -184,6 +184,8 @@ impl Agent {
                 let mut c = Command::new(python());
                 c.arg(dir.join(script))
                     .env("PYTHONUNBUFFERED", "1")
+                    // No __pycache__ in the source tree.
+                    .env("PYTHONDONTWRITEBYTECODE", "1")
                     // The sync client can miss the wake-up of an ack or of the socket opening
                     // and notice it only at its timeout (see agent_common.py): keep that short.
                     // The local hub answers in milliseconds, so 2 s never cuts a real wait.
