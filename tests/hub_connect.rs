@@ -257,3 +257,27 @@ async fn stop_closes_clients_with_going_away() {
         .expect("stop in time")
         .unwrap();
 }
+
+#[tokio::test]
+async fn invalid_group_claims_get_400() {
+    let hub = start_hub().await;
+    let token = client_token(&hub, HUB, None, &[], &["ok", "   "]);
+    let refusal = open(&client_url(&hub, HUB, &token), Some(RELIABLE))
+        .await
+        .err();
+    let (status, body) = refusal.expect("refused");
+    assert_eq!(status, 400);
+    assert!(body.contains("webpubsub.group"), "{body}");
+    hub.stop().await;
+}
+
+/// The hub runs on its own thread and actix system, so an actix test (a system of its own on
+/// this thread) can start it, talk to it and stop it as a tokio test does.
+#[actix_rt::test]
+async fn starts_and_stops_from_an_actix_test() {
+    let hub = start_hub().await;
+    let mut client = connect(&hub, JSON, None, &[], &[]).await;
+    client.send_json(json!({"type":"ping"})).await;
+    assert_eq!(client.next_json().await, json!({"type":"pong"}));
+    hub.stop().await;
+}

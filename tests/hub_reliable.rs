@@ -355,3 +355,28 @@ async fn drop_a_fraction_of_the_sockets() {
     .await;
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn recovery_ignores_an_expired_access_token_in_the_url() {
+    let hub = start_hub().await;
+    let mut client = connect(&hub, RELIABLE, Some("u"), &[], &[]).await;
+    hub.drop_connection(&client.connection_id);
+    client.until_closed().await;
+    // The SDKs append the awps_* parameters to the original URL, old token included.
+    let expired = sign(
+        hub.access_key().expose(),
+        &json!({"aud": format!("{}/client/hubs/{HUB}", hub.endpoint()), "exp": 1}),
+    );
+    let token = client.reconnection_token.clone().unwrap();
+    let url = format!(
+        "{}&access_token={expired}",
+        recovery_url(&hub, &client.connection_id, &token)
+    );
+    let ws = open(&url, Some(RELIABLE))
+        .await
+        .expect("recovery is not a new login");
+    let recovered = Client::from_socket(ws).await;
+    assert_eq!(recovered.connection_id, client.connection_id);
+    assert_eq!(recovered.connected["userId"], "u");
+    hub.stop().await;
+}

@@ -214,8 +214,8 @@ impl HubConfig {
         self
     }
 
-    /// An upstream event handler URL (CloudEvents over HTTP). Accepted and kept for the
-    /// configuration's sake; this version of the hub does not call it yet.
+    /// An upstream event handler (CloudEvents over HTTP, `http://` only; `{event}` in the URL is
+    /// replaced by the event name). User events go there instead of being echoed.
     pub fn event_handler(mut self, url: Url) -> HubConfig {
         self.event_handler = Some(url);
         self

@@ -28,8 +28,11 @@
 //! - binary frames on a JSON subprotocol are refused (close 1003), while the service accepts
 //!   binary frames holding UTF-8 JSON;
 //! - protobuf subprotocols are not negotiated: such a client is treated as a simple client;
-//! - no upstream event handler is called: `event` requests are acked (and echoed with
-//!   `echo_events`); simple clients in sendEvent mode are not disconnected for lack of one;
+//! - the event handler gets `connected`, `disconnected` and user events, not the blocking
+//!   `connect` event nor the `OPTIONS` validation; `http://` only; a failed user event with an
+//!   ack id gets an `InvocationFailed` ack (the connection stays); without a handler, `event`
+//!   requests are acked (and echoed with `echo_events`) and simple clients in sendEvent mode
+//!   are not disconnected;
 //! - adding a *user* to a group affects the user's current connections only;
 //! - a REST close of a reliable connection uses close code 1008, of others 1000;
 //! - a reconnection token never expires on its own; it dies with its session;
@@ -37,6 +40,17 @@
 //! - a socket whose peer stops reading entirely keeps its TCP connection (and the frames
 //!   already queued) until the peer reads or the OS gives up, although its session is removed
 //!   as soon as its queue passes the bound.
+//!
+//! Choices where the service's behaviour is not documented (protocol.md section 10):
+//! a malformed request closes with `system/disconnected` and 1008, and input that closes a
+//! socket (1009, 1007, 1003, 1008) ends the session; a client close with 1000, 1001 or no code
+//! ends a reliable session, any other close or drop keeps it for the recovery window; `connected`
+//! is sent again after a recovery, with the same reconnection token; only ack ids of operations
+//! that took effect are remembered (the last 1000 per connection), so a `Forbidden` request is
+//! judged again on retry; invalid fields with an ack id get a `BadRequest` ack; a `sequenceAck`
+//! beyond the last id sent is clamped; the connection limit answers HTTP 429; `api-version` is
+//! not required and `messageTtlSeconds` is ignored; half-open sockets are dropped after 60 s
+//! of silence; the access key must have at least 32 bytes.
 //!
 //! Threads: [`Hub::start`] runs the server on its own thread with its own actix system and
 //! `workers` HTTP worker threads, so it can be started from `#[actix_rt::test]`, from
@@ -54,6 +68,7 @@ mod roles;
 mod socket;
 mod state;
 mod stats;
+mod upstream;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -107,6 +122,9 @@ pub enum HubError {
         "the TLS certificate or private key is unusable: {0}; give a PEM certificate chain and a PEM private key"
     )]
     Tls(String),
+    /// The event handler URL cannot be called.
+    #[error("the event handler URL is unusable: {0}")]
+    InvalidEventHandler(&'static str),
     /// The server thread could not be started.
     #[error("the hub's server thread failed to start: {0}")]
     Startup(String),
@@ -270,6 +288,13 @@ impl Hub {
     pub async fn start(config: HubConfig) -> Result<Hub, HubError> {
         let key = resolve_key(&config)?;
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
+        if let Some(url) = &config.event_handler {
+            if url.scheme() != "http" || url.host_str().is_none() {
+                return Err(HubError::InvalidEventHandler(
+                    "use an http:// URL with a host (https is not supported by the local hub)",
+                ));
+            }
+        }
         let is_tls = tls.is_some();
         let state = Arc::new(HubState::new(config, key));
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -292,6 +317,15 @@ impl Hub {
                                 authorities.push(bound.to_string());
                             }
                             thread_state.set_authorities(authorities);
+                            if let Some(url) = thread_state.config.event_handler.clone() {
+                                let (upstream, task) = upstream::channel(
+                                    url,
+                                    thread_state.key.clone(),
+                                    thread_state.config.max_message_size,
+                                );
+                                thread_state.set_upstream(upstream);
+                                actix_rt::spawn(task);
+                            }
                             let _ = ready_tx.send(Ok((bound, server.handle())));
                             actix_rt::spawn(sweeper(thread_state));
                             let _ = server.await;

@@ -10,19 +10,28 @@ use super::names;
 use super::roles::Permission;
 use super::state::{Connection, HubState, Publication};
 use super::stats::bump;
+use super::upstream::Reply;
 use crate::protocol::{AckError, AckErrorName, AckId, Inbound, Outbound, Payload};
 
 /// What the socket must do after a request.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub(crate) enum After {
     /// Nothing more.
     Continue,
     /// Drop the socket abruptly (the `close_after_processing` fault).
     DropSocket,
+    /// Wait for the event handler's reply, then ack (with this ack id, if any) and forward
+    /// the reply's body to the client.
+    AwaitHandler {
+        /// The request's ack id.
+        ack_id: Option<AckId>,
+        /// Where the reply arrives.
+        reply: tokio::sync::oneshot::Receiver<Reply>,
+    },
 }
 
 /// The socket's response to one request: a frame to write at once (ack or pong) and what next.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub(crate) struct Outcome {
     /// Ack or pong to write.
     pub(crate) reply: Option<Inbound>,
@@ -43,6 +52,8 @@ impl Outcome {
 enum Done {
     Ok,
     Failed(AckErrorName, String),
+    /// Sent to the event handler; the ack waits for its reply.
+    Pending(tokio::sync::oneshot::Receiver<Reply>),
 }
 
 /// Handles one decoded request of a JSON-subprotocol connection.
@@ -74,16 +85,20 @@ pub(crate) fn handle(state: &HubState, conn: &Arc<Connection>, request: Outbound
                 }
             }
             let done = execute(state, conn, other);
-            match ack_id {
-                None => Outcome::none(),
-                Some(id) => {
-                    if matches!(done, Done::Ok) {
-                        // Only operations that took effect are remembered: a request refused
-                        // for lack of permission is judged again if retried after a grant.
-                        conn.remember_ack(id, state.config.remembered_ack_ids);
-                    }
-                    ack(state, id, done)
+            if let Some(id) = ack_id {
+                if matches!(done, Done::Ok | Done::Pending(_)) {
+                    // Only operations that took effect are remembered: a request refused
+                    // for lack of permission is judged again if retried after a grant.
+                    conn.remember_ack(id, state.config.remembered_ack_ids);
                 }
+            }
+            match (done, ack_id) {
+                (Done::Pending(reply), ack_id) => Outcome {
+                    reply: None,
+                    after: After::AwaitHandler { ack_id, reply },
+                },
+                (_, None) => Outcome::none(),
+                (done, Some(id)) => ack(state, id, done),
             }
         }
     }
@@ -116,7 +131,10 @@ fn execute(state: &HubState, conn: &Arc<Connection>, request: Outbound) -> Done 
             publish(state, conn, &group, no_echo, data);
             Done::Ok
         }
-        Outbound::Event { data, .. } => {
+        Outbound::Event { event, data, .. } => {
+            if let Some(reply) = state.invoke(conn, &event, &data) {
+                return Done::Pending(reply);
+            }
             if state.config.echo_events {
                 state.deliver(conn, &Publication::server(data));
             }
@@ -163,6 +181,30 @@ pub(crate) fn publish(
     });
 }
 
+/// The event handler replied: forward a reply body to the client, and ack if asked to.
+pub(crate) fn handler_replied(
+    state: &HubState,
+    conn: &Arc<Connection>,
+    ack_id: Option<AckId>,
+    reply: Reply,
+) -> Outcome {
+    let done = match reply {
+        Reply::Ok(body) => {
+            if let Some(data) = body {
+                state.deliver(conn, &Publication::server(data));
+            }
+            Done::Ok
+        }
+        Reply::Failed(reason) => {
+            Done::Failed(AckErrorName::Other("InvocationFailed".into()), reason)
+        }
+    };
+    match ack_id {
+        Some(id) => ack(state, id, done),
+        None => Outcome::none(),
+    }
+}
+
 fn ack(state: &HubState, ack_id: AckId, done: Done) -> Outcome {
     match state.faults.take_ack_fault() {
         Some(AckFault::Withhold) => return Outcome::none(),
@@ -176,7 +218,7 @@ fn ack(state: &HubState, ack_id: AckId, done: Done) -> Outcome {
     }
     state.stats.acks.fetch_add(1, Relaxed);
     let (success, error) = match done {
-        Done::Ok => (true, None),
+        Done::Ok | Done::Pending(_) => (true, None),
         Done::Failed(name, message) => (false, Some(AckError { name, message })),
     };
     Outcome {

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use actix::{Actor, ActorContext, AsyncContext, Handler, StreamHandler};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, StreamHandler, WrapFuture,
+};
 use actix_web::http::{StatusCode, header};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -17,13 +19,14 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason, Message, ProtocolError}
 use super::auth;
 use super::http::{self, first, plain};
 use super::names;
-use super::requests::{self, After};
+use super::requests::{self, After, Outcome};
 use super::roles::Roles;
 use super::state::{
     Connection, HubState, Mode, OutFrame, Publication, QueueGauge, RawFrame, SocketEnd, SocketRef,
     ToSocket,
 };
 use super::stats::bump;
+use super::upstream::Reply;
 use crate::protocol::json::{decode_outbound, encode_inbound};
 use crate::protocol::{
     CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG,
@@ -369,7 +372,7 @@ impl Session {
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
         match &self.conn.mode {
             Mode::Json | Mode::JsonReliable => self.on_request(text, ctx),
-            Mode::Simple { .. } => self.on_simple(Payload::Text(text.to_owned())),
+            Mode::Simple { .. } => self.on_simple(Payload::Text(text.to_owned()), ctx),
         }
     }
 
@@ -380,7 +383,7 @@ impl Session {
                 CLOSE_UNSUPPORTED_DATA,
                 "Binary frames are not accepted on JSON subprotocols: send each request as a JSON text frame",
             ),
-            Mode::Simple { .. } => self.on_simple(Payload::Binary(bytes)),
+            Mode::Simple { .. } => self.on_simple(Payload::Binary(bytes), ctx),
         }
     }
 
@@ -388,12 +391,7 @@ impl Session {
         match decode_outbound(text) {
             Ok(request) => {
                 let outcome = requests::handle(&self.state, &self.conn, request);
-                if let Some(reply) = &outcome.reply {
-                    self.send(ctx, reply);
-                }
-                if outcome.after == After::DropSocket {
-                    self.drop_now(ctx);
-                }
+                self.follow(outcome, ctx);
             }
             Err(error) => {
                 bump(&self.state.stats.messages_in);
@@ -416,8 +414,30 @@ impl Session {
         }
     }
 
-    /// A frame of a simple WebSocket client: a publish in sendToGroup mode, else an event.
-    fn on_simple(&mut self, data: Payload) {
+    /// Writes a request's reply and does what follows: nothing, drop, or wait for the event
+    /// handler (other requests go on meanwhile; the ack is sent when the handler answers).
+    fn follow(&mut self, outcome: Outcome, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(reply) = &outcome.reply {
+            self.send(ctx, reply);
+        }
+        match outcome.after {
+            After::Continue => {}
+            After::DropSocket => self.drop_now(ctx),
+            After::AwaitHandler { ack_id, reply } => {
+                ctx.spawn(reply.into_actor(self).map(move |result, act, ctx| {
+                    let reply = result.unwrap_or_else(|_| {
+                        Reply::Failed("the event handler call was abandoned".to_owned())
+                    });
+                    let outcome = requests::handler_replied(&act.state, &act.conn, ack_id, reply);
+                    act.follow(outcome, ctx);
+                }));
+            }
+        }
+    }
+
+    /// A frame of a simple WebSocket client: a publish in sendToGroup mode, else a `message`
+    /// user event (to the event handler, or echoed with `echo_events`).
+    fn on_simple(&mut self, data: Payload, ctx: &mut ws::WebsocketContext<Self>) {
         bump(&self.state.stats.messages_in);
         match &self.conn.mode {
             Mode::Simple {
@@ -434,7 +454,13 @@ impl Session {
                 }
             }
             _ => {
-                if self.state.config.echo_events {
+                if let Some(reply) = self.state.invoke(&self.conn, "message", &data) {
+                    let after = After::AwaitHandler {
+                        ack_id: None,
+                        reply,
+                    };
+                    self.follow(Outcome { reply: None, after }, ctx);
+                } else if self.state.config.echo_events {
                     self.state.deliver(&self.conn, &Publication::server(data));
                 }
             }
@@ -480,6 +506,8 @@ impl Actor for Session {
                     );
                 }
                 self.send_connected(ctx);
+                self.state
+                    .emit_system(&self.conn, "connected", serde_json::json!({}));
                 // Joined before any request is read: requests are handled after `started`.
                 for group in &groups {
                     self.state.join(&self.conn, group);

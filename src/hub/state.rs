@@ -28,6 +28,7 @@ use super::faults::{Faults, Target};
 use super::names;
 use super::roles::{Permission, Roles};
 use super::stats::{Stats, bump, drop_one};
+use super::upstream::{self, Call, Reply, Upstream};
 use crate::protocol::json::MessageFrame;
 use crate::protocol::{CLOSE_UNRECOVERABLE, Payload, Secret};
 
@@ -422,6 +423,8 @@ pub(crate) struct HubState {
     stopping: AtomicBool,
     /// Socket actors alive (including those refusing a recovery): stop waits for zero.
     live_sockets: AtomicUsize,
+    /// The event handler's queue, when one is configured (set on the hub's thread).
+    upstream: OnceLock<Upstream>,
 }
 
 impl HubState {
@@ -436,7 +439,72 @@ impl HubState {
             authorities: OnceLock::new(),
             stopping: AtomicBool::new(false),
             live_sockets: AtomicUsize::new(0),
+            upstream: OnceLock::new(),
         }
+    }
+
+    pub(crate) fn set_upstream(&self, upstream: Upstream) {
+        let _ = self.upstream.set(upstream);
+    }
+
+    fn call(
+        &self,
+        conn: &Connection,
+        event: &str,
+        system: bool,
+        body: (Bytes, &'static str),
+    ) -> Call {
+        Call {
+            event: event.to_owned(),
+            system,
+            hub: conn.hub.clone(),
+            connection_id: conn.id.clone(),
+            user_id: conn.user_id.clone(),
+            subprotocol: match conn.mode {
+                Mode::Json => Some(crate::protocol::Subprotocol::Json.name()),
+                Mode::JsonReliable => Some(crate::protocol::Subprotocol::JsonReliable.name()),
+                Mode::Simple { .. } => None,
+            },
+            body,
+            reply: None,
+        }
+    }
+
+    /// Posts a system event (`connected`, `disconnected`), fire-and-forget.
+    pub(crate) fn emit_system(&self, conn: &Connection, event: &str, body: serde_json::Value) {
+        if let Some(up) = self.upstream.get() {
+            let body = (Bytes::from(body.to_string()), "application/json");
+            self.count_upstream(up.send(self.call(conn, event, true, body)));
+        }
+    }
+
+    /// Posts a user event and returns where its reply will arrive; `None` without a handler.
+    /// A full queue answers at once with a failure.
+    pub(crate) fn invoke(
+        &self,
+        conn: &Connection,
+        event: &str,
+        data: &Payload,
+    ) -> Option<tokio::sync::oneshot::Receiver<Reply>> {
+        let up = self.upstream.get()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut call = self.call(conn, event, false, upstream::event_body(data));
+        call.reply = Some(tx);
+        if !self.count_upstream(up.send(call)) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let _ = tx.send(Reply::Failed("the event handler is overloaded".to_owned()));
+            return Some(rx);
+        }
+        Some(rx)
+    }
+
+    fn count_upstream(&self, queued: bool) -> bool {
+        bump(if queued {
+            &self.stats.upstream_events
+        } else {
+            &self.stats.upstream_dropped
+        });
+        queued
     }
 
     pub(crate) fn set_authorities(&self, authorities: Vec<String>) {
@@ -668,6 +736,14 @@ impl HubState {
             st.removed = true;
             std::mem::take(&mut st.groups)
         };
+        let reason = close
+            .as_ref()
+            .map_or("The connection ended", |(_, r)| r.as_str());
+        self.emit_system(
+            conn,
+            "disconnected",
+            serde_json::json!({ "reason": reason }),
+        );
         let scope = &conn.scope;
         for group in &groups {
             Scope::remove_member(&scope.groups, group, &conn.id);

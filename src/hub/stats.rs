@@ -50,6 +50,10 @@ pub struct HubStats {
     pub closes_by_code: BTreeMap<u16, u64>,
     /// Faults injected through `Hub` methods or `POST /_fleet/faults`.
     pub faults_injected: u64,
+    /// Events queued for the event handler.
+    pub upstream_events: u64,
+    /// Events dropped because the event handler was too far behind.
+    pub upstream_dropped: u64,
 }
 
 /// The live counters behind [`HubStats`].
@@ -72,6 +76,8 @@ pub(crate) struct Stats {
     pub(crate) slow_clients: AtomicU64,
     pub(crate) drops: AtomicU64,
     pub(crate) faults_injected: AtomicU64,
+    pub(crate) upstream_events: AtomicU64,
+    pub(crate) upstream_dropped: AtomicU64,
     // Closes are rare (not on the message path), so a mutex over a small map is fine.
     closes: Mutex<BTreeMap<u16, u64>>,
 }
@@ -117,6 +123,8 @@ impl Stats {
             drops: self.drops.load(Relaxed),
             closes_by_code: self.closes.lock().map(|c| c.clone()).unwrap_or_default(),
             faults_injected: self.faults_injected.load(Relaxed),
+            upstream_events: self.upstream_events.load(Relaxed),
+            upstream_dropped: self.upstream_dropped.load(Relaxed),
         }
     }
 }
