@@ -494,7 +494,7 @@ async fn a_refused_recovery_makes_official_clients_start_a_new_connection() {
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        // (The old connections may still be listed: see the ignored test below.)
+        // (A refused recovery removes the old connection: see the test below.)
         if new_ids.iter().all(|id| ids.contains(&id.as_str())) {
             break;
         }
@@ -535,7 +535,6 @@ async fn a_refused_recovery_makes_official_clients_start_a_new_connection() {
 /// connection and a detached session, stays in its groups (the server SDK's
 /// `list_connections` lists it) and queues what is sent to it.
 #[actix_rt::test]
-#[ignore = "hub bug: a connection whose recovery was refused with 1008 stays in its groups until the recovery window ends"]
 async fn a_connection_whose_recovery_was_refused_leaves_its_groups() {
     let hub = hub().await;
     let mut js = Agent::spawn(Sdk::Js, "js", &hub, "ghost", &Identity::member("js-user"));
