@@ -7,3 +7,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup-interop.sh
 cargo test --all-targets
 cargo test --doc
+
+# The examples run as their docs say, each against an in-process hub.
+for example in quickstart token_provider; do
+    cargo run --quiet --example "$example"
+done
+cargo run --quiet --example embed_actix_web -- --once

@@ -116,16 +116,25 @@ async fn unrecoverable_sessions_are_closed_with_1008() {
         recovery_close_code(&hub, &client.connection_id, "").await,
         Some(1008)
     );
-    // Refused by a fault, once.
+    // The failed attempts did not consume the session: it still recovers.
+    let mut recovered = recover(&hub, &client).await;
+    assert_eq!(recovered.connection_id, client.connection_id);
+    assert_eq!(hub.stats().recoveries_refused, 3);
+
+    // Refused by a fault: the session is gone, as if it had expired.
+    hub.drop_connection(&client.connection_id);
+    recovered.until_closed().await;
     hub.refuse_recoveries(1);
     assert_eq!(
         recovery_close_code(&hub, &client.connection_id, &token).await,
         Some(1008)
     );
-    // The failed attempts did not consume the session: it still recovers.
-    let recovered = recover(&hub, &client).await;
-    assert_eq!(recovered.connection_id, client.connection_id);
-    assert_eq!(hub.stats().recoveries_refused, 4);
+    assert_eq!(hub.stats().detached_sessions, 0);
+    assert_eq!(
+        recovery_close_code(&hub, &client.connection_id, &token).await,
+        Some(1008)
+    );
+    assert_eq!(hub.stats().recoveries_refused, 5);
     hub.stop().await;
 }
 

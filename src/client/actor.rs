@@ -984,8 +984,16 @@ impl StreamHandler<Frame> for ClientActor {
 impl WriteHandler<String> for ClientActor {
     fn error(&mut self, error: String, ctx: &mut Context<Self>) -> Running {
         debug!(parent: &self.span, %error, "socket write failed");
-        self.on_socket_lost(None, ctx);
-        Running::Continue
+        // Called from inside the writer's own poll, which holds its state borrowed: touching
+        // the writer now would panic, so the loss is handled on the next turn.
+        let generation = self.generation;
+        ctx.run_later(Duration::ZERO, move |act, ctx| {
+            if act.generation == generation {
+                act.on_socket_lost(None, ctx);
+            }
+        });
+        // A failed sink is finished: polling it again would panic inside futures' adapters.
+        Running::Stop
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}

@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_service::ServiceExt as _;
 use awc::error::{ConnectError as AwcConnectError, SendRequestError, WsClientError};
 use awc::http::StatusCode;
 use awc::ws;
@@ -67,6 +68,8 @@ pub(crate) enum OpenError {
     NoSubprotocol,
 }
 
+type TcpConnection = actix_tls::connect::Connection<awc::http::Uri, tokio::net::TcpStream>;
+
 pub(crate) type FrameSink = Pin<Box<dyn Sink<OutFrame, Error = String>>>;
 pub(crate) type FrameStream = Pin<Box<dyn Stream<Item = InFrame>>>;
 
@@ -98,7 +101,19 @@ fn client_for(settings: &SocketSettings) -> awc::Client {
 fn build_client(settings: &SocketSettings) -> awc::Client {
     // limit(0): a WebSocket holds its pool slot for its whole life; the default of 100 would
     // cap a fleet at 100 sockets per thread.
+    // TCP_NODELAY: a WebSocket client sends small frames (acks, sends) that must not wait
+    // for Nagle's algorithm. HTTP/1.1 only: a WebSocket upgrade needs it, and offering h2 in
+    // ALPN could make a TLS endpoint pick a protocol awc cannot upgrade.
+    let tcp =
+        actix_tls::connect::Connector::default()
+            .service()
+            .map(|connection: TcpConnection| {
+                let _ = connection.io_ref().set_nodelay(true);
+                connection
+            });
     let mut connector = awc::Connector::new()
+        .connector(tcp)
+        .max_http_version(awc::http::Version::HTTP_11)
         .limit(0)
         .timeout(settings.connect_timeout)
         .handshake_timeout(settings.connect_timeout);

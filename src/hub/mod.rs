@@ -41,6 +41,17 @@
 //!   already queued) until the peer reads or the OS gives up, although its session is removed
 //!   as soon as its queue passes the bound.
 //!
+//! Choices where the service's behaviour is not documented (protocol.md section 10):
+//! a malformed request closes with `system/disconnected` and 1008, and input that closes a
+//! socket (1009, 1007, 1003, 1008) ends the session; a client close with 1000, 1001 or no code
+//! ends a reliable session, any other close or drop keeps it for the recovery window; `connected`
+//! is sent again after a recovery, with the same reconnection token; only ack ids of operations
+//! that took effect are remembered (the last 1000 per connection), so a `Forbidden` request is
+//! judged again on retry; invalid fields with an ack id get a `BadRequest` ack; a `sequenceAck`
+//! beyond the last id sent is clamped; the connection limit answers HTTP 429; `api-version` is
+//! not required and `messageTtlSeconds` is ignored; half-open sockets are dropped after 60 s
+//! of silence; the access key must have at least 32 bytes.
+//!
 //! Threads: [`Hub::start`] runs the server on its own thread with its own actix system and
 //! `workers` HTTP worker threads, so it can be started from `#[actix_rt::test]`, from
 //! `#[tokio::test]`, or from a CLI that also runs a client fleet in the same process.

@@ -653,6 +653,9 @@ impl HubState {
             return Err(RecoveryRefusal::BadToken);
         }
         if self.faults.take_recovery_refusal() {
+            // As if the session had expired: it is gone with its groups, so it no longer
+            // collects messages nor shows in group listings (the client starts anew).
+            self.remove(&conn, None);
             return Err(RecoveryRefusal::Refused);
         }
         Ok(conn)
