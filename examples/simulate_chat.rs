@@ -107,6 +107,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let plan = LoadPlan {
             fds_per_client: if hub.is_some() { 2 } else { 1 },
+            target_name: if hub.is_some() {
+                "the local hub"
+            } else {
+                "the resource"
+            }
+            .into(),
             ..plan
         };
         let report = load::run(target, plan, simulation, |p| eprintln!("{p}")).await;
