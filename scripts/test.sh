@@ -13,3 +13,7 @@ for example in quickstart token_provider; do
     cargo run --quiet --example "$example"
 done
 cargo run --quiet --example embed_actix_web -- --once
+
+# A small fleet against the in-process hub, with 5 % of connections dropped abruptly every
+# 2 s: any lost, duplicated, reordered or unexpected delivery fails the run (exit 1).
+cargo run --quiet -- load --clients 200 --duration 10s --chaos 5%:2s --max-loss 0

@@ -63,7 +63,8 @@ pub struct LoadArgs {
     /// Write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Fail (exit 1) when more messages are lost: a count (0) or a share of expected (0.1%).
+    /// Fail (exit 1) when more messages are lost: a count (0) or a share of expected (0.1%);
+    /// any duplicated, reordered or unexpected delivery then fails the run too.
     #[arg(long)]
     max_loss: Option<Limit>,
     /// Fail (exit 1) when the delivery p99 is above this many milliseconds.

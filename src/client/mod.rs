@@ -2,7 +2,7 @@
 //!
 //! [`Client`] is the handle for everyone (async methods); [`ClientActor`] and its messages
 //! (re-exported in [`crate::actor`]) are the actix-native way in. The actor owns the socket
-//! ([`transport`] is the only awc user) and the protocol state of [`crate::session`].
+//! (its `transport` module is the only awc user) and the protocol state of [`crate::session`].
 //!
 //! Compared with the official clients: an operation in flight when the socket drops is resent
 //! with its ack id after a recovery instead of failing; retries keep the operation's ack id, so

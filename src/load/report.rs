@@ -240,7 +240,8 @@ impl Limit {
 /// Limits that make a run fail (`--max-loss`, `--max-p99-ms`, `--min-connected`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Thresholds {
-    /// Lost messages at most (a count, or a percentage of expected deliveries).
+    /// Lost messages at most (a count, or a percentage of expected deliveries). When set, any
+    /// duplicated, reordered or unexpected delivery fails the run too.
     pub max_loss: Option<Limit>,
     /// Delivery p99 at most, milliseconds.
     pub max_p99_ms: Option<f64>,
@@ -266,6 +267,14 @@ impl Thresholds {
             let expected = m.delivered + m.lost + m.allowed_gap + m.indeterminate;
             if m.lost as f64 > limit.of(expected) {
                 failures.push(format!("lost {} messages, more than {limit:?}", m.lost));
+            }
+            // No loss budget covers these: a delivery checked at all must not be doubled,
+            // out of order or never sent.
+            if m.duplicated + m.reordered + m.unexpected > 0 {
+                failures.push(format!(
+                    "{} duplicated, {} reordered, {} unexpected deliveries",
+                    m.duplicated, m.reordered, m.unexpected
+                ));
             }
         }
         if let Some(max) = self.max_p99_ms {

@@ -146,6 +146,30 @@ fn thresholds_fail_with_reasons() {
 }
 
 #[test]
+fn a_loss_budget_never_covers_duplicates_reorders_or_unexpected() {
+    let budget = Thresholds {
+        max_loss: Some(Limit::Percent(50.0)),
+        ..Thresholds::default()
+    };
+    for field in 0..3 {
+        let mut report = sample();
+        report.messages.lost = 0;
+        match field {
+            0 => report.messages.duplicated = 1,
+            1 => report.messages.reordered = 1,
+            _ => report.messages.unexpected = 1,
+        }
+        let result = budget.evaluate(&report);
+        assert!(!result.passed, "{result:?}");
+        assert!(result.failures[0].contains("duplicated"), "{result:?}");
+    }
+    // Without a loss limit nothing is judged.
+    let mut report = sample();
+    report.messages.duplicated = 1;
+    assert!(Thresholds::default().evaluate(&report).passed);
+}
+
+#[test]
 fn table_names_every_section() {
     let mut report = sample();
     report.thresholds.failures.push("lost too many".into());
