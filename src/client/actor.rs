@@ -593,7 +593,7 @@ impl ClientActor {
         membership: Membership,
     ) {
         let ack_id = self.ack_ids.assign(frame.ack_id());
-        set_ack_id(&mut frame, ack_id);
+        set_ack_id(&mut frame, Some(ack_id));
         let op = Op {
             frame,
             reply,
@@ -944,12 +944,13 @@ impl ClientActor {
     }
 }
 
-fn set_ack_id(frame: &mut Outbound, id: AckId) {
+/// Sets (or, with `None`, removes) the ack id of an operation frame.
+fn set_ack_id(frame: &mut Outbound, id: Option<AckId>) {
     match frame {
         Outbound::JoinGroup { ack_id, .. }
         | Outbound::LeaveGroup { ack_id, .. }
         | Outbound::SendToGroup { ack_id, .. }
-        | Outbound::Event { ack_id, .. } => *ack_id = Some(id),
+        | Outbound::Event { ack_id, .. } => *ack_id = id,
         Outbound::SequenceAck { .. } | Outbound::Ping => {}
     }
 }
@@ -1064,7 +1065,7 @@ impl ClientActor {
         membership: Membership,
     ) -> Result<AckResult, ClientError> {
         let connected = matches!(self.phase, Phase::Connected) && self.sink.is_some();
-        set_ack_id_none(&mut frame);
+        set_ack_id(&mut frame, None);
         if !connected || !self.write(encode_outbound(&frame)) {
             return Err(ClientError::NotConnected);
         }
@@ -1084,15 +1085,6 @@ impl ClientActor {
     }
 }
 
-fn set_ack_id_none(frame: &mut Outbound) {
-    match frame {
-        Outbound::JoinGroup { ack_id, .. }
-        | Outbound::LeaveGroup { ack_id, .. }
-        | Outbound::SendToGroup { ack_id, .. }
-        | Outbound::Event { ack_id, .. } => *ack_id = None,
-        Outbound::SequenceAck { .. } | Outbound::Ping => {}
-    }
-}
 
 impl Handler<SubscribeCallback> for ClientActor {
     type Result = MessageResult<SubscribeCallback>;
