@@ -1085,7 +1085,6 @@ impl ClientActor {
     }
 }
 
-
 impl Handler<SubscribeCallback> for ClientActor {
     type Result = MessageResult<SubscribeCallback>;
 

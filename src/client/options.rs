@@ -5,26 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::protocol::Subprotocol;
-use crate::session::{RetryMode, RetryPolicy};
+use crate::session::RetryPolicy;
 
 /// Retries of one operation (join, leave, send, event) after a retriable failure: 3 times,
 /// exponential from 0.8 s up to 60 s, as the Python and .NET clients do. Every retry reuses the
 /// operation's ack id, so the service deduplicates it.
-pub const DEFAULT_MESSAGE_RETRY: RetryPolicy = RetryPolicy {
-    max_retries: 3,
-    delay: Duration::from_millis(800),
-    max_delay: Duration::from_secs(60),
-    mode: RetryMode::Exponential,
-};
+pub const DEFAULT_MESSAGE_RETRY: RetryPolicy = RetryPolicy::MESSAGE_DEFAULT;
 
 /// Reconnect attempts after a connection is lost for good: without limit, exponential from
 /// 1 s up to 5 s, as the .NET client does (a short cap brings a fleet back fast after a hub restart).
-pub const DEFAULT_RECONNECT_RETRY: RetryPolicy = RetryPolicy {
-    max_retries: u32::MAX,
-    delay: Duration::from_secs(1),
-    max_delay: Duration::from_secs(5),
-    mode: RetryMode::Exponential,
-};
+pub const DEFAULT_RECONNECT_RETRY: RetryPolicy = RetryPolicy::RECONNECT_DEFAULT;
 
 /// How long `start()` waits for `system/connected`: 30 s, the Python client's start timeout.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);

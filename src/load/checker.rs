@@ -46,6 +46,13 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Deliveries that were due: delivered, lost, or missed for an allowed or unknown reason.
+    pub fn expected(&self) -> u64 {
+        self.delivered + self.lost + self.allowed_gap + self.indeterminate
+    }
+}
+
+impl Counts {
     fn add(&mut self, other: &Counts) {
         self.delivered += other.delivered;
         self.lost += other.lost;

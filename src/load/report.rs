@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::checker::Counts;
+
 use crate::fleet::LatencySummary;
 
 /// The whole report. Field names are the JSON keys.
@@ -76,20 +78,9 @@ pub struct ConnectReport {
 pub struct MessagesReport {
     /// Published (or echo events sent).
     pub sent: u64,
-    /// Delivered with a valid stamp in a joined group.
-    pub delivered: u64,
-    /// Expected and never delivered.
-    pub lost: u64,
-    /// Delivered more than once.
-    pub duplicated: u64,
-    /// Delivered out of order.
-    pub reordered: u64,
-    /// Delivered without being published to that receiver.
-    pub unexpected: u64,
-    /// Missed because a receiver's connection was lost (allowed).
-    pub allowed_gap: u64,
-    /// Missed, with the publish's own outcome unknown (not a violation).
-    pub indeterminate: u64,
+    /// What the checker found, written beside `sent` (`messages.lost`, ...).
+    #[serde(flatten)]
+    pub checked: Counts,
 }
 
 /// Latency percentiles in milliseconds.
@@ -171,7 +162,7 @@ impl BenchmarkRule {
             }
         };
         let m = &report.messages;
-        let expected = m.delivered + m.lost + m.allowed_gap + m.indeterminate;
+        let expected = m.checked.expected();
         let requested = report.clients.requested;
         let reconnecting = report.reconnects + report.clients.restarts;
         let mut rule = BenchmarkRule {
@@ -179,14 +170,14 @@ impl BenchmarkRule {
             delivered_pct: if expected == 0 {
                 100.0
             } else {
-                pct(m.delivered, expected)
+                pct(m.checked.delivered, expected)
             },
             connected_pct: if requested == 0 {
                 100.0
             } else {
                 pct(report.clients.connected, requested)
             },
-            over_2s_pct: pct(slow_deliveries, m.delivered),
+            over_2s_pct: pct(slow_deliveries, m.checked.delivered),
             pass: false,
         };
         rule.pass = rule.reconnecting_pct <= 5.0
@@ -264,16 +255,19 @@ impl Thresholds {
         let mut failures = Vec::new();
         let m = &report.messages;
         if let Some(limit) = self.max_loss {
-            let expected = m.delivered + m.lost + m.allowed_gap + m.indeterminate;
-            if m.lost as f64 > limit.of(expected) {
-                failures.push(format!("lost {} messages, more than {limit:?}", m.lost));
+            let expected = m.checked.expected();
+            if m.checked.lost as f64 > limit.of(expected) {
+                failures.push(format!(
+                    "lost {} messages, more than {limit:?}",
+                    m.checked.lost
+                ));
             }
             // No loss budget covers these: a delivery checked at all must not be doubled,
             // out of order or never sent.
-            if m.duplicated + m.reordered + m.unexpected > 0 {
+            if m.checked.duplicated + m.checked.reordered + m.checked.unexpected > 0 {
                 failures.push(format!(
                     "{} duplicated, {} reordered, {} unexpected deliveries",
-                    m.duplicated, m.reordered, m.unexpected
+                    m.checked.duplicated, m.checked.reordered, m.checked.unexpected
                 ));
             }
         }
@@ -336,7 +330,7 @@ impl fmt::Display for LoadReport {
             "messages",
             format!(
                 "{} sent, {} delivered ({:.0}/s)",
-                m.sent, m.delivered, self.throughput.delivered_per_s
+                m.sent, m.checked.delivered, self.throughput.delivered_per_s
             ),
         )?;
         row(
@@ -344,7 +338,12 @@ impl fmt::Display for LoadReport {
             "checker",
             format!(
                 "{} lost, {} duplicated, {} reordered, {} unexpected; {} allowed gap, {} indeterminate",
-                m.lost, m.duplicated, m.reordered, m.unexpected, m.allowed_gap, m.indeterminate
+                m.checked.lost,
+                m.checked.duplicated,
+                m.checked.reordered,
+                m.checked.unexpected,
+                m.checked.allowed_gap,
+                m.checked.indeterminate
             ),
         )?;
         row(

@@ -15,10 +15,12 @@ fn sample() -> LoadReport {
         },
         messages: MessagesReport {
             sent: 1000,
-            delivered: 9_900,
-            lost: 50,
-            allowed_gap: 50,
-            ..MessagesReport::default()
+            checked: Counts {
+                delivered: 9_900,
+                lost: 50,
+                allowed_gap: 50,
+                ..Counts::default()
+            },
         },
         latency_ms: LatencyReport {
             p50: 1.0,
@@ -95,7 +97,7 @@ fn benchmark_rule_applies_the_four_limits() {
     report.reconnects = 10;
     assert!(!BenchmarkRule::evaluate(&report, 10).pass);
     let mut report = sample();
-    report.messages.lost = 1000;
+    report.messages.checked.lost = 1000;
     assert!(!BenchmarkRule::evaluate(&report, 10).pass);
     let mut report = sample();
     report.clients.connected = 70;
@@ -153,11 +155,11 @@ fn a_loss_budget_never_covers_duplicates_reorders_or_unexpected() {
     };
     for field in 0..3 {
         let mut report = sample();
-        report.messages.lost = 0;
+        report.messages.checked.lost = 0;
         match field {
-            0 => report.messages.duplicated = 1,
-            1 => report.messages.reordered = 1,
-            _ => report.messages.unexpected = 1,
+            0 => report.messages.checked.duplicated = 1,
+            1 => report.messages.checked.reordered = 1,
+            _ => report.messages.checked.unexpected = 1,
         }
         let result = budget.evaluate(&report);
         assert!(!result.passed, "{result:?}");
@@ -165,7 +167,7 @@ fn a_loss_budget_never_covers_duplicates_reorders_or_unexpected() {
     }
     // Without a loss limit nothing is judged.
     let mut report = sample();
-    report.messages.duplicated = 1;
+    report.messages.checked.duplicated = 1;
     assert!(Thresholds::default().evaluate(&report).passed);
 }
 

@@ -358,13 +358,7 @@ pub async fn run(
         },
         messages: MessagesReport {
             sent: stats.sent,
-            delivered: check.total.delivered,
-            lost: check.total.lost,
-            duplicated: check.total.duplicated,
-            reordered: check.total.reordered,
-            unexpected: check.total.unexpected,
-            allowed_gap: check.total.allowed_gap,
-            indeterminate: check.total.indeterminate,
+            checked: check.total,
         },
         latency_ms: stats.latency_ms.into(),
         throughput: ThroughputReport {
