@@ -29,7 +29,9 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(5000);
     let Ok(cs) = std::env::var("WebPubSubConnectionString") else {
-        eprintln!("set WebPubSubConnectionString to the hub's connection string (see the file's docs)");
+        eprintln!(
+            "set WebPubSubConnectionString to the hub's connection string (see the file's docs)"
+        );
         std::process::exit(2);
     };
     let cs = ConnectionString::parse(&cs).expect("a valid connection string");

@@ -387,3 +387,37 @@ async fn wss_through_a_throwaway_ca() {
     let untrusted = Client::from_url(&url, ClientOptions::new()).unwrap();
     assert!(matches!(untrusted.start().await, Err(ClientError::Tls(_))));
 }
+
+#[actix_rt::test]
+async fn frames_far_larger_than_the_read_buffer_arrive_intact() {
+    let (_hub, cs) = hub(HubConfig::new()).await;
+    let receiver = client(&cs, "big-in", &ROLES);
+    let mut events = receiver.events().await.unwrap();
+    receiver.start().await.unwrap();
+    receiver.join_group("big").await.unwrap();
+    let sender = client(&cs, "big-out", &ROLES);
+    sender.start().await.unwrap();
+    let text: String = (0..200_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let binary: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    sender
+        .send_to_group("big", text.clone(), SendOptions::new())
+        .await
+        .unwrap();
+    sender
+        .send_to_group("big", binary.clone(), SendOptions::new())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        if let Event::GroupMessage(m) = next_of(&mut events, EventKind::GroupMessage).await {
+            got.push(m.data.clone());
+        }
+    }
+    assert_eq!(got[0], webpubsub_fleet::protocol::Payload::Text(text));
+    assert_eq!(
+        got[1],
+        webpubsub_fleet::protocol::Payload::Binary(binary.into())
+    );
+}
