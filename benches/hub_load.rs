@@ -16,8 +16,8 @@
 //! with `--json FILE`, as JSON. See docs/performance.md, "Hub and transport benchmarks".
 
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -165,6 +165,9 @@ struct PeerArgs {
     /// Fan-out: unacked sends per publisher.
     #[arg(long, default_value_t = 8)]
     window: usize,
+    /// Fan-out: messages per second per publisher (0: as fast as acked).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Fan-out: bytes of text data per message.
     #[arg(long, default_value_t = 100)]
     size: usize,
@@ -1287,6 +1290,9 @@ fn fanout(args: FanoutArgs) -> Res<()> {
     println!(
         "  RSS                 hub {hub_rss_connected} KiB connected, {hub_rss} KiB at end; driver {driver_rss} KiB"
     );
+    if stats1["slow_clients"].as_u64().unwrap_or(0) > 0 || lost > 0 {
+        println!("  NOT STEADY: sockets were closed or lost during the run");
+    }
     write_json(
         &args.common.json,
         &json!({
@@ -1317,9 +1323,305 @@ fn fanout(args: FanoutArgs) -> Res<()> {
 // ---------------------------------------------------------------------------------------------
 // peer: official clients, see benches/peers/README.md
 
-fn peer(_args: PeerArgs) -> Res<()> {
-    Err("not yet".into())
+/// The crate root, where `benches/peers/` and `target/` are.
+fn crate_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-#[allow(dead_code)]
-fn unused(_: &Path, _: &mut dyn Read) {}
+/// The Python to run the peer with: the given one, or the first venv whose interpreter imports
+/// the official client.
+fn find_python(given: &Option<PathBuf>) -> Res<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.clone());
+    }
+    let root = crate_root();
+    for venv in ["target/interop/venv", "target/peers/venv"] {
+        let python = root.join(venv).join("bin/python");
+        let ok = Command::new(&python)
+            .args(["-c", "import azure.messaging.webpubsubclient"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Ok(python);
+        }
+    }
+    Err("no venv with azure-messaging-webpubsubclient: run `bash benches/peers/setup.sh`".into())
+}
+
+/// The node_modules folder holding the official JS client.
+fn find_node_modules(given: &Option<PathBuf>) -> Res<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.clone());
+    }
+    let root = crate_root();
+    for dir in ["target/interop/node", "target/peers/node"] {
+        let modules = root.join(dir).join("node_modules");
+        if modules
+            .join("@azure/web-pubsub-client/package.json")
+            .is_file()
+        {
+            return Ok(modules);
+        }
+    }
+    Err("no node_modules with @azure/web-pubsub-client: run `bash benches/peers/setup.sh`".into())
+}
+
+/// Runs an official client (benches/peers/) against a hub process. The peer measures its own
+/// RSS and CPU and prints `MEASURE_START`, `MEASURE_END` and `RESULT {json}` lines; this side
+/// reads the hub's (and, as a cross-check, the peer's) figures from /proc at the same moments,
+/// then answers each mark with a line on the peer's stdin so that the peer goes on.
+fn peer(args: PeerArgs) -> Res<()> {
+    let (capacity, why) = connection_capacity();
+    let idle = match args.workload.as_str() {
+        "idle" => true,
+        "fanout" => false,
+        other => return Err(format!("unknown workload {other:?}: use idle or fanout")),
+    };
+    let total = if idle {
+        args.connections
+    } else {
+        args.groups * (args.group_size + args.publishers)
+    };
+    if total > capacity {
+        return Err(format!(
+            "{total} connections asked; this machine allows {capacity} ({why})"
+        ));
+    }
+    let root = crate_root();
+    let mut cmd = match args.client.as_str() {
+        "python" | "python-aio" => {
+            let mut c = Command::new(find_python(&args.python)?);
+            c.arg(root.join("benches/peers/py_peer.py"));
+            c.arg("--api").arg(if args.client == "python" {
+                "sync"
+            } else {
+                "aio"
+            });
+            c
+        }
+        "js" => {
+            let mut c = Command::new("node");
+            c.env("NODE_PATH", find_node_modules(&args.node_modules)?);
+            c.arg(root.join("benches/peers/js_peer.cjs"));
+            c
+        }
+        other => {
+            return Err(format!(
+                "unknown client {other:?}: use python, python-aio or js"
+            ));
+        }
+    };
+    let machine = machine_note();
+    let mut hub = HubProcess::start(args.common.hub_workers)?;
+    let hub_pid = hub.pid();
+    let cs = hub.connection_string.clone();
+    let url = |options: TokenOptions| -> Res<String> {
+        cs.client_access_url(HUB, &options, SystemTime::now())
+            .map(|u| u.expose().to_string())
+            .map_err(|e| e.to_string())
+    };
+    let mut receivers = Vec::new();
+    let mut publishers = Vec::new();
+    if idle {
+        for i in 0..args.connections {
+            receivers.push(json!({"url": url(TokenOptions::new().user_id(format!("idle-{i}")))?}));
+        }
+    } else {
+        let mut i = 0;
+        for g in 0..args.groups {
+            let group = format!("g{g}");
+            for _ in 0..args.group_size {
+                let options = TokenOptions::new()
+                    .user_id(format!("recv-{i}"))
+                    .group(group.clone());
+                receivers.push(json!({"url": url(options)?, "group": group}));
+                i += 1;
+            }
+            for p in 0..args.publishers {
+                let options = TokenOptions::new()
+                    .user_id(format!("pub-{g}-{p}"))
+                    .role(format!("webpubsub.sendToGroup.{group}"));
+                publishers.push(
+                    json!({"url": url(options)?, "group": group, "index": g * args.publishers + p}),
+                );
+            }
+        }
+    }
+    let plan = json!({
+        "workload": args.workload,
+        "hold": args.hold.min(MAX_DURATION_SECS),
+        "warmup": args.warmup.min(MAX_DURATION_SECS),
+        "duration": args.duration.clamp(1, MAX_DURATION_SECS),
+        "window": args.window.max(1),
+        "rate": args.rate,
+        "size": args.size.max(40),
+        "receivers": receivers,
+        "publishers": publishers,
+    });
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let plan_path = dir.path().join("plan.json");
+    // The plan holds access tokens: it lives in a private temporary folder, removed at the end.
+    std::fs::write(&plan_path, plan.to_string()).map_err(|e| e.to_string())?;
+    cmd.arg(&plan_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    eprintln!(
+        "peer: {} client, {} workload, {total} connections, hub pid {hub_pid}",
+        args.client, args.workload
+    );
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the peer: {e}"))?;
+    let peer_pid = child.id();
+    let bound =
+        CONNECT_DEADLINE + Duration::from_secs(args.hold + args.warmup + args.duration + 120);
+    let killer = {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < bound && !d.load(Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            if !d.load(Relaxed) {
+                eprintln!("peer: time bound reached, killing pid {peer_pid}");
+                let _ = Command::new("kill").arg(peer_pid.to_string()).status();
+            }
+        });
+        done
+    };
+    let stdout = BufReader::new(child.stdout.take().ok_or("no peer stdout")?);
+    let mut peer_stdin = child.stdin.take().ok_or("no peer stdin")?;
+    let mut resume = move || {
+        let _ = writeln!(peer_stdin, "go").and_then(|_| peer_stdin.flush());
+    };
+    let mut start: Option<(Instant, f64, f64, Value)> = None;
+    let mut end: Option<(Instant, f64, f64, u64, u64, Value)> = None;
+    let mut result = Value::Null;
+    for line in stdout.lines() {
+        let Ok(line) = line else { break };
+        let line = line.trim();
+        if line == "MEASURE_START" {
+            start = Some((
+                Instant::now(),
+                cpu_secs(hub_pid),
+                cpu_secs(peer_pid),
+                hub.stats(),
+            ));
+            resume();
+        } else if line == "MEASURE_END" {
+            end = Some((
+                Instant::now(),
+                cpu_secs(hub_pid),
+                cpu_secs(peer_pid),
+                rss_kib(hub_pid),
+                rss_kib(peer_pid),
+                hub.stats(),
+            ));
+            resume();
+        } else if let Some(r) = line.strip_prefix("RESULT ") {
+            result = serde_json::from_str(r).unwrap_or(Value::Null);
+        } else if !line.is_empty() {
+            eprintln!("  peer: {line}");
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    killer.store(true, Relaxed);
+    hub.stop();
+    let (Some(s), Some(e)) = (start, end) else {
+        return Err(format!("the peer ended ({status}) before measuring"));
+    };
+    let secs = e.0.duration_since(s.0).as_secs_f64();
+    let hub_cpu = e.1 - s.1;
+    let peer_cpu_external = e.2 - s.2;
+    let f = |k: &str| result[k].as_f64().unwrap_or(0.0);
+    let connections = f("connections");
+    let deliveries = f("deliveries");
+    let per_delivery = |cpu: f64| {
+        if deliveries > 0.0 {
+            cpu * 1e6 / deliveries
+        } else {
+            0.0
+        }
+    };
+    let hub_out = e.5["messages_out"].as_u64().unwrap_or(0) as f64
+        - s.3["messages_out"].as_u64().unwrap_or(0) as f64;
+    println!();
+    println!(
+        "== peer {} / {}: {} connections ({} failed), {secs:.1} s measured",
+        args.client, args.workload, connections, result["failed"]
+    );
+    println!(
+        "  peer RSS per connection  {:.1} KiB  ({} -> {} KiB, self-measured; /proc says {} KiB at the end)",
+        f("rss_per_connection_kib"),
+        result["rss_base_kib"],
+        result["rss_kib"],
+        e.4
+    );
+    if !idle {
+        println!(
+            "  deliveries/s             {:.0}",
+            deliveries / f("seconds").max(1e-9)
+        );
+        println!(
+            "  publishes/s              {:.0}",
+            f("published") / f("seconds").max(1e-9)
+        );
+        println!(
+            "  latency                  p50 {}  p99 {}  max {}  ({} samples)",
+            ms(f("p50_us") as u64),
+            ms(f("p99_us") as u64),
+            ms(f("max_us") as u64),
+            result["latency_samples"]
+        );
+        println!(
+            "  CPU per delivery         peer {:.1} us (self), {:.1} us (/proc); hub {:.2} us",
+            per_delivery(f("cpu_secs")),
+            per_delivery(peer_cpu_external),
+            per_delivery(hub_cpu)
+        );
+        println!(
+            "  CPU                      peer {:.2} cores, hub {:.2} cores",
+            peer_cpu_external / secs,
+            hub_cpu / secs
+        );
+        println!(
+            "  hub messages_out/s       {:.0}; slow clients closed {}",
+            hub_out / secs,
+            e.5["slow_clients"]
+        );
+        let received = deliveries / f("seconds").max(1e-9);
+        if e.5["slow_clients"].as_u64().unwrap_or(0) > 0 {
+            println!(
+                "  NOT STEADY: the hub closed slow clients (more than 1000 unacked messages: the official clients ack once a second); lower --rate"
+            );
+        } else if received < 0.95 * hub_out / secs {
+            println!(
+                "  NOT STEADY: the peer received {received:.0}/s while the hub sent {:.0}/s: it falls behind; lower --rate",
+                hub_out / secs
+            );
+        }
+    } else {
+        println!(
+            "  CPU while idle           peer {:.3} s, hub {:.3} s over {secs:.0} s",
+            peer_cpu_external, hub_cpu
+        );
+    }
+    write_json(
+        &args.common.json,
+        &json!({
+            "workload": args.workload,
+            "client": args.client,
+            "peer": result,
+            "peer_cpu_secs_proc": peer_cpu_external,
+            "peer_rss_end_kib_proc": e.4,
+            "seconds": secs,
+            "hub": {"cpu_secs": hub_cpu, "cpu_us_per_delivery": per_delivery(hub_cpu),
+                    "rss_end_kib": e.3, "messages_out_per_sec": hub_out / secs},
+            "hub_stats_end": e.5,
+            "machine": machine,
+        }),
+    )
+}
