@@ -393,6 +393,29 @@ fn thread_cpu_delta(before: &[(String, f64)], after: &[(String, f64)]) -> Vec<(S
     out
 }
 
+/// Busy CPU seconds of the machine since boot (all CPUs, everything but idle and iowait):
+/// what other processes (other engineers' builds) took during a run is this less ours.
+fn machine_busy_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy: u64 = v
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .take(8)
+        .map(|(_, x)| *x)
+        .sum();
+    busy as f64 / clk_tck()
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`; 100 on every Linux this runs on).
 fn clk_tck() -> f64 {
     static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
@@ -1068,6 +1091,8 @@ async fn publisher(
 
 struct Snapshot {
     at: Instant,
+    /// Busy CPU seconds of the whole machine (every process), from /proc/stat.
+    machine_busy: f64,
     deliveries: u64,
     published: u64,
     hub_cpu: f64,
@@ -1080,6 +1105,7 @@ fn snapshot(shared: &Shared, hub_pid: u32) -> Snapshot {
     let me = std::process::id();
     Snapshot {
         at: Instant::now(),
+        machine_busy: machine_busy_secs(),
         deliveries: shared.deliveries.total(),
         published: shared.published.load(Relaxed),
         hub_cpu: cpu_secs(hub_pid),
@@ -1213,13 +1239,13 @@ fn fanout(args: FanoutArgs) -> Res<()> {
     let s1 = snapshot(&shared, hub_pid);
     shared.measuring.store(false, Relaxed);
     let stats1 = hub.stats();
+    let lost = shared.lost.load(Relaxed);
     let latency = driver.take_latency();
     let hub_rss = rss_kib(hub_pid);
     let driver_rss = rss_kib(std::process::id());
     let _ = stop_tx.send(true);
     // Publishers wait for their last acks; receivers close.
     std::thread::sleep(Duration::from_millis(500));
-    let lost = shared.lost.load(Relaxed);
     let ack_errors = shared.ack_errors.load(Relaxed);
     driver.stop();
     hub.stop();
@@ -1280,6 +1306,11 @@ fn fanout(args: FanoutArgs) -> Res<()> {
         per_delivery(driver_cpu),
         per_delivery(hub_cpu + driver_cpu)
     );
+    let others = (s1.machine_busy - s0.machine_busy - hub_cpu - driver_cpu).max(0.0);
+    println!(
+        "  other processes     {:.2} cores (builds of other engineers share the machine)",
+        others / secs
+    );
     println!("  hub threads         {}", fmt_threads(&hub_threads));
     println!("  driver threads      {}", fmt_threads(&driver_threads_cpu));
     println!(
@@ -1314,6 +1345,7 @@ fn fanout(args: FanoutArgs) -> Res<()> {
                        "cpu_us_per_delivery": per_delivery(driver_cpu), "thread_cpu": driver_threads_cpu,
                        "rss_kib": driver_rss},
             "lost_sockets": lost, "failed_acks": ack_errors,
+            "other_processes_cores": others / secs,
             "hub_stats_end": stats1,
             "machine": machine,
         }),
