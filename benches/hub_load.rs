@@ -1532,10 +1532,12 @@ fn peer(args: PeerArgs) -> Res<()> {
     let mut start: Option<(Instant, f64, f64, Value)> = None;
     let mut end: Option<(Instant, f64, f64, u64, u64, Value)> = None;
     let mut result = Value::Null;
+    let (mut machine0, mut machine1) = (0.0, 0.0);
     for line in stdout.lines() {
         let Ok(line) = line else { break };
         let line = line.trim();
         if line == "MEASURE_START" {
+            machine0 = machine_busy_secs();
             start = Some((
                 Instant::now(),
                 cpu_secs(hub_pid),
@@ -1552,6 +1554,7 @@ fn peer(args: PeerArgs) -> Res<()> {
                 rss_kib(peer_pid),
                 hub.stats(),
             ));
+            machine1 = machine_busy_secs();
             resume();
         } else if let Some(r) = line.strip_prefix("RESULT ") {
             result = serde_json::from_str(r).unwrap_or(Value::Null);
@@ -1578,6 +1581,7 @@ fn peer(args: PeerArgs) -> Res<()> {
             0.0
         }
     };
+    let others = (machine1 - machine0 - hub_cpu - peer_cpu_external).max(0.0) / secs;
     let hub_out = e.5["messages_out"].as_u64().unwrap_or(0) as f64
         - s.3["messages_out"].as_u64().unwrap_or(0) as f64;
     println!();
@@ -1615,7 +1619,7 @@ fn peer(args: PeerArgs) -> Res<()> {
             per_delivery(hub_cpu)
         );
         println!(
-            "  CPU                      peer {:.2} cores, hub {:.2} cores",
+            "  CPU                      peer {:.2} cores, hub {:.2} cores, other processes {others:.2} cores",
             peer_cpu_external / secs,
             hub_cpu / secs
         );
@@ -1650,6 +1654,7 @@ fn peer(args: PeerArgs) -> Res<()> {
             "peer_cpu_secs_proc": peer_cpu_external,
             "peer_rss_end_kib_proc": e.4,
             "seconds": secs,
+            "other_processes_cores": others,
             "hub": {"cpu_secs": hub_cpu, "cpu_us_per_delivery": per_delivery(hub_cpu),
                     "rss_end_kib": e.3, "messages_out_per_sec": hub_out / secs},
             "hub_stats_end": e.5,
