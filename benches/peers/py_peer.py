@@ -158,18 +158,20 @@ def run_sync(plan):
         return client
 
     clients, failed = [], 0
+    pubs = []  # (client, spec) of the publishers that connected
     specs = [(s, True) for s in receivers] + [(s, False) for s in publishers]
     with ThreadPoolExecutor(CONNECT_CONCURRENCY) as pool:
         futures = [pool.submit(make, s, r) for s, r in specs]
-        for f in futures:
+        for f, (spec, receive) in zip(futures, specs):
             try:
                 clients.append(f.result())
+                if not receive:
+                    pubs.append((clients[-1], spec))
             except Exception as e:  # noqa: BLE001 - counted and reported
                 failed += 1
                 if failed == 1:
                     log("connect failed: %r" % e)
     log("%d connected, %d failed" % (len(clients), failed))
-    pubs = clients[len(clients) - len(publishers):] if publishers else []
     window = Window()
     if plan["workload"] == "idle":
         window.start(tally)
@@ -212,7 +214,7 @@ def run_sync(plan):
 
         # `send_to_group` blocks until its ack: a window of W is W sending threads.
         senders = []
-        for client, spec in zip(pubs, publishers):
+        for client, spec in pubs:
             schedule = {"lock": threading.Lock(), "n": 0, "start": time.monotonic()}
             for slot in range(plan["window"]):
                 t = threading.Thread(target=send_loop, args=(client, spec, slot, schedule), daemon=True)
@@ -259,7 +261,11 @@ async def run_aio(plan):
     if errors:
         log("connect failed: %r" % errors[0])
     log("%d connected, %d failed" % (len(clients), len(errors)))
-    pubs = [c for c, o in zip(outcomes[len(receivers):], publishers) if not isinstance(c, BaseException)]
+    pubs = [
+        (c, spec)
+        for c, spec in zip(outcomes[len(receivers):], publishers)
+        if not isinstance(c, BaseException)
+    ]
     window = Window()
     if plan["workload"] == "idle":
         window.start(tally)
@@ -290,7 +296,7 @@ async def run_aio(plan):
                 seq += plan["window"]
 
         tasks = []
-        for client, spec in zip(pubs, publishers):
+        for client, spec in pubs:
             schedule = {"n": 0, "start": time.monotonic()}
             for slot in range(plan["window"]):
                 tasks.append(asyncio.create_task(send_loop(client, spec, slot, schedule)))
