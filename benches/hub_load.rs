@@ -191,7 +191,29 @@ struct PeerArgs {
 
 fn main() {
     // `cargo bench` appends `--bench` to the arguments of every bench binary.
-    let args = std::env::args().filter(|a| a != "--bench");
+    let mut args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
+    // `cargo test --all-targets` runs it with no arguments at all: a one-second fan-out with
+    // ten receivers proves the benchmark still runs, without spending CI minutes on figures.
+    if args.len() == 1 {
+        args.extend(
+            [
+                "fanout",
+                "--groups",
+                "1",
+                "--group-size",
+                "10",
+                "--publishers",
+                "1",
+                "--rate",
+                "50",
+                "--duration",
+                "1",
+                "--warmup",
+                "0",
+            ]
+            .map(String::from),
+        );
+    }
     let cli = Cli::parse_from(args);
     let result = match cli.command {
         Cmd::ServeHub { workers } => serve_hub(workers),
