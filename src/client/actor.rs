@@ -227,7 +227,7 @@ impl ClientActor {
                 .map_err(ClientError::Credential)?;
             let socket = transport::open(url.expose().as_str(), &settings)
                 .await
-                .map_err(ClientError::from_open)?;
+                .map_err(|e| ClientError::from_open(e, settings.connect_timeout))?;
             Ok::<_, ClientError>((url, socket))
         };
         ctx.spawn(open.into_actor(self).map(move |result, act, ctx| {
@@ -463,7 +463,8 @@ impl ClientActor {
                     match result {
                         Ok((sink, stream)) => act.recovered_socket(sink, stream, ctx),
                         Err(e) => {
-                            debug!(parent: &act.span, error = %ClientError::from_open(e), "recovery attempt failed");
+                            let error = ClientError::from_open(e, act.options.start_timeout);
+                            debug!(parent: &act.span, %error, "recovery attempt failed");
                             act.recovery_attempt_failed(None, ctx);
                         }
                     }

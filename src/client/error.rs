@@ -117,14 +117,15 @@ impl ClientError {
         }
     }
 
-    pub(crate) fn from_open(e: OpenError) -> ClientError {
+    /// The error for a socket that could not be opened within `timeout`.
+    pub(crate) fn from_open(e: OpenError, timeout: Duration) -> ClientError {
         match e {
             OpenError::Status(401) => ClientError::Unauthorized,
             OpenError::Status(status) => ClientError::HandshakeStatus { status },
             OpenError::Dns(s) => ClientError::Dns(s),
             OpenError::Tcp(s) => ClientError::Tcp(s),
             OpenError::Tls(s) => ClientError::Tls(s),
-            OpenError::Timeout => ClientError::StartTimeout(Duration::ZERO),
+            OpenError::Timeout => ClientError::StartTimeout(timeout),
             OpenError::Handshake(s) => ClientError::Handshake(s),
             OpenError::NoSubprotocol => ClientError::NoSubprotocol,
         }

@@ -381,5 +381,5 @@ impl Stream for EventStream {
     }
 }
 
-/// Keeps `Arc<dyn Observer>` in options printable and comparable by identity.
+/// How options hold an observer: shared by every client it watches.
 pub(crate) type SharedObserver = Arc<dyn Observer>;
