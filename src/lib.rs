@@ -10,6 +10,42 @@
 //! | [`fleet`] | many clients in one process: ramp-up, supervision and restarts, counters |
 //! | [`load`] | load scenarios, stamped payloads, the delivery recorder and checker, reports |
 //! | [`hub`] | the local hub: the service's client protocol and REST API, fault injection, counters |
+//!
+//! # Quick start
+//!
+//! A local hub, one client that mints its own token from the hub's connection string, a
+//! group joined and a message sent to it and received back:
+//!
+//! ```
+//! use webpubsub_fleet::client::{Client, ClientOptions, Event, SendOptions};
+//! use webpubsub_fleet::credential::{Credential, TokenOptions};
+//! use webpubsub_fleet::hub::{Hub, HubConfig};
+//!
+//! # #[actix_rt::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let hub = Hub::start(HubConfig::new().bind("127.0.0.1:0".parse()?)).await?;
+//! let credential = Credential::from_connection_string(
+//!     hub.connection_string(),
+//!     "chat",
+//!     TokenOptions::new()
+//!         .user_id("alice")
+//!         .roles(["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"]),
+//! )?;
+//! let client = Client::new(credential, ClientOptions::new());
+//! let mut events = client.events().await?;
+//! client.start().await?; // resolves once `system/connected` arrived
+//! client.join_group("room").await?; // waits for the ack
+//! client.send_to_group("room", "hello", SendOptions::new()).await?;
+//! loop {
+//!     if let Some(Event::GroupMessage(m)) = events.recv().await {
+//!         assert_eq!(m.data.as_text(), Some("hello"));
+//!         break;
+//!     }
+//! }
+//! client.stop().await?;
+//! hub.stop().await;
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
 
 pub mod client;
