@@ -535,3 +535,121 @@ async fn a_slow_stream_drops_newest_and_is_told_how_many() {
     }
     assert!(client.status().await.unwrap().counters.events_dropped >= 4);
 }
+
+#[actix_rt::test]
+async fn operations_and_start_during_an_unconfirmed_recovery_complete_after_it() {
+    let mut hub = FakeHub::start(Handshake::Accept).await;
+    let (client, mut events, conn) = connected(&mut hub, quick_options()).await;
+    conn.drop_abruptly();
+    next_of(&mut events, EventKind::Recovering).await;
+    // The recovered socket says nothing: it is confirmed after a second open.
+    let mut recovered = hub.accept().await;
+    let send = {
+        let c = client.clone();
+        actix_rt::spawn(async move { c.send_to_group("g", "during", SendOptions::new()).await })
+    };
+    let start = {
+        let c = client.clone();
+        actix_rt::spawn(async move { c.start().await })
+    };
+    let frame = recovered.recv_json().await;
+    assert_eq!(frame["type"], "sendToGroup");
+    recovered.send_ack(frame["ackId"].as_u64().unwrap()).await;
+    send.await.unwrap().unwrap();
+    assert_eq!(start.await.unwrap().unwrap().connection_id, "conn-1");
+}
+
+#[actix_rt::test]
+async fn a_recovered_socket_lost_before_confirmation_continues_the_same_recovery() {
+    let mut hub = FakeHub::start(Handshake::Accept).await;
+    let (client, mut events, conn) = connected(&mut hub, quick_options()).await;
+    next_of(&mut events, EventKind::Connected).await;
+    conn.drop_abruptly();
+    hub.accept().await.drop_abruptly();
+    let mut second = hub.accept().await;
+    assert_eq!(
+        second.query("awps_connection_id").as_deref(),
+        Some("conn-1")
+    );
+    second.send_connected("conn-1").await;
+    let mut recovering = 0;
+    loop {
+        let e = tokio::time::timeout(DEADLINE, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match e.kind() {
+            EventKind::Recovering => recovering += 1,
+            EventKind::Recovered => break,
+            EventKind::Disconnected | EventKind::Connected => panic!("{e:?}"),
+            _ => {}
+        }
+    }
+    assert_eq!(recovering, 1, "one recovery episode, not one per socket");
+    assert_eq!(client.status().await.unwrap().counters.recoveries, 1);
+}
+
+#[actix_rt::test]
+async fn a_recovery_refused_after_disconnected_is_not_reported_as_recovered() {
+    let mut hub = FakeHub::start(Handshake::Accept).await;
+    let (client, mut events, conn) = connected(&mut hub, quick_options()).await;
+    conn.drop_abruptly();
+    let mut refused = hub.accept().await;
+    refused
+        .send_text(r#"{"type":"system","event":"disconnected","message":"session expired"}"#)
+        .await;
+    refused.close(1008).await;
+    let mut fresh = hub.accept().await;
+    assert_eq!(fresh.query("awps_connection_id"), None);
+    fresh.send_connected("conn-2").await;
+    loop {
+        let e = tokio::time::timeout(DEADLINE, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match e {
+            Event::Recovered { .. } => panic!("a refused recovery was reported as recovered"),
+            Event::Disconnected { message, .. } => {
+                assert_eq!(message.as_deref(), Some("session expired"))
+            }
+            Event::Connected { connection_id, .. } if connection_id == "conn-2" => break,
+            _ => {}
+        }
+    }
+    assert_eq!(client.status().await.unwrap().counters.recoveries, 0);
+}
+
+#[actix_rt::test]
+async fn stopped_reaches_a_stream_whose_queue_is_full() {
+    let mut hub = FakeHub::start(Handshake::Accept).await;
+    let (client, _events, mut conn) = connected(&mut hub, quick_options()).await;
+    let mut slow = client.events_with_capacity(None, 2).await.unwrap();
+    for seq in 1..=5 {
+        conn.send_group_message(seq, "g", "x").await;
+    }
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while client.status().await.unwrap().counters.delivered < 5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "messages not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    client.stop().await.unwrap();
+    let last = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let e = slow.recv().await.expect("stream ended");
+            if e.kind() == EventKind::Stopped {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("stopped never reached the full stream");
+    assert!(matches!(
+        last,
+        Event::Stopped {
+            reason: StopReason::Requested
+        }
+    ));
+}

@@ -112,9 +112,12 @@ pub struct ClientActor {
     user_id: Option<String>,
     reconnection_token: Option<Secret>,
     last_disconnect_message: Option<String>,
-    /// Set while a recovered socket waits for its confirmation (first frame or one second):
-    /// when the old socket was lost and when the new one opened.
-    recovered_at: Option<(Instant, Instant)>,
+    /// Set while a recovered socket waits for its confirmation (a frame other than
+    /// `disconnected`, or one second open): when the old socket was lost, when the new one
+    /// opened, and the recovery it belongs to, which goes on if this socket fails too.
+    recovered_at: Option<(Instant, Instant, Recovery)>,
+    /// The connect or recovery attempt in flight, cancelled by a stop.
+    opening: Option<SpawnHandle>,
     /// When the current socket was lost.
     lost_at: Option<Instant>,
     ack_ids: AckIds,
@@ -159,6 +162,7 @@ impl ClientActor {
             reconnection_token: None,
             last_disconnect_message: None,
             recovered_at: None,
+            opening: None,
             lost_at: None,
             ack_ids: AckIds::new(),
             pending: PendingAcks::new(),
@@ -203,13 +207,21 @@ impl ClientActor {
         }
     }
 
-    /// Drops the current socket without a word to the peer.
+    /// Drops the current socket without a word to the peer. The writer is cancelled too: on a
+    /// dead link a pending write could otherwise hold the socket until TCP gives up.
     fn drop_socket(&mut self, ctx: &mut Context<Self>) {
         if let Some(handle) = self.stream.take() {
             ctx.cancel_future(handle);
         }
-        if let Some(mut sink) = self.sink.take() {
-            sink.close();
+        if let Some(sink) = self.sink.take() {
+            ctx.cancel_future(sink.handle());
+        }
+    }
+
+    /// Cancels a connect or recovery attempt in flight (its socket is never attached).
+    fn cancel_opening(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.opening.take() {
+            ctx.cancel_future(handle);
         }
     }
 
@@ -230,27 +242,33 @@ impl ClientActor {
                 .map_err(|e| ClientError::from_open(e, settings.connect_timeout))?;
             Ok::<_, ClientError>((url, socket))
         };
-        ctx.spawn(open.into_actor(self).map(move |result, act, ctx| {
-            if act.generation != generation {
-                return;
-            }
-            match result {
-                Ok((url, (sink, stream))) => {
-                    act.access_url = Some(url);
-                    act.attach(sink, stream, ctx);
-                    // The socket is open; `system/connected` must follow within the timeout.
-                    ctx.run_later(act.options.start_timeout, move |act, ctx| {
-                        if act.generation == generation && matches!(act.phase, Phase::Connecting) {
-                            act.connect_failed(
-                                ClientError::StartTimeout(act.options.start_timeout),
-                                ctx,
-                            );
-                        }
-                    });
+        self.cancel_opening(ctx);
+        self.opening = Some(
+            ctx.spawn(open.into_actor(self).map(move |result, act, ctx| {
+                if act.generation != generation {
+                    return;
                 }
-                Err(e) => act.connect_failed(e, ctx),
-            }
-        }));
+                act.opening = None;
+                match result {
+                    Ok((url, (sink, stream))) => {
+                        act.access_url = Some(url);
+                        act.attach(sink, stream, ctx);
+                        // The socket is open; `system/connected` must follow within the timeout.
+                        ctx.run_later(act.options.start_timeout, move |act, ctx| {
+                            if act.generation == generation
+                                && matches!(act.phase, Phase::Connecting)
+                            {
+                                act.connect_failed(
+                                    ClientError::StartTimeout(act.options.start_timeout),
+                                    ctx,
+                                );
+                            }
+                        });
+                    }
+                    Err(e) => act.connect_failed(e, ctx),
+                }
+            })),
+        );
     }
 
     fn attach(&mut self, sink: FrameSink, stream: transport::FrameStream, ctx: &mut Context<Self>) {
@@ -373,10 +391,14 @@ impl ClientActor {
             Phase::Stopped | Phase::WaitingToReconnect => return,
             Phase::Connected => {}
         }
-        // A recovered socket closed before it was confirmed: the recovery failed.
-        let confirming = self.recovered_at.take().is_some();
-        if confirming && close_code == Some(crate::protocol::CLOSE_UNRECOVERABLE) {
-            debug!(parent: &self.span, "recovery refused with 1008");
+        // A recovered socket lost before it was confirmed: that recovery attempt failed, and
+        // the same recovery goes on (1 s apart, within its window; 1008 ends it).
+        if let Some((_, _, recovery)) = self.recovered_at.take() {
+            debug!(parent: &self.span, ?close_code, "recovered socket lost before confirmation");
+            self.mark_all_unsent();
+            self.phase = Phase::Recovering(recovery);
+            self.recovery_attempt_failed(close_code, ctx);
+            return;
         }
         let decision = DropContext {
             reliable: self.options.protocol.is_reliable(),
@@ -456,19 +478,23 @@ impl ClientActor {
                 let generation = self.generation;
                 let settings = self.settings();
                 let open = async move { transport::open(url.as_str(), &settings).await };
-                ctx.spawn(open.into_actor(self).map(move |result, act, ctx| {
-                    if act.generation != generation {
-                        return;
-                    }
-                    match result {
-                        Ok((sink, stream)) => act.recovered_socket(sink, stream, ctx),
-                        Err(e) => {
-                            let error = ClientError::from_open(e, act.options.start_timeout);
-                            debug!(parent: &act.span, %error, "recovery attempt failed");
-                            act.recovery_attempt_failed(None, ctx);
+                self.cancel_opening(ctx);
+                self.opening = Some(ctx.spawn(open.into_actor(self).map(
+                    move |result, act, ctx| {
+                        if act.generation != generation {
+                            return;
                         }
-                    }
-                }));
+                        act.opening = None;
+                        match result {
+                            Ok((sink, stream)) => act.recovered_socket(sink, stream, ctx),
+                            Err(e) => {
+                                let error = ClientError::from_open(e, act.options.start_timeout);
+                                debug!(parent: &act.span, %error, "recovery attempt failed");
+                                act.recovery_attempt_failed(None, ctx);
+                            }
+                        }
+                    },
+                )));
             }
         }
     }
@@ -498,13 +524,13 @@ impl ClientActor {
         stream: transport::FrameStream,
         ctx: &mut Context<Self>,
     ) {
-        if !matches!(self.phase, Phase::Recovering(_)) {
+        let Phase::Recovering(recovery) = std::mem::replace(&mut self.phase, Phase::Connected)
+        else {
             return;
-        }
+        };
         let dropped_at = self.lost_at.unwrap_or_else(Instant::now);
         self.attach(sink, stream, ctx);
-        self.phase = Phase::Connected;
-        self.recovered_at = Some((dropped_at, Instant::now()));
+        self.recovered_at = Some((dropped_at, Instant::now(), recovery));
         self.sequence.on_recovered(Instant::now());
         self.flush_sequence_ack();
         self.send_unsent();
@@ -512,10 +538,18 @@ impl ClientActor {
 
     /// A recovered socket proved itself (a frame arrived, or it stayed open a second).
     fn confirm_recovery(&mut self) {
-        if let Some((since, _)) = self.recovered_at.take() {
+        if let Some((since, _, _)) = self.recovered_at.take() {
             self.counters.recoveries += 1;
             let connection_id = self.connection_id.clone().unwrap_or_default();
             info!(parent: &self.span, "recovered");
+            self.send_unsent();
+            let info = ConnectionInfo {
+                connection_id: connection_id.clone(),
+                user_id: self.user_id.clone(),
+            };
+            for waiter in self.start_waiters.drain(..) {
+                let _ = waiter.send(Ok(info.clone()));
+            }
             self.emit(Event::Recovered {
                 connection_id,
                 after: since.elapsed(),
@@ -566,6 +600,7 @@ impl ClientActor {
         if let Some(tick) = self.tick.take() {
             ctx.cancel_future(tick);
         }
+        self.cancel_opening(ctx);
         self.phase = Phase::Stopped;
         self.recovered_at = None;
         self.connection_id = None;
@@ -798,11 +833,14 @@ impl ClientActor {
         match frame {
             InFrame::Text(bytes) | InFrame::Binary(bytes) => {
                 self.keepalive.on_received(now);
-                if self.recovered_at.is_some() {
-                    self.confirm_recovery();
-                }
                 match decode_inbound_bytes(&bytes) {
                     Ok(inbound) => {
+                        // `disconnected` comes before a refusal's close: it confirms nothing.
+                        if self.recovered_at.is_some()
+                            && !matches!(inbound, Inbound::Disconnected { .. })
+                        {
+                            self.confirm_recovery();
+                        }
                         // `connected` carries the reconnection token: never logged whole.
                         let has_secret = matches!(inbound, Inbound::Connected { .. });
                         if self.options.log_payloads && !has_secret {
@@ -907,7 +945,8 @@ impl ClientActor {
         if !matches!(self.phase, Phase::Connected) {
             return;
         }
-        if let Some((_, opened)) = self.recovered_at {
+        if let Some((_, opened, _)) = &self.recovered_at {
+            let opened = *opened;
             if now.duration_since(opened) >= RECOVERY_CONFIRM {
                 self.confirm_recovery();
             }

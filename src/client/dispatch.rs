@@ -7,7 +7,9 @@
 //! **Policy when a subscriber's queue is full**: the event is dropped for that subscriber
 //! only (newest dropped, older queued events keep their order), the drop is counted, and the
 //! next event that fits is preceded by one [`Event::SlowConsumer`] carrying the count. The
-//! socket, the other subscribers and the other clients are not slowed down.
+//! socket, the other subscribers and the other clients are not slowed down. The exceptions
+//! are `disconnected` and `stopped`, rare and the ones a consumer must not miss: they go
+//! past a full queue (a stream gets them as soon as it has room).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -123,6 +125,7 @@ impl Subscribers {
     /// Offers the event to every subscriber of its kind, applying the full-queue policy.
     pub(crate) fn deliver(&mut self, event: &Event) {
         let kind = event.kind();
+        let terminal = matches!(kind, EventKind::Stopped | EventKind::Disconnected);
         let callbacks = self.callbacks.clone();
         let mut gone = false;
         for sub in self
@@ -136,6 +139,10 @@ impl Subscribers {
                 };
                 match offer(&sub.target, sub.id, callbacks.as_ref(), notice) {
                     Offer::Taken => sub.dropped = 0,
+                    Offer::Full if terminal => {
+                        force(&sub.target, sub.id, callbacks.as_ref(), event.clone());
+                        continue;
+                    }
                     Offer::Full => {
                         sub.dropped += 1;
                         self.dropped_total += 1;
@@ -149,6 +156,9 @@ impl Subscribers {
             }
             match offer(&sub.target, sub.id, callbacks.as_ref(), event.clone()) {
                 Offer::Taken => {}
+                Offer::Full if terminal => {
+                    force(&sub.target, sub.id, callbacks.as_ref(), event.clone());
+                }
                 Offer::Full => {
                     if sub.dropped == 0 {
                         tracing::warn!(?kind, "subscriber queue full: dropping events for it");
@@ -192,6 +202,30 @@ fn offer(
             Some(Err(SendError::Full(_))) => Offer::Full,
             _ => Offer::Gone,
         },
+    }
+}
+
+/// Delivers past a full queue: actix's `do_send` ignores the mailbox bound, and a stream
+/// gets the event from a task that waits for room (one such task per terminal event).
+fn force(
+    target: &Target,
+    id: SubscriptionId,
+    callbacks: Option<&Addr<CallbackActor>>,
+    event: Event,
+) {
+    match target {
+        Target::Channel(tx) => {
+            let tx = tx.clone();
+            actix::spawn(async move {
+                let _ = tx.send(event).await;
+            });
+        }
+        Target::Recipient(r) => r.do_send(event),
+        Target::Callbacks => {
+            if let Some(addr) = callbacks {
+                addr.do_send(Invoke { id, event });
+            }
+        }
     }
 }
 
