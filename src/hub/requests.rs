@@ -72,7 +72,7 @@ pub(crate) fn handle(state: &HubState, conn: &Arc<Connection>, request: Outbound
         other => {
             let ack_id = other.ack_id();
             if let Some(id) = ack_id {
-                if conn.ack_seen(id) {
+                if !conn.claim_ack(id, state.config.remembered_ack_ids) {
                     bump(&state.stats.duplicates);
                     return ack(
                         state,
@@ -86,10 +86,10 @@ pub(crate) fn handle(state: &HubState, conn: &Arc<Connection>, request: Outbound
             }
             let done = execute(state, conn, other);
             if let Some(id) = ack_id {
-                if matches!(done, Done::Ok | Done::Pending(_)) {
+                if !matches!(done, Done::Ok | Done::Pending(_)) {
                     // Only operations that took effect are remembered: a request refused
                     // for lack of permission is judged again if retried after a grant.
-                    conn.remember_ack(id, state.config.remembered_ack_ids);
+                    conn.release_ack(id);
                 }
             }
             match (done, ack_id) {

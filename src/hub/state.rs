@@ -217,18 +217,23 @@ struct AckMemory {
 }
 
 impl AckMemory {
-    fn contains(&self, id: u64) -> bool {
-        self.seen.contains(&id)
+    /// Inserts the id; false when it was already there.
+    fn insert(&mut self, id: u64, capacity: usize) -> bool {
+        if !self.seen.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        while self.order.len() > capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
     }
 
-    fn insert(&mut self, id: u64, capacity: usize) {
-        if self.seen.insert(id) {
-            self.order.push_back(id);
-            while self.order.len() > capacity {
-                if let Some(old) = self.order.pop_front() {
-                    self.seen.remove(&old);
-                }
-            }
+    fn remove(&mut self, id: u64) {
+        if self.seen.remove(&id) {
+            self.order.retain(|&o| o != id);
         }
     }
 }
@@ -286,14 +291,15 @@ impl Connection {
         lock(&self.state).roles.allows(permission, group)
     }
 
-    /// Whether the ack id was already processed.
-    pub(crate) fn ack_seen(&self, ack_id: u64) -> bool {
-        lock(&self.state).acks.contains(ack_id)
+    /// Claims an ack id before its request runs, in one step, so two sockets of the same
+    /// connection (a stale one and its recovery) cannot both run it. False: already claimed.
+    pub(crate) fn claim_ack(&self, ack_id: u64, capacity: usize) -> bool {
+        lock(&self.state).acks.insert(ack_id, capacity)
     }
 
-    /// Records a processed ack id.
-    pub(crate) fn remember_ack(&self, ack_id: u64, capacity: usize) {
-        lock(&self.state).acks.insert(ack_id, capacity);
+    /// Gives a claimed ack id back: its request did not take effect and may be judged again.
+    pub(crate) fn release_ack(&self, ack_id: u64) {
+        lock(&self.state).acks.remove(ack_id);
     }
 
     /// Whether the connection is a member of `group`.
@@ -973,5 +979,26 @@ impl HubState {
         for conn in self.all_connections() {
             self.remove(&conn, Some((code, reason.to_owned())));
         }
+    }
+}
+
+#[cfg(test)]
+mod ack_memory_tests {
+    use super::AckMemory;
+
+    #[test]
+    fn an_ack_id_is_claimed_once_released_on_failure_and_bounded() {
+        let mut acks = AckMemory::default();
+        assert!(acks.insert(1, 2));
+        assert!(!acks.insert(1, 2), "a second claim of the same id fails");
+        acks.remove(1);
+        assert!(acks.insert(1, 2), "a released id can be claimed again");
+        assert!(acks.insert(2, 2));
+        assert!(acks.insert(3, 2));
+        assert!(
+            acks.insert(1, 2),
+            "the oldest id was forgotten past the bound"
+        );
+        assert!(!acks.insert(3, 2));
     }
 }
