@@ -720,6 +720,12 @@ impl ClientActor {
                 });
             }
         }
+        if let (Membership::Rejoin, Ok(_), Outbound::JoinGroup { group, .. }) =
+            (op.membership, &result, &op.frame)
+        {
+            let group = group.clone();
+            self.emit(Event::Rejoined { group });
+        }
         if result.is_ok() {
             match (&op.frame, op.membership) {
                 (Outbound::JoinGroup { group, .. }, Membership::Join | Membership::Rejoin) => {

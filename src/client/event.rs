@@ -76,6 +76,11 @@ pub enum Event {
     ServerMessage(Arc<ServerMessage>),
     /// A message from a group this connection is in.
     GroupMessage(Arc<GroupMessage>),
+    /// A group was rejoined on a new connection (its join was acked).
+    Rejoined {
+        /// The group.
+        group: String,
+    },
     /// A group could not be rejoined on a new connection.
     RejoinGroupFailed {
         /// The group.
@@ -129,6 +134,8 @@ pub enum EventKind {
     ServerMessage,
     /// [`Event::GroupMessage`].
     GroupMessage,
+    /// [`Event::Rejoined`].
+    Rejoined,
     /// [`Event::RejoinGroupFailed`].
     RejoinGroupFailed,
     /// [`Event::Recovering`].
@@ -152,6 +159,7 @@ impl Event {
             Event::Stopped { .. } => EventKind::Stopped,
             Event::ServerMessage(_) => EventKind::ServerMessage,
             Event::GroupMessage(_) => EventKind::GroupMessage,
+            Event::Rejoined { .. } => EventKind::Rejoined,
             Event::RejoinGroupFailed { .. } => EventKind::RejoinGroupFailed,
             Event::Recovering { .. } => EventKind::Recovering,
             Event::Recovered { .. } => EventKind::Recovered,

@@ -278,6 +278,7 @@ impl FleetCounters {
                 }
             }
             Event::RejoinGroupFailed { .. } => self.errors.record(ErrorKind::RejoinGroupFailed),
+            Event::Rejoined { .. } => {}
             Event::SlowConsumer { dropped } => {
                 self.errors.record(ErrorKind::SlowConsumer);
                 self.events_dropped.add(index, *dropped);

@@ -294,6 +294,20 @@ impl Observer for Recorder {
                     r.on_disconnected(now);
                 }
             }
+            // From the rejoin's ack on, every publish to the group must arrive again: the gap
+            // a reconnect allows ends there.
+            Event::Rejoined { group } => {
+                let now = self.clock.now_us();
+                if let Some(mut r) = self.receiver(client) {
+                    r.on_joined(group, now);
+                }
+            }
+            Event::RejoinGroupFailed { group, .. } => {
+                let now = self.clock.now_us();
+                if let Some(mut r) = self.receiver(client) {
+                    r.on_join_failed(group, now);
+                }
+            }
             _ => {}
         }
     }
