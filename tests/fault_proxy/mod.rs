@@ -29,6 +29,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -56,6 +57,31 @@ pub struct Faults {
     pub blackhole: bool,
 }
 
+#[derive(Default)]
+struct DirCounters {
+    read: AtomicU64,
+    written: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// What one direction of a link carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes read from the sender.
+    pub read: u64,
+    /// Bytes written to the receiver.
+    pub written: u64,
+    /// Write calls (slices).
+    pub writes: u64,
+}
+
+impl Traffic {
+    /// Bytes read and not (yet) written: held by a blackhole or in flight.
+    pub fn held(&self) -> u64 {
+        self.read - self.written
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
     Reset,
@@ -64,6 +90,9 @@ enum End {
 
 struct Link {
     id: usize,
+    /// Per direction (0: client to upstream, 1: upstream to client): bytes read, bytes
+    /// written and write calls.
+    counters: [DirCounters; 2],
     faults: watch::Sender<Faults>,
     end: watch::Sender<Option<End>>,
     closed: watch::Sender<bool>,
@@ -77,6 +106,22 @@ impl ProxyConnection {
     /// The connection's number, from 0 in accept order.
     pub fn id(&self) -> usize {
         self.0.id
+    }
+    /// Traffic from the client to the upstream.
+    pub fn upstream_traffic(&self) -> Traffic {
+        self.traffic(0)
+    }
+    /// Traffic from the upstream to the client.
+    pub fn downstream_traffic(&self) -> Traffic {
+        self.traffic(1)
+    }
+    fn traffic(&self, dir: usize) -> Traffic {
+        let c = &self.0.counters[dir];
+        Traffic {
+            read: c.read.load(Relaxed),
+            written: c.written.load(Relaxed),
+            writes: c.writes.load(Relaxed),
+        }
     }
     /// The faults in force.
     pub fn faults(&self) -> Faults {
@@ -192,7 +237,8 @@ impl FaultProxy {
             .client_access_url(hub_name, token, SystemTime::now())
             .expect("mint a client access URL");
         let mut url = minted.into_exposed();
-        url.set_port(Some(self.addr.port())).expect("a URL with a port");
+        url.set_port(Some(self.addr.port()))
+            .expect("a URL with a port");
         url.to_string()
     }
 
@@ -273,6 +319,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             let mut list = lock(&shared.connections);
             let link = ProxyConnection(Arc::new(Link {
                 id: list.len(),
+                counters: Default::default(),
                 faults: watch::Sender::new(lock(&shared.defaults).clone()),
                 end: watch::Sender::new(None),
                 closed: watch::Sender::new(false),
@@ -301,8 +348,9 @@ async fn run_link(client: TcpStream, upstream: SocketAddr, link: ProxyConnection
     let (mut sr, mut sw) = server.into_split();
     let mut end_rx = link.0.end.subscribe();
     let end = {
-        let up = direction(&mut cr, &mut sw, link.0.faults.subscribe(), seed);
-        let down = direction(&mut sr, &mut cw, link.0.faults.subscribe(), !seed);
+        let faults = || link.0.faults.subscribe();
+        let up = direction(&mut cr, &mut sw, faults(), &link.0.counters[0], seed);
+        let down = direction(&mut sr, &mut cw, faults(), &link.0.counters[1], !seed);
         tokio::select! {
             _ = async { tokio::join!(up, down) } => None,
             end = end_rx.wait_for(Option::is_some) => end.ok().and_then(|e| *e),
@@ -334,6 +382,7 @@ async fn direction(
     r: &mut OwnedReadHalf,
     w: &mut OwnedWriteHalf,
     faults: watch::Receiver<Faults>,
+    counters: &DirCounters,
     seed: u64,
 ) {
     // Bounded: a stalled writer (blackhole, bandwidth) stops the reading, so the sender's
@@ -345,6 +394,7 @@ async fn direction(
         let mut buf = vec![0u8; 16 * 1024];
         let mut last_due = Instant::now();
         while let Ok(n @ 1..) = r.read(&mut buf).await {
+            counters.read.fetch_add(n as u64, Relaxed);
             let f = read_faults.borrow().clone();
             let jitter = f.jitter.as_micros() as i64;
             let offset = if jitter > 0 {
@@ -386,6 +436,8 @@ async fn direction(
                     return;
                 }
                 rest = &rest[take..];
+                counters.written.fetch_add(take as u64, Relaxed);
+                counters.writes.fetch_add(1, Relaxed);
                 if let Some(bps) = f.bytes_per_s {
                     pacer.pace(take as u64, bps).await;
                 }
