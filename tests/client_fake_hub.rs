@@ -529,6 +529,11 @@ async fn a_slow_stream_drops_newest_and_is_told_how_many() {
         .collect();
     assert_eq!(first, ["m1", "m2"], "the oldest events are kept, in order");
     conn.send_group_message(7, "g", "m7").await;
+    // The next event that fits goes first; the count of what was dropped follows it.
+    match slow.recv().await.unwrap() {
+        Event::GroupMessage(m) => assert_eq!(m.data.as_text(), Some("m7")),
+        other => panic!("{other:?}"),
+    }
     match slow.recv().await.unwrap() {
         Event::SlowConsumer { dropped } => assert_eq!(dropped, 4),
         other => panic!("{other:?}"),

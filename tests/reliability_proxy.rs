@@ -509,7 +509,6 @@ async fn slow_consumer_is_told_while_others_get_everything() {
 /// notice is then dropped for lack of room (src/client/dispatch.rs `deliver`), so after the
 /// first queue-full the stream carries only notices.
 #[actix_rt::test]
-#[ignore = "client bug: under sustained overload a slow stream receives only SlowConsumer notices"]
 async fn slow_consumer_still_receives_messages_after_its_queue_filled() {
     let (log, _) = slow_consumer_scenario(1500).await;
     let later = log.received.iter().filter(|&&i| i > SLOW_CAPACITY).count();

@@ -6,7 +6,10 @@
 //!
 //! **Policy when a subscriber's queue is full**: the event is dropped for that subscriber
 //! only (newest dropped, older queued events keep their order), the drop is counted, and the
-//! next event that fits is preceded by one [`Event::SlowConsumer`] carrying the count. The
+//! first event that fits again is followed, as soon as there is room, by one
+//! [`Event::SlowConsumer`] carrying the count. Under sustained overload events and notices
+//! take turns at the free slots, so a consumer slower than the event rate keeps receiving
+//! both. The
 //! socket, the other subscribers and the other clients are not slowed down. The exceptions
 //! are `disconnected` and `stopped`, rare and the ones a consumer must not miss: they go
 //! past a full queue (a stream gets them as soon as it has room).
@@ -36,6 +39,8 @@ struct Subscriber {
     kind: Option<EventKind>,
     target: Target,
     dropped: u64,
+    /// The next free slot goes to the drop notice rather than to an event.
+    notice_first: bool,
 }
 
 /// Result of offering an event to one queue.
@@ -64,6 +69,7 @@ impl Subscribers {
             kind,
             target,
             dropped: 0,
+            notice_first: false,
         });
         id
     }
@@ -133,12 +139,17 @@ impl Subscribers {
             .iter_mut()
             .filter(|s| s.kind.is_none_or(|k| k == kind))
         {
-            if sub.dropped > 0 {
+            // While events are being dropped, the notice and the events take turns at the
+            // free slots, so a consumer slower than the event rate gets both.
+            if sub.dropped > 0 && sub.notice_first {
                 let notice = Event::SlowConsumer {
                     dropped: sub.dropped,
                 };
                 match offer(&sub.target, sub.id, callbacks.as_ref(), notice) {
-                    Offer::Taken => sub.dropped = 0,
+                    Offer::Taken => {
+                        sub.dropped = 0;
+                        sub.notice_first = false;
+                    }
                     Offer::Full if terminal => {
                         force(&sub.target, sub.id, callbacks.as_ref(), event.clone());
                         continue;
@@ -165,8 +176,21 @@ impl Subscribers {
                     }
                     sub.dropped += 1;
                     self.dropped_total += 1;
+                    continue;
                 }
-                Offer::Gone => gone = true,
+                Offer::Gone => {
+                    gone = true;
+                    continue;
+                }
+            }
+            if sub.dropped > 0 {
+                let notice = Event::SlowConsumer {
+                    dropped: sub.dropped,
+                };
+                match offer(&sub.target, sub.id, callbacks.as_ref(), notice) {
+                    Offer::Taken => sub.dropped = 0,
+                    _ => sub.notice_first = true,
+                }
             }
         }
         if gone {

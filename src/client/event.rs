@@ -107,7 +107,8 @@ pub enum Event {
         /// The delay before this attempt.
         delay: Duration,
     },
-    /// A subscriber's bounded queue was full, so events were dropped for it (newest dropped).
+    /// A subscriber's bounded queue was full, so events were dropped for it (newest dropped);
+    /// follows the first event that fit again.
     SlowConsumer {
         /// Events dropped for that subscriber since the last report.
         dropped: u64,
