@@ -78,6 +78,9 @@ pub struct CheckReport {
     pub by_receiver: BTreeMap<u64, Counts>,
     /// Groups with at least one violation or allowed gap.
     pub by_group: BTreeMap<String, Counts>,
+    /// Publishes whose outcome never resolved (no ack, no error) by the end of the run: a
+    /// client that left an operation hanging, which no delivery count would show.
+    pub unresolved: u64,
 }
 
 /// What one (publish, interval) pair says about a publish that was not delivered.
@@ -95,8 +98,10 @@ pub fn check(receivers: &[ReceiverTrack], publishers: &[PublisherLog]) -> CheckR
     // Index: (publisher, group) -> its records to that group, in sequence order.
     let mut by_target: HashMap<(u64, &str), Vec<&PublishRecord>> = HashMap::new();
     let mut publishers_of: HashMap<&str, Vec<u64>> = HashMap::new();
+    let mut unresolved = 0;
     for (p, log) in publishers.iter().enumerate() {
         for record in &log.records {
+            unresolved += u64::from(record.outcome == Outcome::Pending);
             let list = by_target.entry((p as u64, &*record.group)).or_default();
             if list.is_empty() {
                 publishers_of
@@ -108,7 +113,10 @@ pub fn check(receivers: &[ReceiverTrack], publishers: &[PublisherLog]) -> CheckR
         }
     }
     let no_publishers = Vec::new();
-    let mut report = CheckReport::default();
+    let mut report = CheckReport {
+        unresolved,
+        ..CheckReport::default()
+    };
     for (r, receiver) in receivers.iter().enumerate() {
         let r = r as u64;
         let mut receiver_counts = Counts::default();

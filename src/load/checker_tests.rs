@@ -278,3 +278,34 @@ fn echoes_are_expected_only_by_their_sender() {
     h2.deliver(R, ECHO_GROUP, P, 1, 10, 15);
     assert_eq!(h2.check(1000).total.unexpected, 1);
 }
+
+#[test]
+fn publishes_left_pending_are_counted_unresolved() {
+    let mut h = History::new();
+    h.publish(P, "g", 10, Outcome::Acked);
+    h.publish(P, "g", 20, Outcome::Pending); // never acked, never failed
+    let report = h.check(1000);
+    assert_eq!(report.unresolved, 1, "{report:#?}");
+    let mut h = History::new();
+    h.publish(P, "g", 10, Outcome::Acked);
+    assert_eq!(h.check(1000).unresolved, 0);
+}
+
+#[test]
+fn a_rejoin_ack_ends_the_allowed_gap_of_a_reconnect() {
+    let mut h = History::new();
+    let r = &mut h.receivers[R as usize];
+    r.on_joining("room");
+    r.on_joined("room", 1);
+    r.on_disconnected(10);
+    r.on_connected("c2", 20);
+    h.publish(P, "room", 15, Outcome::Acked); // while reconnecting: an allowed gap
+    h.receivers[R as usize].on_joined("room", 30); // the rejoin was acked
+    h.publish(P, "room", 40, Outcome::Acked); // after it: must arrive, and did not
+    let report = h.check(1000);
+    assert_eq!(
+        (report.total.allowed_gap, report.total.lost),
+        (1, 1),
+        "{report:#?}"
+    );
+}

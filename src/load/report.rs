@@ -81,6 +81,8 @@ pub struct MessagesReport {
     /// What the checker found, written beside `sent` (`messages.lost`, ...).
     #[serde(flatten)]
     pub checked: Counts,
+    /// Publishes whose outcome never resolved by the end of the run.
+    pub unresolved: u64,
 }
 
 /// Latency percentiles in milliseconds.
@@ -264,6 +266,12 @@ impl Thresholds {
             }
             // No loss budget covers these: a delivery checked at all must not be doubled,
             // out of order or never sent.
+            if m.unresolved > 0 {
+                failures.push(format!(
+                    "{} publishes never resolved (no ack, no error)",
+                    m.unresolved
+                ));
+            }
             if m.checked.duplicated + m.checked.reordered + m.checked.unexpected > 0 {
                 failures.push(format!(
                     "{} duplicated, {} reordered, {} unexpected deliveries",
@@ -337,13 +345,14 @@ impl fmt::Display for LoadReport {
             f,
             "checker",
             format!(
-                "{} lost, {} duplicated, {} reordered, {} unexpected; {} allowed gap, {} indeterminate",
+                "{} lost, {} duplicated, {} reordered, {} unexpected; {} allowed gap, {} indeterminate, {} unresolved",
                 m.checked.lost,
                 m.checked.duplicated,
                 m.checked.reordered,
                 m.checked.unexpected,
                 m.checked.allowed_gap,
-                m.checked.indeterminate
+                m.checked.indeterminate,
+                m.unresolved
             ),
         )?;
         row(

@@ -21,6 +21,7 @@ fn sample() -> LoadReport {
                 allowed_gap: 50,
                 ..Counts::default()
             },
+            unresolved: 0,
         },
         latency_ms: LatencyReport {
             p50: 1.0,
@@ -165,6 +166,15 @@ fn a_loss_budget_never_covers_duplicates_reorders_or_unexpected() {
         assert!(!result.passed, "{result:?}");
         assert!(result.failures[0].contains("duplicated"), "{result:?}");
     }
+    // A publish left hanging fails a run with a loss budget too.
+    let mut report = sample();
+    report.messages.checked.lost = 0;
+    report.messages.unresolved = 2;
+    let result = budget.evaluate(&report);
+    assert!(
+        !result.passed && result.failures[0].contains("never resolved"),
+        "{result:?}"
+    );
     // Without a loss limit nothing is judged.
     let mut report = sample();
     report.messages.checked.duplicated = 1;

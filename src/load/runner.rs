@@ -359,6 +359,7 @@ pub async fn run(
         messages: MessagesReport {
             sent: stats.sent,
             checked: check.total,
+            unresolved: check.unresolved,
         },
         latency_ms: stats.latency_ms.into(),
         throughput: ThroughputReport {
