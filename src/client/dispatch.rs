@@ -43,7 +43,49 @@ struct Subscriber {
     notice_first: bool,
 }
 
+impl Subscriber {
+    /// Offers an event. When the queue is full the drop is counted here, except for terminal
+    /// events, which go past the bound.
+    fn take(
+        &mut self,
+        event: &Event,
+        terminal: bool,
+        callbacks: Option<&Addr<CallbackActor>>,
+    ) -> Offer {
+        match offer(&self.target, self.id, callbacks, event.clone()) {
+            Offer::Full if terminal => {
+                force(&self.target, self.id, callbacks, event.clone());
+                Offer::Taken
+            }
+            Offer::Full => {
+                if self.dropped == 0 {
+                    tracing::warn!(kind = ?event.kind(), "subscriber queue full: dropping events for it");
+                }
+                self.dropped += 1;
+                Offer::Full
+            }
+            other => other,
+        }
+    }
+
+    /// Offers the count of dropped events; when it does not fit, the next free slot is its.
+    fn notify(&mut self, callbacks: Option<&Addr<CallbackActor>>) -> Offer {
+        let notice = Event::SlowConsumer {
+            dropped: self.dropped,
+        };
+        let result = offer(&self.target, self.id, callbacks, notice);
+        if result == Offer::Taken {
+            self.dropped = 0;
+            self.notice_first = false;
+        } else {
+            self.notice_first = true;
+        }
+        result
+    }
+}
+
 /// Result of offering an event to one queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Offer {
     Taken,
     Full,
@@ -141,56 +183,18 @@ impl Subscribers {
         {
             // While events are being dropped, the notice and the events take turns at the
             // free slots, so a consumer slower than the event rate gets both.
-            if sub.dropped > 0 && sub.notice_first {
-                let notice = Event::SlowConsumer {
-                    dropped: sub.dropped,
-                };
-                match offer(&sub.target, sub.id, callbacks.as_ref(), notice) {
-                    Offer::Taken => {
-                        sub.dropped = 0;
-                        sub.notice_first = false;
-                    }
-                    Offer::Full if terminal => {
-                        force(&sub.target, sub.id, callbacks.as_ref(), event.clone());
-                        continue;
-                    }
-                    Offer::Full => {
-                        sub.dropped += 1;
-                        self.dropped_total += 1;
-                        continue;
-                    }
-                    Offer::Gone => {
-                        gone = true;
-                        continue;
-                    }
-                }
+            if sub.dropped > 0 && sub.notice_first && sub.notify(callbacks.as_ref()) == Offer::Gone
+            {
+                gone = true;
+                continue;
             }
-            match offer(&sub.target, sub.id, callbacks.as_ref(), event.clone()) {
+            match sub.take(event, terminal, callbacks.as_ref()) {
+                Offer::Taken if sub.dropped > 0 => {
+                    sub.notify(callbacks.as_ref());
+                }
                 Offer::Taken => {}
-                Offer::Full if terminal => {
-                    force(&sub.target, sub.id, callbacks.as_ref(), event.clone());
-                }
-                Offer::Full => {
-                    if sub.dropped == 0 {
-                        tracing::warn!(?kind, "subscriber queue full: dropping events for it");
-                    }
-                    sub.dropped += 1;
-                    self.dropped_total += 1;
-                    continue;
-                }
-                Offer::Gone => {
-                    gone = true;
-                    continue;
-                }
-            }
-            if sub.dropped > 0 {
-                let notice = Event::SlowConsumer {
-                    dropped: sub.dropped,
-                };
-                match offer(&sub.target, sub.id, callbacks.as_ref(), notice) {
-                    Offer::Taken => sub.dropped = 0,
-                    _ => sub.notice_first = true,
-                }
+                Offer::Full => self.dropped_total += 1,
+                Offer::Gone => gone = true,
             }
         }
         if gone {
