@@ -3,9 +3,12 @@
 //! Rows 7, 11 and 13 (half-open links, hostile frames, stop races) need a scripted peer and
 //! are in `client_fake_hub.rs`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+mod inbox;
+
+use inbox::Inbox;
 use webpubsub_fleet::client::{
     Client, ClientError, ClientOptions, Event, EventKind, EventStream, SendOptions,
 };
@@ -34,45 +37,6 @@ fn client(cs: &ConnectionString, user: &str, roles: &[&str]) -> Client {
     )
     .unwrap();
     Client::new(credential, ClientOptions::new())
-}
-
-/// Records the text of every group message, in arrival order.
-#[derive(Clone, Default)]
-struct Inbox(Arc<Mutex<Vec<String>>>);
-
-impl Inbox {
-    async fn attach(client: &Client) -> Inbox {
-        let inbox = Inbox::default();
-        let sink = inbox.clone();
-        client
-            .subscribe(EventKind::GroupMessage, move |e| {
-                if let Event::GroupMessage(m) = e {
-                    sink.0
-                        .lock()
-                        .unwrap()
-                        .push(m.data.as_text().unwrap_or_default().to_owned());
-                }
-            })
-            .await
-            .unwrap();
-        inbox
-    }
-
-    async fn wait_len(&self, n: usize) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let got = self.0.lock().unwrap().clone();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {} of {n} messages arrived",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
 }
 
 async fn next_of(events: &mut EventStream, kind: EventKind) -> Event {

@@ -5,11 +5,13 @@
 //! duplicated and reordered messages.
 
 mod fault_proxy;
+mod inbox;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fault_proxy::FaultProxy;
+use inbox::{Inbox, verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -39,68 +41,6 @@ fn token(user: &str) -> TokenOptions {
 fn client(cs: &ConnectionString, user: &str, options: ClientOptions) -> Client {
     let credential = Credential::from_connection_string(cs.clone(), HUB, token(user)).unwrap();
     Client::new(credential, options)
-}
-
-/// Records the text of every group message, in arrival order.
-#[derive(Clone, Default)]
-struct Inbox(Arc<Mutex<Vec<String>>>);
-
-impl Inbox {
-    async fn attach(client: &Client) -> Inbox {
-        let inbox = Inbox::default();
-        let sink = inbox.clone();
-        client
-            .subscribe(EventKind::GroupMessage, move |e| {
-                if let Event::GroupMessage(m) = e {
-                    sink.0
-                        .lock()
-                        .unwrap()
-                        .push(m.data.as_text().unwrap_or_default().to_owned());
-                }
-            })
-            .await
-            .unwrap();
-        inbox
-    }
-
-    async fn wait_len(&self, n: usize) -> Vec<String> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let got = self.0.lock().unwrap().clone();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {n} messages arrived; {}",
-                got.len(),
-                verdict(&got, n)
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-/// The checker of reliability.md section 1 for one receiver of messages `0..n` from one
-/// publisher: lost, duplicated, reordered and unexpected counts.
-fn verdict(got: &[String], n: usize) -> String {
-    let mut seen = vec![0u32; n];
-    let (mut unexpected, mut reordered, mut last) = (0, 0, None);
-    for s in got {
-        match s.parse::<usize>().ok().filter(|&i| i < n) {
-            Some(i) => {
-                seen[i] += 1;
-                if last.is_some_and(|l| i <= l) {
-                    reordered += 1;
-                }
-                last = Some(i);
-            }
-            None => unexpected += 1,
-        }
-    }
-    let lost = seen.iter().filter(|&&c| c == 0).count();
-    let duplicated: u32 = seen.iter().map(|&c| c.saturating_sub(1)).sum();
-    format!("lost {lost}, duplicated {duplicated}, reordered {reordered}, unexpected {unexpected}")
 }
 
 fn assert_exactly_once_in_order(got: &[String], n: usize) {
