@@ -146,6 +146,15 @@ async fn user_events_round_trip_through_the_handler() {
     assert_eq!(failed["success"], false);
     assert_eq!(failed["error"]["name"], "InvocationFailed");
     assert_eq!(next(&mut calls).await.body, br#"{"x":1}"#);
+    // It did not take effect, so a retry with the same ack id runs again (not `Duplicate`).
+    let retried = client
+        .request(
+            json!({"type":"event","event":"fail","dataType":"json","data":{"x":1}}),
+            2,
+        )
+        .await;
+    assert_eq!(retried["error"]["name"], "InvocationFailed");
+    assert_eq!(next(&mut calls).await.body, br#"{"x":1}"#);
 
     // The connection stays; leaving sends `disconnected` with the reason.
     hub.drop_connection(&client.connection_id);

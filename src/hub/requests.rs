@@ -196,6 +196,11 @@ pub(crate) fn handler_replied(
             Done::Ok
         }
         Reply::Failed(reason) => {
+            // The event did not take effect: like a refused request, its ack id is judged
+            // again if the client retries it.
+            if let Some(id) = ack_id {
+                conn.release_ack(id);
+            }
             Done::Failed(AckErrorName::Other("InvocationFailed".into()), reason)
         }
     };
