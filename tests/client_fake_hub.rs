@@ -1,6 +1,7 @@
 //! Client actor tests against a scripted fake hub: the protocol rules where the client alone
 //! decides (acks, retries, sequence ids, recovery, reconnect, stop races, hostile frames).
 
+mod client_support;
 mod fake_hub;
 
 use std::time::Duration;
@@ -31,17 +32,18 @@ fn quick_options() -> ClientOptions {
 }
 
 async fn next_of(events: &mut EventStream, kind: EventKind) -> Event {
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            match events.recv().await {
-                Some(e) if e.kind() == kind => return e,
-                Some(_) => {}
-                None => panic!("event stream ended while waiting for {kind:?}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {kind:?} event before the deadline"))
+    client_support::next_event(events, kind, DEADLINE).await
+}
+
+/// After `stopped`: no socket is opened for longer than a recovery interval (1 s), and no
+/// event follows.
+async fn assert_nothing_after_stop(hub: &mut FakeHub, events: &EventStream) {
+    assert!(
+        hub.accept_within(Duration::from_millis(1500))
+            .await
+            .is_none()
+    );
+    assert!(events.is_empty());
 }
 
 /// A started client connected to the fake with connection id `conn-1`.
@@ -426,12 +428,7 @@ async fn stop_fails_pending_operations_and_nothing_follows_stopped() {
     }
     // Operations after stop fail at once; no socket is opened again.
     assert_eq!(client.join_group("g").await, Err(ClientError::NotStarted));
-    assert!(
-        hub.accept_within(Duration::from_millis(1500))
-            .await
-            .is_none()
-    );
-    assert!(events.is_empty());
+    assert_nothing_after_stop(&mut hub, &events).await;
 }
 
 #[actix_rt::test]
@@ -446,12 +443,7 @@ async fn stop_while_recovering_wins_the_race() {
     next_of(&mut events, EventKind::Stopped).await;
     assert_eq!(client.status().await.unwrap().state, ClientState::Stopped);
     hub.set_mode(Handshake::Accept);
-    assert!(
-        hub.accept_within(Duration::from_millis(1500))
-            .await
-            .is_none()
-    );
-    assert!(events.is_empty());
+    assert_nothing_after_stop(&mut hub, &events).await;
 }
 
 #[actix_rt::test]

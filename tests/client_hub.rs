@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-mod inbox;
+mod client_support;
 
-use inbox::Inbox;
+use client_support::Inbox;
 use webpubsub_fleet::client::{
     Client, ClientError, ClientOptions, Event, EventKind, EventStream, SendOptions,
 };
@@ -40,16 +40,7 @@ fn client(cs: &ConnectionString, user: &str, roles: &[&str]) -> Client {
 }
 
 async fn next_of(events: &mut EventStream, kind: EventKind) -> Event {
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            let e = events.recv().await.expect("stream ended");
-            if e.kind() == kind {
-                return e;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {kind:?} before the deadline"))
+    client_support::next_event(events, kind, DEADLINE).await
 }
 
 fn numbered(n: usize) -> Vec<String> {

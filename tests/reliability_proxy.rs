@@ -4,14 +4,14 @@
 //! Every publish carries its index, and each receiver's history is checked for lost,
 //! duplicated and reordered messages.
 
+mod client_support;
 mod fault_proxy;
-mod inbox;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use client_support::{Inbox, verdict};
 use fault_proxy::FaultProxy;
-use inbox::{Inbox, verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -49,16 +49,7 @@ fn assert_exactly_once_in_order(got: &[String], n: usize) {
 }
 
 async fn next_of(events: &mut EventStream, kind: EventKind) -> Event {
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            let e = events.recv().await.expect("stream ended");
-            if e.kind() == kind {
-                return e;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {kind:?} before the deadline"))
+    client_support::next_event(events, kind, DEADLINE).await
 }
 
 /// Publishes `0..n` to `group` at `per_second`, calling `at(i)` before message `i`.

@@ -1,12 +1,13 @@
-//! What the client tests against the real hub share: an inbox that records every group
-//! message a client receives, and a checker of a receiver's history of messages `0..n`.
+//! What the client tests share: an inbox that records every group message a client receives,
+//! a checker of a receiver's history of messages `0..n`, and a wait for the next event of a
+//! kind.
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use webpubsub_fleet::client::{Client, Event, EventKind};
+use webpubsub_fleet::client::{Client, Event, EventKind, EventStream};
 
 /// How long an inbox waits for its messages: long enough for a loaded 2-core machine.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -71,4 +72,20 @@ pub fn verdict(got: &[String], n: usize) -> String {
     let lost = seen.iter().filter(|&&c| c == 0).count();
     let duplicated: u32 = seen.iter().map(|&c| c.saturating_sub(1)).sum();
     format!("lost {lost}, duplicated {duplicated}, reordered {reordered}, unexpected {unexpected}")
+}
+
+/// The next event of `kind`, skipping others; panics when the stream ends or `deadline`
+/// passes first, so a hang fails the test instead of stalling it.
+pub async fn next_event(events: &mut EventStream, kind: EventKind, deadline: Duration) -> Event {
+    tokio::time::timeout(deadline, async {
+        loop {
+            match events.recv().await {
+                Some(e) if e.kind() == kind => return e,
+                Some(_) => {}
+                None => panic!("event stream ended while waiting for {kind:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {kind:?} event before the deadline"))
 }
