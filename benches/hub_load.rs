@@ -177,12 +177,12 @@ struct PeerArgs {
     /// Fan-out: seconds of warm-up.
     #[arg(long, default_value_t = 3)]
     warmup: u64,
-    /// The Python interpreter with azure-messaging-webpubsubclient (default: the first of
-    /// target/interop/venv and target/peers/venv that has it).
+    /// The Python interpreter with azure-messaging-webpubsubclient (default: the one in
+    /// target/interop/venv, from scripts/setup-interop.sh).
     #[arg(long)]
     python: Option<PathBuf>,
-    /// A node_modules folder with @azure/web-pubsub-client (default: the first of
-    /// target/interop/node and target/peers/node that has it).
+    /// A node_modules folder with @azure/web-pubsub-client (default: the one in
+    /// target/interop/node, from scripts/setup-interop.sh).
     #[arg(long)]
     node_modules: Option<PathBuf>,
     #[command(flatten)]
@@ -1382,25 +1382,22 @@ fn crate_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The Python to run the peer with: the given one, or the first venv whose interpreter imports
-/// the official client.
+/// The Python to run the peer with: the given one, or the interop venv's when it imports the
+/// official client.
 fn find_python(given: &Option<PathBuf>) -> Res<PathBuf> {
     if let Some(p) = given {
         return Ok(p.clone());
     }
-    let root = crate_root();
-    for venv in ["target/interop/venv", "target/peers/venv"] {
-        let python = root.join(venv).join("bin/python");
-        let ok = Command::new(&python)
-            .args(["-c", "import azure.messaging.webpubsubclient"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Ok(python);
-        }
+    let python = crate_root().join("target/interop/venv/bin/python");
+    let ok = Command::new(&python)
+        .args(["-c", "import azure.messaging.webpubsubclient"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Ok(python);
     }
-    Err("no venv with azure-messaging-webpubsubclient: run `bash benches/peers/setup.sh`".into())
+    Err("no venv with azure-messaging-webpubsubclient: run `bash scripts/setup-interop.sh`".into())
 }
 
 /// The node_modules folder holding the official JS client.
@@ -1408,17 +1405,14 @@ fn find_node_modules(given: &Option<PathBuf>) -> Res<PathBuf> {
     if let Some(p) = given {
         return Ok(p.clone());
     }
-    let root = crate_root();
-    for dir in ["target/interop/node", "target/peers/node"] {
-        let modules = root.join(dir).join("node_modules");
-        if modules
-            .join("@azure/web-pubsub-client/package.json")
-            .is_file()
-        {
-            return Ok(modules);
-        }
+    let modules = crate_root().join("target/interop/node/node_modules");
+    if modules
+        .join("@azure/web-pubsub-client/package.json")
+        .is_file()
+    {
+        return Ok(modules);
     }
-    Err("no node_modules with @azure/web-pubsub-client: run `bash benches/peers/setup.sh`".into())
+    Err("no node_modules with @azure/web-pubsub-client: run `bash scripts/setup-interop.sh`".into())
 }
 
 /// Runs an official client (benches/peers/) against a hub process. The peer measures its own

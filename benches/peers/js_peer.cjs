@@ -7,7 +7,7 @@
 //     cargo bench --bench hub_load -- peer --client js --workload idle --connections 1000
 //     cargo bench --bench hub_load -- peer --client js --workload fanout --group-size 100
 //
-// Direct use: NODE_PATH=target/peers/node/node_modules node js_peer.cjs PLAN.json
+// Direct use: NODE_PATH=target/interop/node/node_modules node js_peer.cjs PLAN.json
 // Protocol on stdout: `MEASURE_START` and `MEASURE_END` (each answered by a line on stdin once
 // the driver has read its own figures), then `RESULT {json}`; progress on stderr.
 "use strict";
