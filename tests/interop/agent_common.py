@@ -169,6 +169,22 @@ def error_fields(error):
     }
 
 
+def emit_result(command, error=None):
+    """Prints the outcome of one acknowledged operation (the Python client 1.1.0 has no
+    isDuplicated flag, so a Duplicate ack shows as a plain success)."""
+    if error is not None:
+        emit("result", op=command["op"], tag=command.get("tag"), **error_fields(error))
+    else:
+        emit(
+            "result",
+            op=command["op"],
+            tag=command.get("tag"),
+            ok=True,
+            ackId=command.get("ackId"),
+            isDuplicated=None,
+        )
+
+
 def group_message_fields(args):
     kind, data = encode_data(args.data_type, args.data)
     return {

@@ -49,20 +49,12 @@ async def make_client(settings):
 
 
 async def acked(command, call):
-    tag = command.get("tag")
     try:
         await call()
     except Exception as error:  # noqa: BLE001 - every failure is an observation here
-        emit("result", op=command["op"], tag=tag, **common.error_fields(error))
+        common.emit_result(command, error)
     else:
-        emit(
-            "result",
-            op=command["op"],
-            tag=tag,
-            ok=True,
-            ackId=command.get("ackId"),
-            isDuplicated=None,
-        )
+        common.emit_result(command)
 
 
 async def run(settings, client, command):

@@ -44,20 +44,12 @@ def make_client(settings):
 
 def acked(command, call):
     """Runs one acknowledged operation and prints its outcome."""
-    tag = command.get("tag")
     try:
         call()
     except Exception as error:  # noqa: BLE001 - every failure is an observation here
-        emit("result", op=command["op"], tag=tag, **common.error_fields(error))
+        common.emit_result(command, error)
     else:
-        emit(
-            "result",
-            op=command["op"],
-            tag=tag,
-            ok=True,
-            ackId=command.get("ackId"),
-            isDuplicated=None,
-        )
+        common.emit_result(command)
 
 
 def run(settings, client, command):
