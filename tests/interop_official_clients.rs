@@ -24,6 +24,20 @@ async fn hub() -> Hub {
     .expect("the hub starts")
 }
 
+/// A started Python (sync) client "py" and JS client "js" on `hub_name`, for users "py-user"
+/// and "js-user" with `identity`'s roles; returns them with their connection ids.
+async fn python_and_js(
+    hub: &Hub,
+    hub_name: &str,
+    identity: fn(&str) -> Identity,
+) -> (Agent, String, Agent, String) {
+    let mut py = Agent::spawn(Sdk::PythonSync, "py", hub, hub_name, &identity("py-user"));
+    let mut js = Agent::spawn(Sdk::Js, "js", hub, hub_name, &identity("js-user"));
+    let py_id = py.start().await;
+    let js_id = js.start().await;
+    (py, py_id, js, js_id)
+}
+
 fn group_message(group: &str, from: &str, data_type: &str, data: Value) -> Value {
     json!({"group": group, "fromUserId": from, "dataType": data_type, "data": data})
 }
@@ -44,16 +58,7 @@ fn group_view(m: &Value) -> Value {
 #[actix_rt::test]
 async fn python_and_js_clients_exchange_group_messages() {
     let hub = hub().await;
-    let mut py = Agent::spawn(
-        Sdk::PythonSync,
-        "py",
-        &hub,
-        "chat",
-        &Identity::member("py-user"),
-    );
-    let mut js = Agent::spawn(Sdk::Js, "js", &hub, "chat", &Identity::member("js-user"));
-    let py_id = py.start().await;
-    let js_id = js.start().await;
+    let (mut py, py_id, mut js, js_id) = python_and_js(&hub, "chat", Identity::member).await;
     assert_ne!(py_id, js_id);
     assert_eq!(py.seen_of("connected")[0]["userId"], "py-user");
     assert_eq!(js.seen_of("connected")[0]["userId"], "js-user");
@@ -119,16 +124,7 @@ fn assert_js_order(js: &Agent) {
 #[actix_rt::test]
 async fn server_sdks_send_to_all_user_group_and_connection() {
     let hub = hub().await;
-    let mut py = Agent::spawn(
-        Sdk::PythonSync,
-        "py",
-        &hub,
-        "news",
-        &Identity::member("py-user"),
-    );
-    let mut js = Agent::spawn(Sdk::Js, "js", &hub, "news", &Identity::member("js-user"));
-    let py_id = py.start().await;
-    let js_id = js.start().await;
+    let (mut py, py_id, mut js, js_id) = python_and_js(&hub, "news", Identity::member).await;
     py.ok(json!({"op": "join", "group": "headlines"})).await;
     js.ok(json!({"op": "join", "group": "headlines"})).await;
 
@@ -211,22 +207,7 @@ fn assert_refused(agent: &Agent, result: &Value, error_name: &str) {
 #[actix_rt::test]
 async fn joining_or_publishing_without_a_role_is_forbidden() {
     let hub = hub().await;
-    let mut py = Agent::spawn(
-        Sdk::PythonSync,
-        "py",
-        &hub,
-        "locked",
-        &Identity::without_roles("py-user"),
-    );
-    let mut js = Agent::spawn(
-        Sdk::Js,
-        "js",
-        &hub,
-        "locked",
-        &Identity::without_roles("js-user"),
-    );
-    py.start().await;
-    js.start().await;
+    let (mut py, _, mut js, _) = python_and_js(&hub, "locked", Identity::without_roles).await;
 
     for agent in [&mut py, &mut js] {
         let join = agent.call(json!({"op": "join", "group": "vip"})).await;
@@ -278,16 +259,7 @@ async fn joining_or_publishing_without_a_role_is_forbidden() {
 #[actix_rt::test]
 async fn a_reused_ack_id_is_a_duplicate_reported_as_success() {
     let hub = hub().await;
-    let mut py = Agent::spawn(
-        Sdk::PythonSync,
-        "py",
-        &hub,
-        "dedupe",
-        &Identity::member("py-user"),
-    );
-    let mut js = Agent::spawn(Sdk::Js, "js", &hub, "dedupe", &Identity::member("js-user"));
-    py.start().await;
-    js.start().await;
+    let (mut py, _, mut js, _) = python_and_js(&hub, "dedupe", Identity::member).await;
 
     let first = js
         .ok(json!({"op": "join", "group": "g", "ackId": 100}))
