@@ -4,6 +4,8 @@
 mod args;
 mod hub;
 mod load;
+mod report;
+mod shard;
 mod token;
 
 use std::process::ExitCode;
@@ -26,6 +28,9 @@ enum Command {
     Token(token::TokenArgs),
     /// Run the local hub until Ctrl-C (first stdout line: its connection string).
     Hub(hub::HubArgs),
+    /// Work with reports: merge the shard reports of a sharded run.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 /// Parses the command line, sets up logging, runs the command.
@@ -43,6 +48,10 @@ pub fn main() -> ExitCode {
         Command::Hub(args) => {
             init_tracing("info");
             hub::run(args)
+        }
+        Command::Report(command) => {
+            init_tracing("warn");
+            report::run(command)
         }
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod chat;
 pub mod checker;
+pub mod coordinator;
 pub mod merge;
 pub mod process;
 pub mod rangeset;

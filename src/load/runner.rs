@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, LocalBoxFuture};
 use tokio::sync::watch;
 use tracing::warn;
 
@@ -54,7 +54,7 @@ impl fmt::Debug for Chaos {
 /// Waits, once every client of this process is ramped up, until the workload may start:
 /// a sharded run's barrier (it resolves at the instant every shard starts). An error ends
 /// the run with [`LoadError::Coordination`].
-pub type BarrierFn = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+pub type BarrierFn = Arc<dyn Fn() -> LocalBoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// Clients of the default run: enough to be a fleet, few enough for a laptop and 30 s.
 pub const DEFAULT_CLIENTS: u64 = 1000;
