@@ -269,6 +269,21 @@ fn run_sharded(args: LoadArgs) -> ExitCode {
 }
 
 impl LoadArgs {
+    /// `--shards`.
+    pub fn shard_count(&self) -> u64 {
+        self.shard.shards
+    }
+
+    /// `--clients`.
+    pub fn client_count(&self) -> u64 {
+        self.clients
+    }
+
+    /// Whether a connection string was given (flag or environment).
+    pub fn has_connection_string(&self) -> bool {
+        self.connection_string.is_some()
+    }
+
     /// A hash of every flag that shapes the run, which all shards must share (the
     /// endpoint, not the key: the hash is logged and sent over the network).
     fn workload_hash(&self, endpoint: &str) -> String {
