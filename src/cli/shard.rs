@@ -349,12 +349,15 @@ async fn coordinate(
     super::load::finish(&report, run.json)
 }
 
-/// An HTTP client for the coordinator (30 s per call: a large report takes a while).
-fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .finish()
+/// An HTTP client for the coordinator, `timeout` per call.
+fn client(timeout: Duration) -> awc::Client {
+    awc::Client::builder().timeout(timeout).finish()
 }
+
+/// Per call for registration and the barrier: small bodies, answered at once.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Per call for posting a report: up to a gigabyte of JSON.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// An HTTP call to the coordinator: JSON answer, or the refusal's text.
 async fn call<T: DeserializeOwned>(
@@ -431,7 +434,7 @@ async fn work(
     barrier_timeout: Duration,
     run: ShardRun,
 ) -> ExitCode {
-    let http = client();
+    let http = client(CALL_TIMEOUT);
     let registration = Registration {
         index: spec.index,
         shards: spec.count,
@@ -459,7 +462,7 @@ async fn work(
     let barrier: BarrierFn = Arc::new(move || {
         let url = barrier_url.clone();
         async move {
-            let http = client();
+            let http = client(CALL_TIMEOUT);
             let path = format!("/v1/barrier/{index}");
             // The coordinator decides within its barrier timeout; this bound only matters
             // when it is gone.
@@ -498,8 +501,14 @@ async fn work(
         Ok(body) => body,
         Err(e) => return super::fail(e),
     };
-    let posted: Result<(), String> =
-        call_patiently(&http, &url, "/v1/report", &body, UNREACHABLE_FOR).await;
+    let posted: Result<(), String> = call_patiently(
+        &client(REPORT_TIMEOUT),
+        &url,
+        "/v1/report",
+        &body,
+        UNREACHABLE_FOR,
+    )
+    .await;
     if let Err(why) = posted {
         return super::fail(format!("shard {}: posting the report: {why}", spec.index));
     }

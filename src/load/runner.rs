@@ -66,6 +66,9 @@ pub const DEFAULT_SIZE: usize = 128;
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 /// Deliveries count as drained when none arrived for this long.
 const QUIET: Duration = Duration::from_millis(500);
+/// The same for a shard: its receivers also wait for other shards' publishers, whose
+/// in-flight publishes it cannot see, so it waits longer for the last of them.
+const SHARD_QUIET: Duration = Duration::from_secs(2);
 
 /// How to run.
 #[derive(Clone)]
@@ -441,13 +444,18 @@ async fn execute(
     }
 
     // Drain: wait for outcomes of publishes in flight and for the last deliveries.
+    let quiet = if shard.is_sharded() {
+        SHARD_QUIET
+    } else {
+        QUIET
+    };
     let drain_until = Instant::now() + plan.drain_timeout;
     let mut last_delivered = (recorder.stats().delivered, Instant::now());
     while Instant::now() < drain_until {
         let stats = recorder.stats();
         if stats.delivered != last_delivered.0 {
             last_delivered = (stats.delivered, Instant::now());
-        } else if stats.in_flight == 0 && last_delivered.1.elapsed() >= QUIET {
+        } else if stats.in_flight == 0 && last_delivered.1.elapsed() >= quiet {
             break;
         }
         tokio::select! {
