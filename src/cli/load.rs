@@ -43,7 +43,7 @@ pub struct LoadArgs {
     /// Workload length after the ramp-up (500ms, 25s, 2m, ...).
     #[arg(long, default_value = "25s", value_parser = duration)]
     duration: Duration,
-    /// New clients per second during the ramp-up.
+    /// New clients per second during the ramp-up (of the whole run, when sharded).
     #[arg(long, default_value_t = webpubsub_fleet::fleet::DEFAULT_CONNECT_RATE)]
     ramp_rate: f64,
     /// Subprotocol.

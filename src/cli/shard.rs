@@ -100,7 +100,8 @@ pub fn run(args: &ShardArgs, run: ShardRun) -> ExitCode {
         ));
     }
     let barrier_timeout = args.barrier_timeout.unwrap_or_else(|| {
-        let ramp = spec.len(run.plan.clients) as f64 / run.plan.ramp_rate.max(1e-3);
+        // Every shard ramps at its share of the run's rate: together, clients / rate.
+        let ramp = run.plan.clients as f64 / run.plan.ramp_rate.max(1e-3);
         Duration::try_from_secs_f64(ramp).unwrap_or(Duration::ZERO) + BARRIER_MARGIN
     });
     let system = actix_rt::System::new();

@@ -75,7 +75,7 @@ const SHARD_QUIET: Duration = Duration::from_secs(2);
 pub struct LoadPlan {
     /// Clients.
     pub clients: u64,
-    /// New clients per second during the ramp-up.
+    /// New clients per second during the ramp-up (of the whole run: a shard ramps at its share).
     pub ramp_rate: f64,
     /// Workload length after the ramp-up.
     pub duration: Duration,
@@ -347,8 +347,9 @@ async fn execute(
     } else {
         identities
     };
+    // The ramp rate is the whole run's: each shard takes its share.
     let options = FleetOptions::new(shard.len(plan.clients))
-        .with_connect_rate(plan.ramp_rate)
+        .with_connect_rate(plan.ramp_rate / shard.count as f64)
         .with_arbiters(plan.arbiters)
         .with_client_options(plan.client.clone().with_protocol(plan.protocol))
         .with_restart(plan.restart)
