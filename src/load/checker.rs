@@ -54,19 +54,22 @@ impl Counts {
 
 impl Counts {
     /// Adds `other` to these counts.
+    /// (Saturating: merged counts may come from reports read off the network.)
     pub fn add(&mut self, other: &Counts) {
-        self.delivered += other.delivered;
-        self.lost += other.lost;
-        self.duplicated += other.duplicated;
-        self.reordered += other.reordered;
-        self.unexpected += other.unexpected;
-        self.allowed_gap += other.allowed_gap;
-        self.indeterminate += other.indeterminate;
+        self.delivered = self.delivered.saturating_add(other.delivered);
+        self.lost = self.lost.saturating_add(other.lost);
+        self.duplicated = self.duplicated.saturating_add(other.duplicated);
+        self.reordered = self.reordered.saturating_add(other.reordered);
+        self.unexpected = self.unexpected.saturating_add(other.unexpected);
+        self.allowed_gap = self.allowed_gap.saturating_add(other.allowed_gap);
+        self.indeterminate = self.indeterminate.saturating_add(other.indeterminate);
     }
 
     /// Lost, duplicated, reordered or unexpected deliveries.
     pub fn violations(&self) -> u64 {
-        self.lost + self.duplicated + self.reordered + self.unexpected
+        (self.lost.saturating_add(self.duplicated))
+            .saturating_add(self.reordered)
+            .saturating_add(self.unexpected)
     }
 }
 
@@ -170,7 +173,10 @@ pub fn check_clients(
                     }
                 }
                 // Numbers delivered that this publisher never published to this group.
-                counts.unexpected += stream.map_or(0, |s| s.delivered.len()) - matched;
+                let stray = stream
+                    .map_or(0, |s| s.delivered.len())
+                    .saturating_sub(matched);
+                counts.unexpected = counts.unexpected.saturating_add(stray);
             }
             // Streams from publishers that never published to this group at all.
             for (p, stream) in &track.streams {
@@ -178,9 +184,9 @@ pub fn check_clients(
                     continue;
                 }
                 if publisher_known(*p) {
-                    counts.unexpected += stream.delivered.len();
+                    counts.unexpected = counts.unexpected.saturating_add(stream.delivered.len());
                 } else {
-                    report.unchecked += stream.delivered.len();
+                    report.unchecked = report.unchecked.saturating_add(stream.delivered.len());
                 }
             }
             if counts.violations() + counts.allowed_gap > 0 {

@@ -88,23 +88,24 @@ pub fn merge(
         let s = &r.report;
         sum.duration_s = sum.duration_s.max(s.duration_s);
         let c = &mut sum.clients;
-        c.connected += s.clients.connected;
-        c.ever_connected += s.clients.ever_connected;
-        c.restarts += s.clients.restarts;
-        c.abandoned += s.clients.abandoned;
+        c.connected = c.connected.saturating_add(s.clients.connected);
+        c.ever_connected = c.ever_connected.saturating_add(s.clients.ever_connected);
+        c.restarts = c.restarts.saturating_add(s.clients.restarts);
+        c.abandoned = c.abandoned.saturating_add(s.clients.abandoned);
         sum.connect.rate_per_s += s.connect.rate_per_s;
         sum.connect.ramp_s = sum.connect.ramp_s.max(s.connect.ramp_s);
-        sum.messages.sent += s.messages.sent;
+        sum.messages.sent = sum.messages.sent.saturating_add(s.messages.sent);
         sum.throughput.sent_per_s += s.throughput.sent_per_s;
         sum.throughput.delivered_per_s += s.throughput.delivered_per_s;
-        sum.recoveries += s.recoveries;
-        sum.reconnects += s.reconnects;
+        sum.recoveries = sum.recoveries.saturating_add(s.recoveries);
+        sum.reconnects = sum.reconnects.saturating_add(s.reconnects);
         for (kind, n) in &s.errors {
-            *sum.errors.entry(kind.clone()).or_default() += n;
+            let count = sum.errors.entry(kind.clone()).or_default();
+            *count = count.saturating_add(*n);
         }
         sum.process.rss_mib += s.process.rss_mib;
         sum.process.cpu_s += s.process.cpu_s;
-        sum.process.threads += s.process.threads;
+        sum.process.threads = sum.process.threads.saturating_add(s.process.threads);
         rss_added_kib += s.process.rss_per_client_kib * s.clients.connected as f64;
         sum.shards.push(ShardRow {
             index: r.shard,

@@ -27,6 +27,10 @@ use super::track::{
     End, GroupTrack, Interval, Outcome, PublishRecord, PublisherLog, ReceiverTrack, Stream,
 };
 
+/// Largest sequence number or per-group count a shard report may hold: 2^32 (far beyond any
+/// run, and small enough that sums over a whole report cannot overflow).
+pub const MAX_COUNT: u64 = 1 << 32;
+
 /// The `format` of a shard report this build writes and reads.
 pub const SHARD_REPORT_FORMAT: &str = "webpubsub-fleet shard report 1";
 
@@ -408,6 +412,15 @@ impl ReceiverWire {
         track.connections = self.connections;
         track.breaks = self.breaks.clone();
         for (name, g) in &self.groups {
+            let counts = [g.delivered, g.duplicated, g.reordered, g.unexpected];
+            let seqs = (g.received.values().flatten().map(|r| r.1))
+                .chain(g.intervals.iter().flat_map(|i| i.max_seq.values().copied()));
+            if counts.into_iter().chain(seqs).any(|n| n > MAX_COUNT) {
+                return Err(format!(
+                    "receiver {}, group {name}: a count or sequence number above 2^32",
+                    self.client
+                ));
+            }
             let mut streams = std::collections::HashMap::new();
             for (p, ranges) in &g.received {
                 let delivered = RangeSet::from_ranges(ranges.clone()).map_err(|e| {
@@ -553,6 +566,26 @@ mod tests {
         assert_eq!(back, h);
         assert!(decode_histogram("not base64!").is_err());
         assert!(decode_histogram("AAAA").is_err());
+    }
+
+    #[test]
+    fn receivers_with_absurd_numbers_are_refused() {
+        let mut wire = ReceiverWire {
+            client: 1,
+            ..ReceiverWire::default()
+        };
+        let group = GroupWire {
+            received: BTreeMap::from([(0, vec![(1, u64::MAX - 1)])]),
+            ..GroupWire::default()
+        };
+        wire.groups.insert("g".into(), group);
+        assert!(wire.to_track().unwrap_err().contains("2^32"));
+        let group = wire.groups.get_mut("g").unwrap();
+        group.received.clear();
+        group.delivered = u64::MAX;
+        assert!(wire.to_track().is_err());
+        wire.groups.get_mut("g").unwrap().delivered = 3;
+        assert!(wire.to_track().is_ok());
     }
 
     #[test]
