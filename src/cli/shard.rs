@@ -153,6 +153,11 @@ async fn offline(spec: ShardSpec, seed: u64, run: ShardRun, path: PathBuf) -> Ex
     if let Err(e) = write_json(&path, &report) {
         return super::fail(e);
     }
+    if let Some(json) = &run.json {
+        if let Err(e) = write_json(json, &report.report) {
+            return super::fail(e);
+        }
+    }
     eprintln!(
         "shard {} of {}: report written to {} (merge with `webpubsub-fleet report merge`)",
         spec.index,
@@ -215,12 +220,41 @@ async fn barrier(c: web::Data<Shared>, index: web::Path<u64>) -> HttpResponse {
     }
 }
 
-async fn report(c: web::Data<Shared>, body: web::Bytes) -> HttpResponse {
+/// `POST /v1/report/{index}`: the body is read only for a registered shard that has not
+/// reported yet, and only up to [`MAX_REPORT_BYTES`].
+async fn report(
+    c: web::Data<Shared>,
+    index: web::Path<u64>,
+    mut payload: web::Payload,
+) -> HttpResponse {
+    use futures::StreamExt as _;
+    let index = *index;
+    if let Err(why) = lock(&c).expects_report(index) {
+        return HttpResponse::Conflict().body(why);
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else {
+            return HttpResponse::BadRequest().body("the report's body broke off");
+        };
+        if body.len() + chunk.len() > MAX_REPORT_BYTES {
+            return HttpResponse::PayloadTooLarge().body(format!(
+                "a shard report over {} MiB: use --shard-report and report merge",
+                MAX_REPORT_BYTES >> 20
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
     let report: ShardReport = match serde_json::from_slice(&body) {
         Ok(report) => report,
         Err(e) => return HttpResponse::BadRequest().body(format!("not a shard report: {e}")),
     };
-    let index = report.shard;
+    if report.shard != index {
+        return HttpResponse::BadRequest().body(format!(
+            "the report of shard {} was posted as shard {index}'s",
+            report.shard
+        ));
+    }
     match lock(&c).accept_report(report) {
         Ok(()) => {
             eprintln!("coordinator: shard {index} reported");
@@ -249,11 +283,10 @@ async fn coordinate(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .app_data(web::PayloadConfig::new(MAX_REPORT_BYTES))
             .app_data(web::JsonConfig::default().limit(64 * 1024))
             .route("/v1/register", web::post().to(register))
             .route("/v1/barrier/{index}", web::post().to(barrier))
-            .route("/v1/report", web::post().to(report))
+            .route("/v1/report/{index}", web::post().to(report))
     })
     .workers(1)
     .disable_signals()
@@ -505,7 +538,7 @@ async fn work(
     let posted: Result<(), String> = call_patiently(
         &client(REPORT_TIMEOUT),
         &url,
-        "/v1/report",
+        &format!("/v1/report/{}", spec.index),
         &body,
         UNREACHABLE_FOR,
     )

@@ -191,6 +191,20 @@ impl Coordinator {
             .collect()
     }
 
+    /// Whether a report of shard `index` may come now (checked before its body is read).
+    pub fn expects_report(&self, index: u64) -> Result<(), String> {
+        if !self.registered.contains(&index) {
+            return Err(format!("shard {index} is not registered"));
+        }
+        if self.start_at_us.is_none() {
+            return Err(format!("shard {index} reported before the barrier opened"));
+        }
+        if self.reports.contains_key(&index) {
+            return Err(format!("shard {index} reported twice"));
+        }
+        Ok(())
+    }
+
     /// Takes a shard's report, or says why not.
     pub fn accept_report(&mut self, report: ShardReport) -> Result<(), String> {
         let index = report.shard;
@@ -198,12 +212,7 @@ impl Coordinator {
             return Err(why);
         }
         ShardSpec::new(index, self.key.shards)?;
-        if self.start_at_us.is_none() {
-            return Err(format!("shard {index} reported before the barrier opened"));
-        }
-        if self.reports.contains_key(&index) {
-            return Err(format!("shard {index} reported twice"));
-        }
+        self.expects_report(index)?;
         // Decoding now refuses a malformed report while its shard can still say so.
         report.decode_tracks()?;
         self.reports.insert(index, report);
@@ -306,6 +315,8 @@ mod tests {
         }
         assert!(c.arrive(5, 1).is_err());
         assert_eq!(c.arrive(0, 100), Ok(BarrierState::Wait));
+        let early = c.expects_report(0).unwrap_err();
+        assert!(early.contains("before the barrier"), "{early}");
         assert_eq!(c.arrive(2, 200), Ok(BarrierState::Wait));
         let start = BarrierState::Start {
             at_unix_us: 300 + START_LEAD_US,
@@ -316,6 +327,8 @@ mod tests {
             Ok(start),
             "every shard gets the same instant"
         );
+        assert_eq!(c.expects_report(2), Ok(()));
+        assert!(c.expects_report(7).unwrap_err().contains("not registered"));
     }
 
     #[test]
