@@ -31,7 +31,7 @@
 //!         .user_id("alice")
 //!         .roles(["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"]),
 //! )?;
-//! let client = Client::new(credential, ClientOptions::new());
+//! let client = Client::new(credential, ClientOptions::new())?;
 //! let mut events = client.events().await?;
 //! client.start().await?; // resolves once `system/connected` arrived
 //! client.join_group("room").await?; // waits for the ack
