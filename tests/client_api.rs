@@ -353,3 +353,11 @@ fn payload_accessors_answer_only_for_their_own_type() {
         None
     );
 }
+
+#[tokio::test]
+async fn a_client_made_outside_an_actix_system_is_refused_with_what_to_do() {
+    let url = "wss://example.webpubsub.azure.com/client/hubs/api?access_token=x";
+    let error = Client::from_url(url, ClientOptions::new()).unwrap_err();
+    assert_eq!(error, ClientError::NoActixSystem);
+    assert!(error.to_string().contains("#[actix::main]"), "{error}");
+}

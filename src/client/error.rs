@@ -105,6 +105,12 @@ pub enum ClientError {
         "the client's actor is gone: its arbiter stopped or its last Client handle was dropped"
     )]
     ActorGone,
+    /// `Client::new` was called outside an actix `System`: the client is an actix actor and
+    /// needs its runtime.
+    #[error(
+        "no actix System runs on this thread: create clients under #[actix::main], #[actix_rt::main] or #[actix_web::main] (or inside actix_rt::System::new().block_on), not under a plain #[tokio::main]; or use Client::new_on with an arbiter"
+    )]
+    NoActixSystem,
     /// The options ask for a subprotocol this build cannot speak.
     #[error(
         "subprotocol `{protocol}` is not supported by this client (it has no protobuf codec yet): use Subprotocol::JsonReliable (the default) or Subprotocol::Json"
@@ -157,6 +163,7 @@ impl ClientError {
             | ClientError::Stopped { .. }
             | ClientError::NotStarted
             | ClientError::ActorGone
+            | ClientError::NoActixSystem
             | ClientError::UnsupportedSubprotocol { .. } => false,
         }
     }

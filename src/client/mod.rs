@@ -217,9 +217,15 @@ impl Client {
     /// A stopped client on the current arbiter. Fails only when the options ask for what this
     /// build cannot do ([`ClientOptions::validate`]), so that no `start()` waits 30 s for it.
     ///
-    /// Must be called inside an actix `System` (see the type's docs).
+    /// Must be called inside an actix `System` (see the type's docs), or it fails with
+    /// [`ClientError::NoActixSystem`].
     pub fn new(credential: Credential, options: ClientOptions) -> Result<Client, ClientError> {
         options.validate()?;
+        // Without a System, starting the actor would panic deep in tokio ("spawn_local called
+        // from outside of a LocalSet"): say what to do instead.
+        if actix::System::try_current().is_none() {
+            return Err(ClientError::NoActixSystem);
+        }
         let (status_tx, status) = watch::channel(StatusSnapshot::STOPPED);
         let actor = ClientActor::new(credential, options).with_first_handle(status_tx);
         Ok(Client::leased(actor.start(), status))

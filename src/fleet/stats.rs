@@ -83,7 +83,7 @@ impl ErrorKind {
             ClientError::NotStarted => ErrorKind::NotStarted,
             ClientError::NotConnected => ErrorKind::NotConnected,
             ClientError::TooManyPending { .. } => ErrorKind::TooManyPending,
-            ClientError::ActorGone => ErrorKind::ActorGone,
+            ClientError::ActorGone | ClientError::NoActixSystem => ErrorKind::ActorGone,
         }
     }
 }
