@@ -285,8 +285,10 @@ impl Client {
         self.status.borrow().state
     }
 
-    /// Whether a connection is up and confirmed (the Python client's `is_connected`-like check
-    /// of its state). Cheap and synchronous, like [`Client::state`].
+    /// Whether a connection is up: true from `system/connected` (and from a confirmed
+    /// recovery) until the next `disconnected` or `recovering`. The Python client's
+    /// `is_connected()` is true from the socket's open instead. Cheap and synchronous, like
+    /// [`Client::state`].
     pub fn is_connected(&self) -> bool {
         self.state() == ClientState::Connected
     }
