@@ -361,3 +361,36 @@ async fn a_client_made_outside_an_actix_system_is_refused_with_what_to_do() {
     assert_eq!(error, ClientError::NoActixSystem);
     assert!(error.to_string().contains("#[actix::main]"), "{error}");
 }
+
+#[actix_rt::test]
+async fn a_callback_holding_a_weak_client_does_not_keep_the_client_alive() {
+    let (hub, cs) = hub().await;
+    let client = Client::new(credential(&cs, "weak"), ClientOptions::new()).unwrap();
+    let weak = client.downgrade();
+    let upgraded_in_callback = Arc::new(AtomicBool::new(false));
+    let seen = upgraded_in_callback.clone();
+    // A reply-from-a-callback pattern: the callback reaches the client through the weak one.
+    client
+        .subscribe(EventKind::Connected, move |_| {
+            if let Some(client) = weak.upgrade() {
+                seen.store(client.is_connected(), Ordering::SeqCst);
+            }
+        })
+        .await
+        .unwrap();
+    client.start().await.unwrap();
+    wait_for(
+        "the callback reached the client through the weak handle",
+        || upgraded_in_callback.load(Ordering::SeqCst),
+    )
+    .await;
+    let addr = client.addr().clone();
+    let weak = client.downgrade();
+    drop(client);
+    assert!(weak.upgrade().is_none(), "a weak handle is not a handle");
+    wait_for("the actor's mailbox closes", || !addr.connected()).await;
+    wait_for("the hub sees the connection closed", || {
+        attached(&hub) == (0, 0)
+    })
+    .await;
+}

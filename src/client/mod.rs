@@ -127,7 +127,9 @@ pub trait Observer: Send + Sync + 'static {
 ///
 /// What is *not* a handle, and does not keep a client alive: an `Addr<ClientActor>` (from
 /// [`Client::addr`], or the actor's own address held by its callback actor), an
-/// [`EventStream`], a subscription. A [`crate::fleet::Fleet`] holds one handle of each of its
+/// [`EventStream`], a subscription, a [`WeakClient`]. A handle captured by one of the client's
+/// own callbacks would keep the client alive for ever (the callback lives in the client): let
+/// such a callback capture [`Client::downgrade`] instead. A [`crate::fleet::Fleet`] holds one handle of each of its
 /// clients, so its clients live as long as the fleet does (or longer, while you hold a handle
 /// it gave you). An actor you start yourself with `ClientActor::new(..).start()` has no
 /// handles until [`Client::from_addr`] makes one; until then it is yours to [`Stop`].
@@ -269,6 +271,15 @@ impl Client {
         Client {
             lease: Arc::new(Lease { addr }),
             status,
+        }
+    }
+
+    /// A reference that does not keep the client alive, for the client's own callbacks (see
+    /// the type's docs); [`WeakClient::upgrade`] gives a handle while another one exists.
+    pub fn downgrade(&self) -> WeakClient {
+        WeakClient {
+            lease: Arc::downgrade(&self.lease),
+            status: self.status.clone(),
         }
     }
 
@@ -474,6 +485,30 @@ impl Client {
     /// The client's state and counters.
     pub async fn status(&self) -> Result<ClientStatus, ClientError> {
         Ok(self.addr().send(GetStatus).await?)
+    }
+}
+
+/// A [`Client`] that does not keep its client alive; from [`Client::downgrade`].
+#[derive(Clone)]
+pub struct WeakClient {
+    lease: std::sync::Weak<Lease>,
+    status: watch::Receiver<StatusSnapshot>,
+}
+
+impl WeakClient {
+    /// A handle, while another handle of the same family still exists; `None` once the last
+    /// one was dropped (the client is stopping or gone).
+    pub fn upgrade(&self) -> Option<Client> {
+        Some(Client {
+            lease: self.lease.upgrade()?,
+            status: self.status.clone(),
+        })
+    }
+}
+
+impl std::fmt::Debug for WeakClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakClient").finish_non_exhaustive()
     }
 }
 
