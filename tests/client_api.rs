@@ -147,12 +147,19 @@ async fn from_addr_joins_the_handles_and_refuses_a_released_actor() {
     wrapped.join_group("g").await.unwrap();
     assert_eq!(attached(&hub), (1, 1));
     drop(wrapped);
+    // The release is in the mailbox before this Start: an `Addr` cannot bring the client back.
+    let restarted = addr.send(Start).await;
+    assert!(
+        matches!(restarted, Err(_) | Ok(Err(ClientError::ActorGone))),
+        "{restarted:?}"
+    );
     wait_for("the hub sees the connection closed", || {
         attached(&hub) == (0, 0)
     })
     .await;
     let again = Client::from_addr(addr).await;
     assert_eq!(again.err(), Some(ClientError::ActorGone));
+    assert_eq!(hub.stats().connections_opened, 1);
 }
 
 #[actix_rt::test]

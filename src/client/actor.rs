@@ -1058,9 +1058,13 @@ impl Handler<Start> for ClientActor {
     type Result = ResponseFuture<Result<ConnectionInfo, ClientError>>;
 
     fn handle(&mut self, _: Start, ctx: &mut Context<Self>) -> Self::Result {
-        // An actor started without a `Client` constructor is checked here (h5).
+        // An actor started without a `Client` constructor is checked here, and one whose last
+        // handle was dropped is ending: an `Addr` must not bring it back (h5).
         if let Err(error) = self.options.validate() {
             return Box::pin(async move { Err(error) });
+        }
+        if self.released {
+            return Box::pin(async { Err(ClientError::ActorGone) });
         }
         let (tx, rx) = oneshot::channel();
         match (&self.phase, &self.connection_id) {
