@@ -246,6 +246,7 @@ async fn a_client_stopped_by_a_lost_connection_reads_stopped() {
     let client = Client::new(credential(&cs, "lost"), options).unwrap();
     let mut events = client.events().await.unwrap();
     let info = client.start().await.unwrap();
+    assert!(client.is_connected());
     assert!(hub.drop_connection(&info.connection_id));
     next_of(&mut events, EventKind::Stopped).await;
     assert_eq!(client.state(), ClientState::Stopped);
