@@ -60,6 +60,7 @@ mod auth;
 mod config;
 mod faults;
 mod filter;
+mod frame_guard;
 mod http;
 mod names;
 mod requests;
@@ -81,11 +82,14 @@ use tokio::sync::oneshot;
 
 pub use config::{
     DEFAULT_ADDRESS, DEFAULT_CLIENT_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_OUTBOUND_QUEUE_BYTES, DEFAULT_OUTBOUND_QUEUE_MESSAGES,
-    DEFAULT_RECOVERY_WINDOW, DEFAULT_REMEMBERED_ACK_IDS, DEFAULT_REPLAY_BUFFER_BYTES,
-    DEFAULT_REPLAY_BUFFER_MESSAGES, DEVELOPMENT_ACCESS_KEY, HubConfig,
+    DEFAULT_MAX_GROUPS_PER_CONNECTION, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_UPSTREAM_CALLS,
+    DEFAULT_OUTBOUND_QUEUE_BYTES, DEFAULT_OUTBOUND_QUEUE_MESSAGES, DEFAULT_RECOVERY_WINDOW,
+    DEFAULT_REMEMBERED_ACK_IDS, DEFAULT_REPLAY_BUFFER_BYTES, DEFAULT_REPLAY_BUFFER_MESSAGES,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, DEVELOPMENT_ACCESS_KEY, FD_HEADROOM,
+    HubConfig,
 };
 pub use faults::{Fault, FaultRequest, Target};
+pub use frame_guard::{FrameGuard, Guarded};
 pub use stats::HubStats;
 
 use url::Url;
@@ -249,6 +253,10 @@ fn bind(
         }
     })
     .workers(config.workers)
+    // A client must send its request head within this time (408 otherwise): a slow-loris
+    // peer cannot hold sockets open by dribbling headers. REST bodies get the same deadline
+    // in `rest::read_body`.
+    .client_request_timeout(config.request_timeout)
     // The embedding program owns the signals (a CLI stops the hub on Ctrl-C itself).
     .disable_signals()
     // When a socket actor stops, shut the TCP connection at once: a dropped socket must look
@@ -316,12 +324,13 @@ impl Hub {
                             if bound.ip().is_unspecified() {
                                 authorities.push(bound.to_string());
                             }
+                            authorities.extend(thread_state.config.authorities.iter().cloned());
                             thread_state.set_authorities(authorities);
                             if let Some(url) = thread_state.config.event_handler.clone() {
                                 let (upstream, task) = upstream::channel(
                                     url,
                                     thread_state.key.clone(),
-                                    thread_state.config.max_message_size,
+                                    &thread_state.config,
                                 );
                                 thread_state.set_upstream(upstream);
                                 actix_rt::spawn(task);
@@ -370,6 +379,12 @@ impl Hub {
         let endpoint = Url::parse(&self.endpoint()).expect("the hub endpoint is a URL");
         ConnectionString::new(endpoint, self.inner.state.key.clone())
             .expect("the hub endpoint and key make a connection string")
+    }
+
+    /// Connections the hub holds at most before answering 429 (the configured or derived
+    /// [`HubConfig::max_connections`]).
+    pub fn max_connections(&self) -> usize {
+        self.inner.state.config.max_connections
     }
 
     /// The access key signing every token of this hub.
