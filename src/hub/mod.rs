@@ -39,7 +39,24 @@
 //! - OData `filter`: `userId`, `connectionId`, `groups`, `eq`, `ne`, `in`, `and`, `or`, `not` only;
 //! - a socket whose peer stops reading entirely keeps its TCP connection (and the frames
 //!   already queued) until the peer reads or the OS gives up, although its session is removed
-//!   as soon as its queue passes the bound.
+//!   as soon as its queue passes the bound;
+//! - a token's audience must name one of the hub's own addresses (or a configured
+//!   [`HubConfig::authority`]); the request's `Host` counts only with
+//!   [`HubConfig::trust_host_header`], and `:generateToken` mints for the hub's own address.
+//!
+//! Hostile-input limits, where the service documents none (docs/security.md has the threat
+//! model and the test of each): request heads and REST bodies must arrive within
+//! [`DEFAULT_REQUEST_TIMEOUT`] (408); a REST body is read only after its token is checked;
+//! REST paths with `.`/`..` segments or encoded slashes are refused (400); a WebSocket frame
+//! whose header announces more than the message limit is closed with 1009 before its payload
+//! is read; reserved bits close with 1002; upgrades with a version other than 13 get 426 and a
+//! `Sec-WebSocket-Key` that is not base64 of 16 bytes gets 400; event names are 1..=128 bytes
+//! of `[A-Za-z0-9_.-]` not starting with `.` or `-` (else a `BadRequest` ack); at most
+//! [`DEFAULT_MAX_UPSTREAM_CALLS`] event handler calls are in flight (past it an
+//! `InvocationFailed` ack at once); a connection is in at most
+//! [`DEFAULT_MAX_GROUPS_PER_CONNECTION`] groups (a `BadRequest` ack, REST 400, a token listing
+//! more is refused with 400); `minutesToExpire` is 1..=525,600; the connection limit defaults
+//! to the soft open-files limit minus [`FD_HEADROOM`].
 //!
 //! Choices where the service's behaviour is not documented (protocol.md section 10):
 //! a malformed request closes with `system/disconnected` and 1008, and input that closes a
