@@ -255,22 +255,14 @@ async fn rest_refuses_a_bad_token_before_reading_the_body() {
     hub.stop().await;
 }
 
-#[tokio::test]
-async fn a_slow_rest_body_is_cut_at_the_request_timeout() {
-    let hub = start_hub_with(|c| c.request_timeout(Duration::from_millis(300))).await;
-    let path = format!("/api/hubs/{HUB}/:send");
-    let mut stream = TcpStream::connect(hub.addr()).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n",
-        hub.addr(),
-        rest_token(&hub, &path)
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
+/// Sends `head`, then one of `pieces` every 50 ms, and asserts the hub cuts the socket (408
+/// or a plain close) within 3 s, long before the pieces run out.
+async fn assert_dribble_is_cut(hub: &Hub, head: String, pieces: Vec<String>, what: &str) {
+    let stream = TcpStream::connect(hub.addr()).await.unwrap();
     let (mut read, mut write) = stream.into_split();
-    // One byte every 50 ms: the whole body would take 50 s.
     let dribble = tokio::spawn(async move {
-        for _ in 0..1000 {
-            if write.write_all(b"x").await.is_err() {
+        for piece in std::iter::once(head).chain(pieces) {
+            if write.write_all(piece.as_bytes()).await.is_err() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -279,45 +271,35 @@ async fn a_slow_rest_body_is_cut_at_the_request_timeout() {
     let mut raw = Vec::new();
     let cut = tokio::time::timeout(Duration::from_secs(3), read.read_to_end(&mut raw)).await;
     dribble.abort();
-    assert!(cut.is_ok(), "the slow body was not cut within 3 s");
+    assert!(cut.is_ok(), "{what} was not cut within 3 s");
     let text = String::from_utf8_lossy(&raw);
     assert!(
         text.is_empty() || text.starts_with("HTTP/1.1 408"),
-        "expected 408 or a close: {text}"
+        "{what}: expected 408 or a close: {text}"
     );
+}
+
+#[tokio::test]
+async fn a_slow_rest_body_is_cut_at_the_request_timeout() {
+    let hub = start_hub_with(|c| c.request_timeout(Duration::from_millis(300))).await;
+    let path = format!("/api/hubs/{HUB}/:send");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n",
+        hub.addr(),
+        rest_token(&hub, &path)
+    );
+    // One byte every 50 ms: the whole body would take 50 s.
+    let body = vec!["x".to_owned(); 1000];
+    assert_dribble_is_cut(&hub, head, body, "a slow body").await;
     hub.stop().await;
 }
 
 #[tokio::test]
 async fn slow_request_headers_are_cut_at_the_request_timeout() {
     let hub = start_hub_with(|c| c.request_timeout(Duration::from_millis(300))).await;
-    let stream = TcpStream::connect(hub.addr()).await.unwrap();
-    let (mut read, mut write) = stream.into_split();
-    let dribble = tokio::spawn(async move {
-        if write
-            .write_all(b"GET /api/health HTTP/1.1\r\n")
-            .await
-            .is_err()
-        {
-            return;
-        }
-        for i in 0..1000 {
-            let line = format!("X-Slow-{i}: 1\r\n");
-            if write.write_all(line.as_bytes()).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    });
-    let mut raw = Vec::new();
-    let cut = tokio::time::timeout(Duration::from_secs(3), read.read_to_end(&mut raw)).await;
-    dribble.abort();
-    assert!(cut.is_ok(), "slow headers were not cut within 3 s");
-    let text = String::from_utf8_lossy(&raw);
-    assert!(
-        text.is_empty() || text.starts_with("HTTP/1.1 408"),
-        "expected 408 or a close: {text}"
-    );
+    let head = "GET /api/health HTTP/1.1\r\n".to_owned();
+    let lines = (0..1000).map(|i| format!("X-Slow-{i}: 1\r\n")).collect();
+    assert_dribble_is_cut(&hub, head, lines, "a slow head").await;
     hub.stop().await;
 }
 
