@@ -251,11 +251,9 @@ fn bind(
     let config = &state.config;
     let address = config.address;
     let data = web::Data::from(state.clone());
-    let limit = config.max_message_size;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .app_data(web::PayloadConfig::new(limit))
             .route("/client/hubs/{hub}", web::get().to(socket::client_endpoint))
             .route("/client", web::get().to(socket::client_endpoint))
             .route("/client/", web::get().to(socket::client_endpoint))
