@@ -86,6 +86,10 @@ pub use config::{
     DEFAULT_REPLAY_BUFFER_MESSAGES, DEVELOPMENT_ACCESS_KEY, HubConfig,
 };
 pub use faults::{Fault, FaultRequest, Target};
+/// The OData filter parser, for the fuzz targets in fuzz/ only.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use filter::fuzzing as filter_fuzzing;
 pub use stats::HubStats;
 
 use url::Url;
