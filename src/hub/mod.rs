@@ -86,10 +86,6 @@ pub use config::{
     DEFAULT_REPLAY_BUFFER_MESSAGES, DEVELOPMENT_ACCESS_KEY, HubConfig,
 };
 pub use faults::{Fault, FaultRequest, Target};
-/// The OData filter parser, for the fuzz targets in fuzz/ only.
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub use filter::fuzzing as filter_fuzzing;
 pub use stats::HubStats;
 
 use url::Url;
@@ -97,6 +93,11 @@ use url::Url;
 use crate::credential::ConnectionString;
 use crate::protocol::{CLOSE_GOING_AWAY, Secret};
 use state::HubState;
+
+/// The OData filter parser, for the fuzz targets in fuzz/ only.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use filter::fuzzing as filter_fuzzing;
 
 /// Why a hub could not start.
 #[derive(Debug, thiserror::Error)]
