@@ -7,24 +7,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use webpubsub_fleet::protocol::Inbound;
 use webpubsub_fleet::protocol::json::{
     MessageFrame, decode_inbound, decode_inbound_bytes, encode_inbound,
 };
+use webpubsub_fleet::protocol::{Inbound, Secret};
+use webpubsub_fleet_fuzz::decoded_or_short_error;
 
 fuzz_target!(|data: &[u8]| {
-    let frame = match decode_inbound_bytes(data) {
-        Ok(frame) => frame,
-        Err(e) => {
-            // Clients log this text: a hostile service's megabyte must not come back in it.
-            let message = e.to_string();
-            assert!(
-                message.len() <= 512,
-                "error message of {} bytes",
-                message.len()
-            );
-            return;
-        }
+    let Some(frame) = decoded_or_short_error(decode_inbound_bytes(data)) else {
+        return;
     };
     let text = encode_inbound(&frame);
     let again = decode_inbound(&text)
@@ -67,17 +58,19 @@ fuzz_target!(|data: &[u8]| {
         Inbound::Connected {
             connection_id,
             user_id,
-            reconnection_token: Some(token),
+            reconnection_token: Some(_),
         } => {
-            let token = token.expose();
-            let elsewhere = connection_id.contains(token)
-                || user_id.as_deref().is_some_and(|u| u.contains(token));
-            if token.len() >= 12 && !elsewhere {
-                assert!(
-                    !format!("{frame:?}").contains(token),
-                    "the reconnection token shows in Debug"
-                );
-            }
+            // Debug must not depend on the token at all.
+            let other = Inbound::Connected {
+                connection_id: connection_id.clone(),
+                user_id: user_id.clone(),
+                reconnection_token: Some(Secret::new("another token")),
+            };
+            assert_eq!(
+                format!("{frame:?}"),
+                format!("{other:?}"),
+                "the reconnection token shows in Debug"
+            );
         }
         _ => {}
     }
