@@ -21,6 +21,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let printed = filter.to_odata();
+    // The printer writes canonical spacing and quoting, which can push a filter near the
+    // parser's length limit over it; that is the limit working, not a printer bug.
+    if printed.len() > 4096 {
+        return;
+    }
     let again = parse(&printed)
         .unwrap_or_else(|e| panic!("the printed filter does not parse: {e}\n{printed}"));
     assert_eq!(

@@ -84,7 +84,9 @@ fn mint(c: &Claims) -> (String, u64) {
 }
 
 fn assert_no_leak(token: &str, e: &CredentialError) {
-    if token.len() >= 24 {
+    // Only token-shaped inputs (two dots): a fuzzer can otherwise hand in a piece of the
+    // error message's own fixed text as the "token" and find it in the message.
+    if token.len() >= 24 && token.matches('.').count() >= 2 {
         let shown = format!("{e} {e:?}");
         assert!(!shown.contains(token), "an error shows the token: {shown}");
     }

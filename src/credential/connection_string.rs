@@ -198,6 +198,13 @@ fn check_endpoint(mut url: Url) -> Result<Url, CredentialError> {
             reason: "it has no host".into(),
         });
     }
+    // IDNA maps some code points to `;` or `=` (U+037E GREEK QUESTION MARK becomes `;`), and
+    // a host holding either would not survive `expose()` (found by fuzzing).
+    if url.host_str().is_some_and(|host| host.contains([';', '='])) {
+        return Err(CredentialError::InvalidEndpoint {
+            reason: "its host contains `;` or `=` (after international name mapping): use a DNS name or an IP address".into(),
+        });
+    }
     // `Port=0` is refused when parsing, so an endpoint with `:0` must be too: otherwise
     // `expose()` would write `Port=0` and not parse back (found by fuzzing).
     if url.port() == Some(0) {
@@ -354,6 +361,12 @@ mod tests {
             (
                 "Endpoint=https://x.example.com;Port=0;AccessKey=k",
                 E::InvalidPort,
+            ),
+            (
+                "Endpoint=https://a\u{37e}b.example.com;AccessKey=k",
+                E::InvalidEndpoint {
+                    reason: "its host contains `;` or `=` (after international name mapping): use a DNS name or an IP address".into(),
+                },
             ),
             (
                 "Endpoint=https://x.example.com;Port=70000;AccessKey=k",

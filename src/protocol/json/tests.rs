@@ -172,6 +172,22 @@ fn largest_u64_ids_survive() {
 }
 
 #[test]
+fn json_numbers_in_data_reach_the_receiver_as_the_same_f64() {
+    // Found by fuzzing: without serde_json's float_roundtrip these came back one ulp off.
+    for number in [-9.999999999999999e-31_f64, 1.1844674407370955e20] {
+        let text = format!(r#"{{"type":"sendToGroup","group":"g","data":[{number:e}]}}"#);
+        let Outbound::SendToGroup { data, .. } = decode_outbound(&text).unwrap() else {
+            panic!("not a sendToGroup: {text}");
+        };
+        assert_eq!(
+            data.as_json().and_then(|v| v[0].as_f64()),
+            Some(number),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn binary_frames_holding_json_decode_and_bad_utf8_is_named() {
     assert_eq!(
         decode_outbound_bytes(br#"{"type":"ping"}"#).unwrap(),
