@@ -1340,3 +1340,7 @@ fn set_ack_id(frame: &mut Outbound, id: Option<AckId>) {
         Outbound::SequenceAck { .. } | Outbound::Ping => {}
     }
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;
