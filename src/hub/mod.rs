@@ -62,6 +62,7 @@ mod faults;
 mod filter;
 mod http;
 mod names;
+mod outbox;
 mod requests;
 mod rest;
 mod roles;

@@ -64,7 +64,10 @@ fn joined(group: &str, ack_id: AckId) -> Action<&'static str> {
 fn up(t0: Instant) -> Session {
     let mut s = Session::new(config(), t0);
     s.start(t0);
-    assert_eq!(drain(&mut s), [Action::Open(SocketId(1), OpenKind::Connect)]);
+    assert_eq!(
+        drain(&mut s),
+        [Action::Open(SocketId(1), OpenKind::Connect)]
+    );
     assert!(s.on_socket_opened(SocketId(1), t0));
     s.on_frame(SocketId(1), connected("conn"), t0);
     let started = Started {
@@ -77,7 +80,10 @@ fn up(t0: Instant) -> Session {
     };
     assert_eq!(
         drain(&mut s),
-        [Action::StartDone(Ok(started)), Action::Emit(connected_event)]
+        [
+            Action::StartDone(Ok(started)),
+            Action::Emit(connected_event)
+        ]
     );
     s
 }
@@ -87,8 +93,13 @@ fn recovering(s: &mut Session, t: Instant) {
     s.on_socket_lost(SocketId(1), None, t);
     let actions = drain(s);
     assert_eq!(actions[0], Action::Drop);
-    assert!(matches!(actions[1], Action::Emit(SessionEvent::Recovering { .. })));
-    assert!(matches!(&actions[2], Action::Open(SocketId(2), OpenKind::Recover { connection_id, .. }) if connection_id == "conn"));
+    assert!(matches!(
+        actions[1],
+        Action::Emit(SessionEvent::Recovering { .. })
+    ));
+    assert!(
+        matches!(&actions[2], Action::Open(SocketId(2), OpenKind::Recover { connection_id, .. }) if connection_id == "conn")
+    );
     assert!(s.on_socket_opened(SocketId(2), t));
 }
 
@@ -98,7 +109,10 @@ fn operations_submitted_before_connected_go_out_once_it_arrives() {
     let mut s = Session::new(config(), t0);
     assert_eq!(
         (s.submit(join("a"), t0), drain(&mut s)),
-        (OpId(1), vec![Action::Resolve(OpId(1), Err(OpError::NotStarted))])
+        (
+            OpId(1),
+            vec![Action::Resolve(OpId(1), Err(OpError::NotStarted))]
+        )
     );
     s.start(t0);
     drain(&mut s);
@@ -123,7 +137,11 @@ fn a_recovery_resends_in_flight_operations_with_their_ack_ids_and_confirms_on_a_
     s.submit(join("a"), t0);
     drain(&mut s);
     recovering(&mut s, t0 + SEC);
-    assert_eq!(drain(&mut s), [joined("a", 1)], "resent at once, same ack id");
+    assert_eq!(
+        drain(&mut s),
+        [joined("a", 1)],
+        "resent at once, same ack id"
+    );
     // Submitted while unconfirmed: waits for the confirmation.
     s.submit(join("b"), t0 + SEC);
     assert_eq!(drain(&mut s), []);
@@ -169,11 +187,23 @@ fn a_refused_recovery_reconnects_fails_orphans_and_rejoins() {
     let actions = drain(&mut s);
     let failed = Action::Resolve(op, Err(OpError::ConnectionLost { ack_id: 2 }));
     assert_eq!(actions[..2], [Action::Drop, failed]);
-    assert!(matches!(actions[2], Action::Emit(SessionEvent::Disconnected { .. })));
-    assert!(matches!(actions[3], Action::Emit(SessionEvent::Reconnecting { attempt: 1, delay }) if delay == Duration::ZERO));
-    assert!(!actions.iter().any(|a| matches!(a, Action::Emit(SessionEvent::Recovered { .. }))));
+    assert!(matches!(
+        actions[2],
+        Action::Emit(SessionEvent::Disconnected { .. })
+    ));
+    assert!(
+        matches!(actions[3], Action::Emit(SessionEvent::Reconnecting { attempt: 1, delay }) if delay == Duration::ZERO)
+    );
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Emit(SessionEvent::Recovered { .. })))
+    );
     s.on_tick(t0);
-    assert_eq!(drain(&mut s), [Action::Open(SocketId(4), OpenKind::Connect)]);
+    assert_eq!(
+        drain(&mut s),
+        [Action::Open(SocketId(4), OpenKind::Connect)]
+    );
     assert!(s.on_socket_opened(SocketId(4), t0));
     s.on_frame(SocketId(4), connected("conn2"), t0);
     assert_eq!(drain(&mut s)[0], joined("a", 3), "rejoin with a new ack id");
@@ -232,7 +262,10 @@ fn deadlines_fail_operations_and_starts_and_wake_the_caller() {
     };
     assert_eq!(
         actions,
-        [Action::Resolve(op, Err(timeout)), Action::Send(Outbound::Ping)]
+        [
+            Action::Resolve(op, Err(timeout)),
+            Action::Send(Outbound::Ping)
+        ]
     );
     // A first start that never gets `connected` fails with the start timeout.
     let mut s = Session::new(config(), t0);
@@ -299,7 +332,11 @@ fn too_many_pending_and_fire_and_forget_answer_at_once() {
         group: "x".into(),
         ack_id: None,
     };
-    assert_eq!(drain(&mut s), [Action::Send(leave)], "the ack id is removed");
+    assert_eq!(
+        drain(&mut s),
+        [Action::Send(leave)],
+        "the ack id is removed"
+    );
     s.on_socket_lost(SocketId(1), None, t0);
     assert_eq!(s.send_without_ack(join("y")), Err(OpError::NotConnected));
 }
@@ -333,5 +370,7 @@ fn a_plain_protocol_reconnects_and_duplicates_are_dropped_but_reacked() {
     drain(&mut plain);
     plain.on_socket_lost(SocketId(1), None, t0);
     let actions = drain(&mut plain);
-    assert!(matches!(actions[2], Action::Emit(SessionEvent::Reconnecting { delay, .. }) if delay < RECONNECT_SPREAD));
+    assert!(
+        matches!(actions[2], Action::Emit(SessionEvent::Reconnecting { delay, .. }) if delay < RECONNECT_SPREAD)
+    );
 }
