@@ -62,7 +62,7 @@ mod faults;
 mod filter;
 mod http;
 mod names;
-mod outbox;
+pub(crate) mod outbox;
 mod requests;
 mod rest;
 mod roles;

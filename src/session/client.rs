@@ -339,6 +339,10 @@ enum Membership {
     Leave,
     /// An automatic rejoin: a failure is reported as `RejoinGroupFailed`.
     Rejoin,
+    /// An automatic rejoin the user's own join or leave of that group came after: it is not
+    /// retried, changes no membership and reports nothing, so a rejoin retried late cannot
+    /// put the client back into a group the user left meanwhile.
+    SupersededRejoin,
 }
 
 #[derive(Debug)]
@@ -405,6 +409,9 @@ pub struct ClientSession<E> {
     keepalive: Keepalive,
     reconnect: RetryState,
     groups: BTreeSet<String>,
+    /// Automatic rejoins pending (superseded or not), so a user's join or leave scans the
+    /// table only when one might be there.
+    rejoins_pending: usize,
     awaiting_start: bool,
     ever_connected: bool,
     counters: ClientCounters,
@@ -442,6 +449,7 @@ impl<E: Clone> ClientSession<E> {
             retry_floor: None,
             sequence: SequenceTracker::new(),
             groups: BTreeSet::new(),
+            rejoins_pending: 0,
             awaiting_start: false,
             ever_connected: false,
             counters: ClientCounters::default(),
@@ -529,6 +537,20 @@ impl<E: Clone> ClientSession<E> {
         &self.counters
     }
 
+    /// Whether an operation waits for a socket while a confirmed one is up: it should have
+    /// gone out (an invariant of the simulator).
+    #[cfg(test)]
+    pub(crate) fn has_unsent_while_confirmed(&self) -> bool {
+        if !matches!(self.phase, Phase::Connected { unconfirmed: None }) || !self.attached {
+            return false;
+        }
+        self.pending.resend_order().into_iter().any(|id| {
+            self.pending
+                .waiters(id)
+                .any(|op| op.state == OpState::Queued)
+        })
+    }
+
     /// The largest sequence id received on this connection.
     pub fn sequence_max(&self) -> SequenceId {
         self.sequence.max()
@@ -571,9 +593,41 @@ impl<E: Clone> ClientSession<E> {
                 .push_back(Action::Resolve(id, Err(OpError::TooManyPending { max })));
         } else {
             let membership = membership_of(&frame);
+            if let Outbound::JoinGroup { group, .. } | Outbound::LeaveGroup { group, .. } = &frame {
+                self.supersede_rejoin(group);
+            }
             self.submit_op(frame, Some(id), membership, now);
         }
         id
+    }
+
+    /// The user joins or leaves `group` while an automatic rejoin of it is pending: the
+    /// rejoin goes if it has not been sent, and is not retried if it has.
+    fn supersede_rejoin(&mut self, group: &str) {
+        if self.rejoins_pending == 0 {
+            return;
+        }
+        for ack_id in self.pending.resend_order() {
+            let mut unsent = false;
+            for op in self.pending.waiters_mut(ack_id) {
+                if op.membership == Membership::Rejoin
+                    && matches!(&op.frame, Outbound::JoinGroup { group: g, .. } if g == group)
+                {
+                    op.membership = Membership::SupersededRejoin;
+                    unsent |= op.state != OpState::Sent;
+                }
+            }
+            if unsent {
+                for op in self.pending.take(ack_id) {
+                    self.finish_op(
+                        op,
+                        Err(OpError::Stopped {
+                            ack_id: Some(ack_id),
+                        }),
+                    );
+                }
+            }
+        }
     }
 
     /// Sends an operation without an ack id, now or never: `NotConnected` unless a
@@ -588,9 +642,11 @@ impl<E: Clone> ClientSession<E> {
         set_ack_id(&mut frame, None);
         match &frame {
             Outbound::JoinGroup { group, .. } => {
+                self.supersede_rejoin(group);
                 self.groups.insert(group.clone());
             }
             Outbound::LeaveGroup { group, .. } => {
+                self.supersede_rejoin(group);
                 self.groups.remove(group);
             }
             _ => {}
@@ -879,8 +935,20 @@ impl<E: Clone> ClientSession<E> {
             self.sequence.on_new_connection();
         }
         self.send_unsent();
-        if self.config.auto_rejoin_groups {
-            for group in self.groups.clone() {
+        if self.config.auto_rejoin_groups && !self.groups.is_empty() {
+            // A group the user joins or leaves in an operation still pending is left to that
+            // operation: a rejoin sent after it would undo a leave.
+            let mut groups = self.groups.clone();
+            for ack_id in self.pending.resend_order() {
+                for op in self.pending.waiters(ack_id) {
+                    if let (Membership::Join | Membership::Leave, Some(group)) =
+                        (op.membership, group_of(&op.frame))
+                    {
+                        groups.remove(group);
+                    }
+                }
+            }
+            for group in groups {
                 let frame = Outbound::JoinGroup {
                     group,
                     ack_id: None,
@@ -1080,6 +1148,9 @@ impl<E: Clone> ClientSession<E> {
         membership: Membership,
         now: Instant,
     ) {
+        if membership == Membership::Rejoin {
+            self.rejoins_pending += 1;
+        }
         let ack_id = self.ack_ids.assign(frame.ack_id());
         set_ack_id(&mut frame, Some(ack_id));
         let op = Op {
@@ -1206,6 +1277,12 @@ impl<E: Clone> ClientSession<E> {
     }
 
     fn finish_op(&mut self, op: Op, result: Result<Acked, OpError>) {
+        if matches!(
+            op.membership,
+            Membership::Rejoin | Membership::SupersededRejoin
+        ) {
+            self.rejoins_pending -= 1;
+        }
         if let (Membership::Rejoin, Outbound::JoinGroup { group, .. }) = (op.membership, &op.frame)
         {
             let group = group.clone();
@@ -1319,6 +1396,13 @@ impl<E: Clone> ClientSession<E> {
         x ^= x << 17;
         self.rng = x;
         (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn group_of(frame: &Outbound) -> Option<&String> {
+    match frame {
+        Outbound::JoinGroup { group, .. } | Outbound::LeaveGroup { group, .. } => Some(group),
+        _ => None,
     }
 }
 

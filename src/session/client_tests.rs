@@ -374,3 +374,70 @@ fn a_plain_protocol_reconnects_and_duplicates_are_dropped_but_reacked() {
         matches!(actions[2], Action::Emit(SessionEvent::Reconnecting { delay, .. }) if delay < RECONNECT_SPREAD)
     );
 }
+
+/// Found by the simulator (seed 1): a rejoin retried, or queued, after the user's own leave
+/// of the group put the client back into it.
+#[test]
+fn a_rejoin_never_undoes_a_later_leave_of_the_same_group() {
+    let t0 = Instant::now();
+    let leave = |group: &str| Outbound::LeaveGroup {
+        group: group.into(),
+        ack_id: None,
+    };
+    let reconnect = |s: &mut Session, socket: u64, id: &str| {
+        s.on_socket_lost(SocketId(socket - 2), Some(CLOSE_UNRECOVERABLE), t0);
+        s.on_tick(t0 + SEC);
+        drain(s);
+        assert!(s.on_socket_opened(SocketId(socket), t0 + SEC));
+        s.on_frame(SocketId(socket), connected(id), t0 + SEC);
+    };
+    // The rejoin of "a" fails retriably; the user leaves "a" before the retry is due.
+    let mut s = up(t0);
+    s.submit(join("a"), t0);
+    s.on_frame(SocketId(1), ack(1), t0);
+    drain(&mut s);
+    reconnect(&mut s, 3, "conn2");
+    assert_eq!(drain(&mut s)[0], joined("a", 2));
+    let internal_error = Incoming::Frame(Inbound::Ack {
+        ack_id: 2,
+        success: false,
+        error: Some(AckError {
+            name: AckErrorName::InternalServerError,
+            message: String::new(),
+        }),
+    });
+    s.on_frame(SocketId(3), internal_error, t0 + SEC);
+    s.submit(leave("a"), t0 + SEC);
+    s.on_frame(SocketId(3), ack(3), t0 + SEC);
+    drain(&mut s);
+    s.on_tick(t0 + 10 * SEC);
+    let sent: Vec<_> = drain(&mut s);
+    assert!(
+        !sent.contains(&joined("a", 2)),
+        "the rejoin is not retried: {sent:?}"
+    );
+    assert_eq!(s.groups().count(), 0);
+    // A leave still queued when the new connection comes up: no rejoin follows it.
+    let mut s = up(t0);
+    s.submit(join("b"), t0);
+    s.on_frame(SocketId(1), ack(1), t0);
+    s.on_socket_lost(SocketId(1), Some(CLOSE_UNRECOVERABLE), t0);
+    s.submit(leave("b"), t0);
+    s.on_tick(t0 + SEC);
+    drain(&mut s);
+    assert!(s.on_socket_opened(SocketId(3), t0 + SEC));
+    s.on_frame(SocketId(3), connected("conn2"), t0 + SEC);
+    let sent: Vec<_> = drain(&mut s)
+        .into_iter()
+        .filter(|a| matches!(a, Action::Send(_)))
+        .collect();
+    let left = Outbound::LeaveGroup {
+        group: "b".into(),
+        ack_id: Some(2),
+    };
+    assert_eq!(
+        sent,
+        [Action::Send(left)],
+        "the leave alone, no rejoin after it"
+    );
+}
