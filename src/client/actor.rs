@@ -15,7 +15,7 @@ use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
 use futures::StreamExt;
 use tokio::sync::oneshot;
-use tracing::{debug, info, trace, warn};
+use tracing::{debug, trace, warn};
 
 use crate::credential::{ClientAccessUrl, Credential};
 use crate::protocol::json::{decode_inbound_bytes, encode_outbound};
@@ -133,10 +133,7 @@ impl ClientActor {
             match action {
                 Action::Send(frame) => self.write(encode_outbound(&frame)),
                 Action::Open(socket, kind) => self.open(socket, kind, ctx),
-                Action::Drop => {
-                    self.drop_socket(ctx);
-                    self.cancel_opening(ctx);
-                }
+                Action::Drop => self.drop_socket(ctx),
                 Action::Close => self.close(ctx),
                 Action::Emit(event) => self.emit_session_event(event, ctx),
                 Action::Resolve(id, result) => {
@@ -155,30 +152,13 @@ impl ClientActor {
     }
 
     fn emit_session_event(&mut self, event: SessionEvent<ClientError>, ctx: &mut Context<Self>) {
-        match &event {
-            SessionEvent::Connected {
-                connection_id,
-                user_id,
-            } => {
-                self.span.record("connection_id", connection_id.as_str());
-                info!(parent: &self.span, user_id = ?user_id, "connected");
+        if let SessionEvent::Stopped(_) = &event {
+            if let Some((_, handle)) = self.wake.take() {
+                ctx.cancel_future(handle);
             }
-            SessionEvent::Stopped(_) => {
-                if let Some((_, handle)) = self.wake.take() {
-                    ctx.cancel_future(handle);
-                }
-            }
-            SessionEvent::Recovering { .. } => info!(parent: &self.span, "socket lost; recovering"),
-            SessionEvent::Recovered { after, .. } => info!(parent: &self.span, ?after, "recovered"),
-            SessionEvent::Reconnecting { attempt, delay } => {
-                info!(parent: &self.span, attempt, ?delay, "reconnecting")
-            }
-            _ => {}
         }
         let event = outputs::event(event);
-        if let Event::Stopped { reason } = &event {
-            info!(parent: &self.span, ?reason, "stopped");
-        }
+        outputs::log(&self.span, &event);
         self.emit(event);
     }
 
@@ -191,9 +171,11 @@ impl ClientActor {
 
     // ---- sockets ----------------------------------------------------------------------
 
-    /// Drops the current socket without a word to the peer. The writer is cancelled too: on a
-    /// dead link a pending write could otherwise hold the socket until TCP gives up.
+    /// Drops the current socket without a word to the peer, and any attempt in flight. The
+    /// writer is cancelled too: on a dead link a pending write could otherwise hold the socket
+    /// until TCP gives up.
     fn drop_socket(&mut self, ctx: &mut Context<Self>) {
+        self.cancel_opening(ctx);
         self.socket = None;
         if let Some(handle) = self.stream.take() {
             ctx.cancel_future(handle);
@@ -234,7 +216,6 @@ impl ClientActor {
 
     fn open(&mut self, socket: SocketId, kind: OpenKind, ctx: &mut Context<Self>) {
         self.drop_socket(ctx);
-        self.cancel_opening(ctx);
         let settings = self.settings();
         let credential = self.credential.clone();
         // A recovery reopens the access URL the connection was made with; a new connection
@@ -355,19 +336,6 @@ impl ClientActor {
         };
         self.session.on_frame(socket, incoming, now);
         self.run(ctx);
-    }
-
-    fn status(&self) -> ClientStatus {
-        let mut counters = self.session.counters().clone();
-        counters.events_dropped = self.subscribers.dropped_total;
-        ClientStatus {
-            state: outputs::client_state(self.session.state()),
-            connection_id: self.session.connection_id().map(str::to_owned),
-            user_id: self.session.user_id().map(str::to_owned),
-            groups: self.session.groups().cloned().collect(),
-            pending: self.session.pending_len(),
-            counters,
-        }
     }
 }
 
@@ -503,7 +471,10 @@ impl Handler<GetStatus> for ClientActor {
     type Result = MessageResult<GetStatus>;
 
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.status())
+        MessageResult(outputs::status(
+            &self.session,
+            self.subscribers.dropped_total,
+        ))
     }
 }
 

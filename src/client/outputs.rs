@@ -4,11 +4,14 @@
 
 use std::sync::Arc;
 
+use tracing::info;
+
 use crate::session::{
-    Acked, ConnectFailure, OpError, SessionEvent, SessionState, SessionStop, Started,
+    Acked, ClientSession, ConnectFailure, OpError, SessionEvent, SessionState, SessionStop, Started,
 };
 
 use super::event::{Event, GroupMessage, ServerMessage, StopReason};
+use super::messages::ClientStatus;
 use super::{AckResult, ClientError, ClientState, ConnectionInfo};
 
 /// The public event of a session event.
@@ -73,6 +76,26 @@ fn stop_reason(reason: SessionStop<ClientError>) -> StopReason {
     }
 }
 
+/// The log line of an event worth one at INFO (the others are counted, not logged).
+pub(super) fn log(span: &tracing::Span, event: &Event) {
+    match event {
+        Event::Connected {
+            connection_id,
+            user_id,
+        } => {
+            span.record("connection_id", connection_id.as_str());
+            info!(parent: span, user_id = ?user_id, "connected");
+        }
+        Event::Stopped { reason } => info!(parent: span, ?reason, "stopped"),
+        Event::Recovering { .. } => info!(parent: span, "socket lost; recovering"),
+        Event::Recovered { after, .. } => info!(parent: span, ?after, "recovered"),
+        Event::Reconnecting { attempt, delay } => {
+            info!(parent: span, attempt, ?delay, "reconnecting")
+        }
+        _ => {}
+    }
+}
+
 /// What `start()` answers: the connection, or the first connection's error, or `Stopped`.
 pub(super) fn start_result(
     result: Result<Started, SessionStop<ClientError>>,
@@ -98,8 +121,21 @@ pub(super) fn op_result(result: Result<Acked, OpError>) -> Result<AckResult, Cli
     }
 }
 
-/// The status's state of a session state.
-pub(super) fn client_state(state: SessionState) -> ClientState {
+/// The status report of a session (`events_dropped` is the dispatcher's count).
+pub(super) fn status(session: &ClientSession<ClientError>, events_dropped: u64) -> ClientStatus {
+    let mut counters = session.counters().clone();
+    counters.events_dropped = events_dropped;
+    ClientStatus {
+        state: client_state(session.state()),
+        connection_id: session.connection_id().map(str::to_owned),
+        user_id: session.user_id().map(str::to_owned),
+        groups: session.groups().cloned().collect(),
+        pending: session.pending_len(),
+        counters,
+    }
+}
+
+fn client_state(state: SessionState) -> ClientState {
     match state {
         SessionState::Stopped => ClientState::Stopped,
         SessionState::Connecting => ClientState::Connecting,
