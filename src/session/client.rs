@@ -562,6 +562,8 @@ impl<E: Clone> ClientSession<E> {
     pub fn start(&mut self, now: Instant) {
         match (&self.phase, &self.connection_id) {
             (Phase::Connected { .. }, Some(id)) => {
+                // Answers every waiter, those of a start made while recovering too.
+                self.awaiting_start = false;
                 let started = Started {
                     connection_id: id.clone(),
                     user_id: self.user_id.clone(),
