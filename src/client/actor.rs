@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
 use futures::StreamExt;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tracing::{debug, trace, warn};
 
 use crate::credential::{ClientAccessUrl, Credential};
@@ -30,7 +30,8 @@ use super::event::Event;
 use super::messages::*;
 use super::outputs;
 use super::transport::{self, FrameSink, InFrame, OutFrame, SocketSettings};
-use super::{AckResult, ClientError, ClientOptions, ConnectionInfo};
+use super::{AckResult, ClientError, ClientOptions, ClientState, ConnectionInfo};
+use super::{AcquireHandle, ReleaseHandle, StatusSnapshot};
 
 /// How long a stopped client waits for the peer's close frame before dropping the socket.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
@@ -55,6 +56,10 @@ pub struct ClientActor {
     start_waiters: Vec<Reply<ConnectionInfo>>,
     replies: HashMap<OpId, Reply<AckResult>>,
     subscribers: Subscribers,
+    // Handles and the status they read (h5; see the block at the end of this file).
+    status_tx: watch::Sender<StatusSnapshot>,
+    handles: usize,
+    released: bool,
 }
 
 impl ClientActor {
@@ -93,6 +98,9 @@ impl ClientActor {
             start_waiters: Vec::new(),
             replies: HashMap::new(),
             subscribers: Subscribers::default(),
+            status_tx: watch::Sender::new(StatusSnapshot::STOPPED),
+            handles: 0,
+            released: false,
         }
     }
 
@@ -129,6 +137,9 @@ impl ClientActor {
     }
 
     fn perform(&mut self, ctx: &mut Context<Self>) {
+        // The session's state is final for this batch: the handles read it before any event
+        // or `start()` answer of the batch reaches anyone.
+        self.publish_status();
         while let Some(action) = self.session.poll_action() {
             match action {
                 Action::Send(frame) => self.write(encode_outbound(&frame)),
@@ -389,6 +400,14 @@ impl Handler<Start> for ClientActor {
     type Result = ResponseFuture<Result<ConnectionInfo, ClientError>>;
 
     fn handle(&mut self, _: Start, ctx: &mut Context<Self>) -> Self::Result {
+        // An actor started without a `Client` constructor is checked here, and one whose last
+        // handle was dropped is ending: an `Addr` must not bring it back (h5).
+        if let Err(error) = self.options.validate() {
+            return Box::pin(async move { Err(error) });
+        }
+        if self.released {
+            return Box::pin(async { Err(ClientError::ActorGone) });
+        }
         let (tx, rx) = oneshot::channel();
         self.start_waiters.push(tx);
         self.session.start(Instant::now());
@@ -490,5 +509,77 @@ impl Handler<CallbackPanicked> for ClientActor {
             kind: msg.kind,
             message: msg.message,
         });
+    }
+}
+
+// ---- handles and the published status (h5) -----------------------------------------------
+// `Client` handles count here: each handle family (a `Client` and its clones) is acquired once
+// and released when its last clone drops; the last release stops the client and ends the
+// actor. The status the handles read synchronously is published before each batch of the
+// session's actions is performed.
+
+impl ClientActor {
+    /// The actor of a `Client` constructor: its first handle family is counted before the
+    /// actor starts, and the handles read the status published through `status_tx`.
+    pub(super) fn with_first_handle(mut self, status_tx: watch::Sender<StatusSnapshot>) -> Self {
+        self.status_tx = status_tx;
+        self.handles = 1;
+        self
+    }
+
+    /// Publishes state and connection for the handles' accessors, if they changed (compared
+    /// in place: no allocation on the per-message path).
+    fn publish_status(&self) {
+        let connection_id = self.session.connection_id();
+        let user_id = self.session.user_id();
+        // Connected without a connection id is a connection already lost: not connected.
+        let state = match (outputs::client_state(self.session.state()), connection_id) {
+            (ClientState::Connected, None) => ClientState::Disconnected,
+            (state, _) => state,
+        };
+        self.status_tx.send_if_modified(|published| {
+            if published.state == state
+                && published.connection_id.as_deref() == connection_id
+                && published.user_id.as_deref() == user_id
+            {
+                return false;
+            }
+            *published = StatusSnapshot {
+                state,
+                connection_id: connection_id.map(str::to_owned),
+                user_id: user_id.map(str::to_owned),
+            };
+            true
+        });
+    }
+}
+
+impl Handler<AcquireHandle> for ClientActor {
+    type Result = MessageResult<AcquireHandle>;
+
+    fn handle(&mut self, _: AcquireHandle, _: &mut Context<Self>) -> Self::Result {
+        if self.released {
+            return MessageResult(None);
+        }
+        self.handles += 1;
+        MessageResult(Some(self.status_tx.subscribe()))
+    }
+}
+
+impl Handler<ReleaseHandle> for ClientActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ReleaseHandle, ctx: &mut Context<Self>) {
+        self.handles = self.handles.saturating_sub(1);
+        if self.handles > 0 || self.released {
+            return;
+        }
+        self.released = true;
+        debug!(parent: &self.span, "last handle dropped; stopping");
+        self.session.stop(Instant::now());
+        self.run(ctx);
+        // The close frame and the peer's answer get the closing handshake's time, then the
+        // actor ends, and with it every socket half, timer and subscriber it holds.
+        ctx.run_later(CLOSE_HANDSHAKE, |_, ctx| ctx.stop());
     }
 }

@@ -135,7 +135,8 @@ pub(super) fn status(session: &ClientSession<ClientError>, events_dropped: u64) 
     }
 }
 
-fn client_state(state: SessionState) -> ClientState {
+/// The public state of a session state.
+pub(super) fn client_state(state: SessionState) -> ClientState {
     match state {
         SessionState::Stopped => ClientState::Stopped,
         SessionState::Connecting => ClientState::Connecting,

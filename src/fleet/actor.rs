@@ -152,8 +152,9 @@ impl FleetActor {
         let due = due.min(self.options.clients);
         while (self.slots.len() as u64) < due && self.in_flight < self.options.connect_concurrency {
             if let Err(error) = self.create_client() {
-                // Only a credential error gets here, and it would hit every client alike.
-                warn!(%error, "cannot create client credentials; ramp-up stopped");
+                // A credential or option error (checked once at `Fleet::start`) would hit every
+                // client alike.
+                warn!(%error, "cannot create a client; ramp-up stopped");
                 self.stop_ramp(ctx);
                 return;
             }
@@ -171,7 +172,7 @@ impl FleetActor {
         }
     }
 
-    fn create_client(&mut self) -> Result<(), crate::credential::CredentialError> {
+    fn create_client(&mut self) -> Result<(), ClientError> {
         let index = self.slots.len() as u64;
         let identity = self.options.identities.identity(index);
         let credential = self.target.credential(index, &identity)?;
@@ -185,7 +186,7 @@ impl FleetActor {
             options = options.with_local_address(ip);
         }
         let arbiter = &self.arbiters[index as usize % self.arbiters.len()];
-        let client = Client::new_on(&arbiter.handle(), credential, options);
+        let client = Client::new_on(&arbiter.handle(), credential, options)?;
         self.slots.push(Slot {
             client,
             failures_in_a_row: 0,

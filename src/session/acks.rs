@@ -77,6 +77,14 @@ impl AckOutcome {
     }
 }
 
+/// Whether a failed ack's error name is a passing service failure, worth a retry with the
+/// same ack id: `InternalServerError`, and `Timeout` (an event handler that did not answer in
+/// time).
+pub fn ack_is_transient(name: &AckErrorName) -> bool {
+    matches!(name, AckErrorName::InternalServerError)
+        || matches!(name, AckErrorName::Other(n) if n == "Timeout")
+}
+
 #[derive(Debug)]
 struct Entry<T> {
     /// Registration order, so resends after a recovery go out in the order first sent.

@@ -1332,8 +1332,7 @@ impl<E: Clone> ClientSession<E> {
                     name: AckErrorName::Other("Unknown".into()),
                     message: String::new(),
                 });
-                let retriable = matches!(error.name, AckErrorName::InternalServerError)
-                    || matches!(&error.name, AckErrorName::Other(n) if n == "Timeout");
+                let retriable = super::ack_is_transient(&error.name);
                 for mut op in ops {
                     let delay = if retriable {
                         op.retry.next_delay()

@@ -80,7 +80,7 @@ pub mod recovery;
 pub mod retry;
 pub mod sequence;
 
-pub use acks::{AckIds, AckOutcome, DEFAULT_ACK_TIMEOUT, PendingAcks};
+pub use acks::{AckIds, AckOutcome, DEFAULT_ACK_TIMEOUT, PendingAcks, ack_is_transient};
 pub use client::{
     Acked, Action, ClientCounters, ClientSession, ConnectFailure, Incoming, OpError, OpId,
     OpenKind, SessionConfig, SessionEvent, SessionState, SessionStop, SocketId, Started,
