@@ -184,6 +184,8 @@ pub mod hub;
 pub mod load;
 pub mod protocol;
 pub mod session;
+#[cfg(test)]
+mod simulator;
 
 /// The actix-native way in: the client actor and its messages, for actix applications that
 /// hold clients in their own actors.

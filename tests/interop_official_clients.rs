@@ -502,10 +502,8 @@ async fn a_refused_recovery_makes_official_clients_start_a_new_connection() {
 
 /// After the hub closed a recovery attempt with 1008 ("this connection cannot be
 /// recovered: start a new one"), the official client starts a new connection and never comes
-/// back for the old one; for the real service that connection is gone. The hub keeps it
-/// instead, detached, until the recovery window ends (30 s by default): it still counts as a
-/// connection and a detached session, stays in its groups (the server SDK's
-/// `list_connections` lists it) and queues what is sent to it.
+/// back for the old one. As for the real service, the refused connection is gone at once:
+/// it leaves its groups and counts neither as a connection nor as a detached session.
 #[actix_rt::test]
 async fn a_connection_whose_recovery_was_refused_leaves_its_groups() {
     let hub = hub().await;

@@ -193,8 +193,8 @@ impl ClientError {
 /// Whether a failed ack's error name is a passing service failure, worth a retry with the same
 /// ack id: `InternalServerError`, and `Timeout` (an event handler that did not answer in time).
 pub(crate) fn ack_is_transient(name: &AckErrorName) -> bool {
-    matches!(name, AckErrorName::InternalServerError)
-        || matches!(name, AckErrorName::Other(n) if n == "Timeout")
+    // One rule for both: the session retries exactly what this calls transient.
+    crate::session::ack_is_transient(name)
 }
 
 impl From<actix::MailboxError> for ClientError {

@@ -86,5 +86,5 @@ pub struct ClientStatus {
     /// Operations waiting for an ack or a socket.
     pub pending: usize,
     /// Counters over the client's life.
-    pub counters: super::actor::ClientCounters,
+    pub counters: crate::session::ClientCounters,
 }

@@ -16,6 +16,7 @@ mod error;
 mod event;
 mod messages;
 mod options;
+mod outputs;
 mod transport;
 
 use std::pin::Pin;
@@ -29,7 +30,8 @@ use tokio::sync::{mpsc, watch};
 use crate::credential::{ClientAccessUrl, Credential};
 use crate::protocol::{AckId, Outbound, Payload};
 
-pub use actor::{ClientActor, ClientCounters};
+pub use crate::session::ClientCounters;
+pub use actor::ClientActor;
 pub use dispatch::{Callback, SubscriptionId};
 pub use error::ClientError;
 pub use event::{Event, EventKind, GroupMessage, ServerMessage, StopReason};

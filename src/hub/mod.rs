@@ -80,6 +80,7 @@ mod filter;
 mod frame_guard;
 mod http;
 mod names;
+pub(crate) mod outbox;
 mod requests;
 mod rest;
 mod roles;

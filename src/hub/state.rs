@@ -13,7 +13,7 @@
 //! - the socket actor is reached only through `Recipient<ToSocket>`, so this file knows
 //!   nothing of actix-web-actors.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
@@ -26,6 +26,7 @@ use rand::seq::SliceRandom as _;
 use super::config::HubConfig;
 use super::faults::{Faults, Target};
 use super::names;
+use super::outbox::{AckMemory, Overflow, ReplayBuffer};
 use super::roles::{Permission, Roles};
 use super::stats::{Stats, bump, drop_one};
 use super::upstream::{self, Call, Reply, Upstream};
@@ -209,35 +210,6 @@ pub(crate) struct SocketRef {
     pub(crate) queue: Arc<QueueGauge>,
 }
 
-/// Ack ids already processed, bounded: the oldest is forgotten first.
-#[derive(Default)]
-struct AckMemory {
-    seen: HashSet<u64>,
-    order: VecDeque<u64>,
-}
-
-impl AckMemory {
-    /// Inserts the id; false when it was already there.
-    fn insert(&mut self, id: u64, capacity: usize) -> bool {
-        if !self.seen.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        while self.order.len() > capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        true
-    }
-
-    fn remove(&mut self, id: u64) {
-        if self.seen.remove(&id) {
-            self.order.retain(|&o| o != id);
-        }
-    }
-}
-
 struct ConnState {
     roles: Roles,
     groups: HashSet<String>,
@@ -246,11 +218,8 @@ struct ConnState {
 }
 
 struct Outbox {
-    /// Last sequence id assigned.
-    last_sequence_id: u64,
-    /// Unacknowledged messages of a reliable connection: (sequence id, message, size).
-    replay: VecDeque<(u64, Arc<Publication>, usize)>,
-    replay_bytes: usize,
+    /// Unacknowledged messages of a reliable connection.
+    replay: ReplayBuffer<Arc<Publication>>,
     socket: Option<SocketRef>,
     detached_at: Option<Instant>,
     /// No more frames may be queued: the connection is being removed.
@@ -620,9 +589,7 @@ impl HubState {
                 removed: false,
             }),
             outbox: Mutex::new(Outbox {
-                last_sequence_id: 0,
-                replay: VecDeque::new(),
-                replay_bytes: 0,
+                replay: ReplayBuffer::default(),
                 socket: None,
                 detached_at: None,
                 dead: false,
@@ -698,11 +665,11 @@ impl HubState {
         bump(&self.stats.recoveries);
         let replay: Vec<OutFrame> = ob
             .replay
-            .iter()
+            .unacked()
             .map(|(seq, publication, size)| OutFrame {
-                sequence_id: Some(*seq),
+                sequence_id: Some(seq),
                 publication: publication.clone(),
-                size: *size,
+                size,
             })
             .collect();
         self.stats
@@ -777,7 +744,6 @@ impl HubState {
             let mut ob = lock(&conn.outbox);
             ob.dead = true;
             ob.replay.clear();
-            ob.replay_bytes = 0;
             if ob.detached_at.take().is_some() {
                 drop_one(&self.stats.detached);
             }
@@ -873,16 +839,17 @@ impl HubState {
             let mut sequence_id = None;
             let mut overflow = None;
             if conn.mode.is_reliable() {
-                ob.last_sequence_id += 1;
-                let seq = ob.last_sequence_id;
-                sequence_id = Some(seq);
-                ob.replay.push_back((seq, publication.clone(), size));
-                ob.replay_bytes += size;
-                if ob.replay.len() > cfg.replay_buffer_messages
-                    || ob.replay_bytes > cfg.replay_buffer_bytes
-                {
-                    overflow =
-                        Some("SlowClient: more unacknowledged messages than the hub buffers");
+                match ob.replay.push(
+                    publication.clone(),
+                    size,
+                    cfg.replay_buffer_messages,
+                    cfg.replay_buffer_bytes,
+                ) {
+                    Ok(seq) => sequence_id = Some(seq),
+                    Err(Overflow) => {
+                        overflow =
+                            Some("SlowClient: more unacknowledged messages than the hub buffers")
+                    }
                 }
             }
             if overflow.is_none() {
@@ -917,16 +884,7 @@ impl HubState {
     /// A `sequenceAck`: drops every buffered message up to `sequence_id`. An id beyond the last
     /// one sent is clamped, so nothing unsent is ever discarded; a lower one changes nothing.
     pub(crate) fn sequence_ack(&self, conn: &Connection, sequence_id: u64) {
-        let mut ob = lock(&conn.outbox);
-        let upto = sequence_id.min(ob.last_sequence_id);
-        while let Some((seq, _, size)) = ob.replay.front() {
-            if *seq > upto {
-                break;
-            }
-            let size = *size;
-            ob.replay.pop_front();
-            ob.replay_bytes = ob.replay_bytes.saturating_sub(size);
-        }
+        lock(&conn.outbox).replay.ack(sequence_id);
     }
 
     /// Removes reliable sessions detached for longer than the recovery window.
@@ -998,26 +956,5 @@ impl HubState {
         for conn in self.all_connections() {
             self.remove(&conn, Some((code, reason.to_owned())));
         }
-    }
-}
-
-#[cfg(test)]
-mod ack_memory_tests {
-    use super::AckMemory;
-
-    #[test]
-    fn an_ack_id_is_claimed_once_released_on_failure_and_bounded() {
-        let mut acks = AckMemory::default();
-        assert!(acks.insert(1, 2));
-        assert!(!acks.insert(1, 2), "a second claim of the same id fails");
-        acks.remove(1);
-        assert!(acks.insert(1, 2), "a released id can be claimed again");
-        assert!(acks.insert(2, 2));
-        assert!(acks.insert(3, 2));
-        assert!(
-            acks.insert(1, 2),
-            "the oldest id was forgotten past the bound"
-        );
-        assert!(!acks.insert(3, 2));
     }
 }

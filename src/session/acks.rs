@@ -77,6 +77,14 @@ impl AckOutcome {
     }
 }
 
+/// Whether a failed ack's error name is a passing service failure, worth a retry with the
+/// same ack id: `InternalServerError`, and `Timeout` (an event handler that did not answer in
+/// time).
+pub fn ack_is_transient(name: &AckErrorName) -> bool {
+    matches!(name, AckErrorName::InternalServerError)
+        || matches!(name, AckErrorName::Other(n) if n == "Timeout")
+}
+
 #[derive(Debug)]
 struct Entry<T> {
     /// Registration order, so resends after a recovery go out in the order first sent.
@@ -175,6 +183,14 @@ impl<T> PendingAcks<T> {
             .flat_map(|e| e.waiters.iter_mut().map(|(w, _)| w))
     }
 
+    /// The waiters of a pending ack id, in registration order.
+    pub fn waiters(&self, ack_id: AckId) -> impl Iterator<Item = &T> {
+        self.entries
+            .get(&ack_id)
+            .into_iter()
+            .flat_map(|e| e.waiters.iter().map(|(w, _)| w))
+    }
+
     /// Empties the table for a reconnect or a stop: every waiter with its id, in registration
     /// order, so each failure can say which ack id it used. A new connection cannot ack
     /// what the old one received.
@@ -197,20 +213,25 @@ impl<T> PendingAcks<T> {
     }
 
     /// Removes and returns the waiters whose deadline is at or before `now`.
+    /// They come in registration order, so what follows from them does not depend on the
+    /// table's hashing (a simulator replays a seed exactly).
     pub fn expired(&mut self, now: Instant) -> Vec<(AckId, T)> {
         let mut out = Vec::new();
         self.entries.retain(|id, entry| {
             let waiters = std::mem::take(&mut entry.waiters);
             for (waiter, deadline) in waiters {
                 if deadline.is_some_and(|d| d <= now) {
-                    out.push((*id, waiter));
+                    out.push((entry.order, *id, waiter));
                 } else {
                     entry.waiters.push((waiter, deadline));
                 }
             }
             !entry.waiters.is_empty()
         });
-        out
+        out.sort_by_key(|(order, _, _)| *order);
+        out.into_iter()
+            .map(|(_, id, waiter)| (id, waiter))
+            .collect()
     }
 
     /// The earliest waiter deadline, for the actor's timer. Scans the table: it holds the

@@ -7,6 +7,7 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | [`client`] | [`ClientSession`]: the whole connection state machine of one client, built from the pieces below |
 //! | [`acks`] | [`AckIds`] (allocation) and [`PendingAcks`] (operations waiting for their ack) |
 //! | [`sequence`] | [`SequenceTracker`]: duplicate dropping and when to send `sequenceAck` |
 //! | [`recovery`] | [`DropContext`] (recover, reconnect or stop?), [`Recovery`] (the 30 s loop), [`recovery_url`] |
@@ -73,12 +74,17 @@
 //! ```
 
 pub mod acks;
+pub mod client;
 pub mod keepalive;
 pub mod recovery;
 pub mod retry;
 pub mod sequence;
 
-pub use acks::{AckIds, AckOutcome, DEFAULT_ACK_TIMEOUT, PendingAcks};
+pub use acks::{AckIds, AckOutcome, DEFAULT_ACK_TIMEOUT, PendingAcks, ack_is_transient};
+pub use client::{
+    Acked, Action, ClientCounters, ClientSession, ConnectFailure, Incoming, OpError, OpId,
+    OpenKind, SessionConfig, SessionEvent, SessionState, SessionStop, SocketId, Started,
+};
 pub use keepalive::{DEFAULT_DEAD_AFTER, DEFAULT_PING_INTERVAL, Keepalive, KeepaliveAction};
 pub use recovery::{
     AfterDrop, DEFAULT_RECOVERY_INTERVAL, DEFAULT_RECOVERY_WINDOW, DropContext, Recovery,
