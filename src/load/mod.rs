@@ -9,6 +9,7 @@
 //! | [`Recorder`] | an [`Observer`](crate::client::Observer) that tracks memberships and deliveries per client |
 //! | [`checker`] | lost, duplicated, reordered, unexpected, allowed gaps across reconnects |
 //! | [`run`] | ramp-up, workload, chaos, drain, check, [`LoadReport`] |
+//! | [`series`] | one record per second of the run, mergeable across shards |
 //!
 //! Every figure is measured in this process: publishers and receivers share one monotonic
 //! [`Clock`], so latency is exact even against a remote hub.
@@ -20,6 +21,7 @@ pub mod rangeset;
 pub mod recorder;
 pub mod report;
 pub mod runner;
+pub mod series;
 pub mod sim;
 pub mod stamp;
 pub mod track;
@@ -37,6 +39,7 @@ pub use runner::{
     Chaos, ChaosFn, DEFAULT_CLIENTS, DEFAULT_DRAIN, DEFAULT_DURATION, DEFAULT_SIZE, LoadPlan,
     Phase, Progress, run,
 };
+pub use series::{REPORT_SCHEMA_VERSION, Series, SeriesPoint};
 pub use sim::{ECHO_EVENT, SimSettings, SimUser, Simulation};
 pub use stamp::{Clock, Stamp, StampError};
 pub use workloads::{BROADCAST_GROUP, Broadcast, Echo, GROUP_TEMPLATE, Groups};

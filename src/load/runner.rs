@@ -16,6 +16,7 @@ use super::LoadError;
 use super::process::ProcessSample;
 use super::recorder::Recorder;
 use super::report::*;
+use super::series::{MarkLog, SeriesRecorder};
 use super::sim::{SimSettings, SimUser, Simulation};
 use super::stamp::Clock;
 use super::track::ECHO_GROUP;
@@ -179,6 +180,8 @@ struct Sampler<'a> {
     recorder: &'a Recorder,
     began: Instant,
     last: (Instant, u64, u64),
+    /// The run's per-second series (issue 14), fed by every sample.
+    series: SeriesRecorder,
 }
 
 impl Sampler<'_> {
@@ -187,6 +190,7 @@ impl Sampler<'_> {
         let rec = self.recorder.stats();
         let now = Instant::now();
         let secs = now.duration_since(self.last.0).as_secs_f64().max(1e-3);
+        let window = self.recorder.take_window_histogram();
         let progress = Progress {
             phase,
             elapsed: self.began.elapsed(),
@@ -194,13 +198,22 @@ impl Sampler<'_> {
             connected: fleet.connected,
             sent_per_s: rec.sent.saturating_sub(self.last.1) as f64 / secs,
             delivered_per_s: rec.delivered.saturating_sub(self.last.2) as f64 / secs,
-            p99_ms: self.recorder.take_window().p99,
+            p99_ms: crate::fleet::LatencySummary::of(&window).p99,
             errors: fleet.errors.values().sum::<u64>() + self.recorder.errors().total(),
             restarts: fleet.restarts,
             recoveries: fleet.recoveries,
             reconnects: fleet.reconnects,
         };
         self.last = (now, rec.sent, rec.delivered);
+        let operation_errors = self.recorder.errors().snapshot();
+        (self.series).sample(
+            phase,
+            &fleet,
+            rec.sent,
+            rec.delivered,
+            operation_errors,
+            &window,
+        );
         progress
     }
 }
@@ -241,6 +254,7 @@ pub async fn run(
         recorder: &recorder,
         began: Instant::now(),
         last: (Instant::now(), 0, 0),
+        series: SeriesRecorder::new(),
     };
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
@@ -283,8 +297,9 @@ pub async fn run(
     let chaos = plan
         .chaos
         .clone()
-        .map(|chaos| actix_rt::spawn(chaos_rounds(chaos, stop_rx.clone())));
+        .map(|chaos| actix_rt::spawn(chaos_rounds(chaos, stop_rx.clone(), sampler.series.marks())));
     let run_began = Instant::now();
+    sampler.series.workload_started();
     let (sent_before, delivered_before) = {
         let s = recorder.stats();
         (s.sent, s.delivered)
@@ -371,7 +386,12 @@ pub async fn run(
         reconnects: fleet_end.reconnects,
         recovery_ms: fleet_end.recovery_ms,
         errors: merge_errors(&fleet_end, &recorder),
-        process: process_report(baseline, process_at_end, at_end.connected),
+        process: ProcessReport {
+            // The CLI gives 2 descriptors per client exactly when the hub shares the process.
+            includes_hub: plan.fds_per_client > 1,
+            ..process_report(baseline, process_at_end, at_end.connected)
+        },
+        series: sampler.series.finish(),
         ..LoadReport::default()
     };
     report.benchmark = BenchmarkRule::evaluate(&report, stats.slow_deliveries);
@@ -397,7 +417,7 @@ impl LoadPlan {
     }
 }
 
-async fn chaos_rounds(chaos: Chaos, mut stop: watch::Receiver<bool>) {
+async fn chaos_rounds(chaos: Chaos, mut stop: watch::Receiver<bool>, marks: MarkLog) {
     let mut interval = tokio::time::interval(chaos.period);
     interval.tick().await;
     loop {
@@ -405,6 +425,10 @@ async fn chaos_rounds(chaos: Chaos, mut stop: watch::Receiver<bool>) {
             _ = interval.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+        marks.mark(
+            "chaos",
+            format!("drop {:.0}% of connections", chaos.share * 100.0),
+        );
         if let Err(error) = (chaos.inject)(chaos.share).await {
             warn!(%error, "chaos round failed");
         }
@@ -440,5 +464,6 @@ fn process_report(
         },
         cpu_s: end.cpu_s,
         threads: end.threads,
+        includes_hub: false,
     }
 }
