@@ -17,3 +17,7 @@ cargo run --quiet --example embed_actix_web -- --once
 # A small fleet against the in-process hub, with 5 % of connections dropped abruptly every
 # 2 s: any lost, duplicated, reordered or unexpected delivery fails the run (exit 1).
 cargo run --quiet -- load --clients 200 --duration 10s --chaos 5%:2s --max-loss 0
+
+# The HTML report of a short run, rendered by a real browser (headless Chromium, installed
+# from Debian when missing); fails if a chart is missing or the browser logged an error.
+bash scripts/render-report.sh

@@ -63,6 +63,9 @@ pub struct LoadArgs {
     /// Write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page with charts to this file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// Fail (exit 1) when more messages are lost: a count (0) or a share of expected (0.1%);
     /// any duplicated, reordered or unexpected delivery then fails the run too.
     #[arg(long)]
@@ -149,12 +152,49 @@ impl LoadArgs {
     }
 }
 
+impl LoadArgs {
+    /// The run's settings for the HTML report (never the connection string: it holds a key).
+    fn parameters(&self, seed: u64) -> Vec<(String, String)> {
+        let target = match &self.connection_string {
+            Some(cs) => format!("{} hub {}", cs.endpoint_str(), self.hub),
+            None => "local hub in this process".to_owned(),
+        };
+        [
+            ("scenario", format!("{:?}", self.scenario).to_lowercase()),
+            ("target", target),
+            ("clients", self.clients.to_string()),
+            ("group size", self.group_size.to_string()),
+            ("senders", self.senders.to_string()),
+            (
+                "rate",
+                self.rate.map_or("default".into(), |r| format!("{r}/s")),
+            ),
+            ("size", format!("{} bytes", self.size)),
+            ("duration", format!("{:?}", self.duration)),
+            ("ramp rate", format!("{}/s", self.ramp_rate)),
+            ("protocol", format!("{:?}", self.protocol)),
+            ("fire and forget", self.fire_and_forget.to_string()),
+            (
+                "chaos",
+                self.chaos.map_or("none".into(), |c| {
+                    format!("{:.0}% every {:?}", c.share * 100.0, c.period)
+                }),
+            ),
+            ("seed", seed.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
 pub fn run(args: LoadArgs) -> ExitCode {
     if let Some(rate) = args.rate.filter(|r| r.is_nan() || *r <= 0.0) {
         return super::fail(format!("--rate {rate} must be above 0"));
     }
     let seed = args.seed.unwrap_or_else(rand::random);
     eprintln!("seed {seed} (replay with --seed {seed})");
+    let html = args.html.clone().map(|path| (path, args.parameters(seed)));
     let system = actix_rt::System::new();
     let outcome = system.block_on(async move {
         let report = match args.connection_string.clone() {
@@ -164,7 +204,15 @@ pub fn run(args: LoadArgs) -> ExitCode {
         Ok::<_, String>((report, args.json.clone()))
     });
     match outcome {
-        Ok((report, json)) => finish(&report, json),
+        Ok((report, json)) => {
+            if let Some((path, parameters)) = html {
+                let page = load::html::render(&report, &parameters);
+                if let Err(e) = std::fs::write(&path, page) {
+                    return super::fail(format!("cannot write {}: {e}", path.display()));
+                }
+            }
+            finish(&report, json)
+        }
         Err(message) => super::fail(message),
     }
 }

@@ -9,6 +9,7 @@
 //! | [`Recorder`] | an [`Observer`](crate::client::Observer) that tracks memberships and deliveries per client |
 //! | [`checker`] | lost, duplicated, reordered, unexpected, allowed gaps across reconnects |
 //! | [`run`] | ramp-up, workload, chaos, drain, check, [`LoadReport`] |
+//! | [`html`] | the report as one self-contained HTML page with SVG charts |
 //! | [`series`] | one record per second of the run, mergeable across shards |
 //!
 //! Every figure is measured in this process: publishers and receivers share one monotonic
@@ -16,6 +17,7 @@
 
 pub mod chat;
 pub mod checker;
+pub mod html;
 pub mod process;
 pub mod rangeset;
 pub mod recorder;
