@@ -66,6 +66,12 @@ pub struct LoadArgs {
     /// Write the report as one self-contained HTML page with charts to this file.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Serve live metrics (Prometheus text format) at http://IP:PORT/metrics during the run.
+    #[arg(long, value_name = "IP:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// The live metrics the run feeds (set when --metrics-addr is given).
+    #[arg(skip)]
+    live_metrics: Option<webpubsub_fleet::metrics::LoadMetrics>,
     /// Fail (exit 1) when more messages are lost: a count (0) or a share of expected (0.1%);
     /// any duplicated, reordered or unexpected delivery then fails the run too.
     #[arg(long)]
@@ -147,6 +153,7 @@ impl LoadArgs {
                 max_p99_ms: self.max_p99_ms,
                 min_connected: self.min_connected,
             },
+            metrics: self.live_metrics.clone(),
             ..LoadPlan::default()
         }
     }
@@ -188,7 +195,7 @@ impl LoadArgs {
     }
 }
 
-pub fn run(args: LoadArgs) -> ExitCode {
+pub fn run(mut args: LoadArgs) -> ExitCode {
     if let Some(rate) = args.rate.filter(|r| r.is_nan() || *r <= 0.0) {
         return super::fail(format!("--rate {rate} must be above 0"));
     }
@@ -197,10 +204,25 @@ pub fn run(args: LoadArgs) -> ExitCode {
     let html = args.html.clone().map(|path| (path, args.parameters(seed)));
     let system = actix_rt::System::new();
     let outcome = system.block_on(async move {
-        let report = match args.connection_string.clone() {
-            Some(cs) => run_remote(&args, cs, seed).await?,
-            None => run_local(&args, seed).await?,
+        let server = match args.metrics_addr {
+            Some(addr) => {
+                let (metrics, registry) = webpubsub_fleet::metrics::LoadMetrics::new();
+                args.live_metrics = Some(metrics);
+                let server =
+                    webpubsub_fleet::metrics::serve(addr, registry).map_err(|e| e.to_string())?;
+                eprintln!("metrics at http://{}/metrics", server.addr());
+                Some(server)
+            }
+            None => None,
         };
+        let report = match args.connection_string.clone() {
+            Some(cs) => run_remote(&args, cs, seed).await,
+            None => run_local(&args, seed).await,
+        };
+        if let Some(server) = server {
+            server.stop().await;
+        }
+        let report = report?;
         Ok::<_, String>((report, args.json.clone()))
     });
     match outcome {

@@ -88,6 +88,8 @@ pub struct LoadPlan {
     pub target_name: String,
     /// Thresholds that decide `thresholds.passed`.
     pub thresholds: Thresholds,
+    /// Live metrics fed once a second (`--metrics-addr`); none by default.
+    pub metrics: Option<crate::metrics::LoadMetrics>,
 }
 
 impl Default for LoadPlan {
@@ -108,6 +110,7 @@ impl Default for LoadPlan {
             arbiters: 0,
             target_name: String::new(),
             thresholds: Thresholds::default(),
+            metrics: None,
         }
     }
 }
@@ -182,6 +185,8 @@ struct Sampler<'a> {
     last: (Instant, u64, u64),
     /// The run's per-second series (issue 14), fed by every sample.
     series: SeriesRecorder,
+    /// Live metrics, fed from the series.
+    metrics: Option<crate::metrics::LoadMetrics>,
 }
 
 impl Sampler<'_> {
@@ -206,7 +211,8 @@ impl Sampler<'_> {
         };
         self.last = (now, rec.sent, rec.delivered);
         let operation_errors = self.recorder.errors().snapshot();
-        (self.series).sample(
+        let marks = self.series.marks().total();
+        let point = (self.series).sample(
             phase,
             &fleet,
             rec.sent,
@@ -214,6 +220,9 @@ impl Sampler<'_> {
             operation_errors,
             &window,
         );
+        if let Some(metrics) = &self.metrics {
+            metrics.observe(point, phase, fleet.requested, marks);
+        }
         progress
     }
 }
@@ -255,6 +264,7 @@ pub async fn run(
         began: Instant::now(),
         last: (Instant::now(), 0, 0),
         series: SeriesRecorder::new(),
+        metrics: plan.metrics.clone(),
     };
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;

@@ -260,6 +260,12 @@ pub struct MarkLog {
 type TimedMark = (Instant, String, String);
 
 impl MarkLog {
+    /// Marks so far, kept or dropped.
+    pub fn total(&self) -> u64 {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.0.len() as u64 + inner.1
+    }
+
     /// Notes an event now.
     pub fn mark(&self, kind: &str, detail: String) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
