@@ -437,3 +437,29 @@ fn errors_say_what_to_do() {
         "field `ackId` is negative (-1): ids are unsigned 64-bit integers"
     );
 }
+
+/// The hub sends an error's text back in a failed ack or a close reason and logs it: a
+/// peer's megabyte-long `type`, `dataType` or number must not come back whole (found by the
+/// request_decode fuzz target).
+#[test]
+fn errors_echo_at_most_a_short_prefix_of_what_the_peer_sent() {
+    let long = "x".repeat(10_000);
+    let digits = "9".repeat(10_000);
+    for text in [
+        format!(r#"{{"type":"{long}"}}"#),
+        format!(r#"{{"type":"sendToGroup","group":"g","dataType":"{long}","data":"x"}}"#),
+        format!(r#"{{"type":"joinGroup","group":"g","ackId":{digits}}}"#),
+        format!(r#"{{"type":"joinGroup","group":"g","ackId":1.{digits}}}"#),
+    ] {
+        let message = decode_outbound(&text).unwrap_err().to_string();
+        assert!(
+            message.len() < 300,
+            "{} bytes: {message:.120}",
+            message.len()
+        );
+        assert!(
+            message.contains("xxxx") || message.contains("9999"),
+            "{message:.120}"
+        );
+    }
+}
