@@ -35,3 +35,7 @@ echo "test.sh: the k8s manifests validate against Kubernetes 1.30 and 1.37"
 # A small fleet against the in-process hub, with 5 % of connections dropped abruptly every
 # 2 s: any lost, duplicated, reordered or unexpected delivery fails the run (exit 1).
 cargo run --quiet -- load --clients 200 --duration 10s --chaos 5%:2s --max-loss 0
+
+# The HTML report of a short run, rendered by a real browser (headless Chromium, installed
+# from Debian when missing); fails if a chart is missing or the browser logged an error.
+bash scripts/render-report.sh

@@ -182,6 +182,7 @@ pub mod credential;
 pub mod fleet;
 pub mod hub;
 pub mod load;
+pub mod metrics;
 pub mod protocol;
 pub mod session;
 #[cfg(test)]

@@ -33,6 +33,9 @@ pub struct HubArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Serve the hub's counters (Prometheus text format) at http://IP:PORT/metrics.
+    #[arg(long, value_name = "IP:PORT")]
+    metrics_addr: Option<SocketAddr>,
     /// Most connections held at once; past it new clients get HTTP 429. Default: the soft
     /// open-files limit minus 256, so the 429 fires before the process runs out of sockets.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -75,8 +78,18 @@ pub fn run(args: HubArgs) -> ExitCode {
         Ok(config) => config,
         Err(e) => return super::fail(e),
     };
+    let metrics_addr = args.metrics_addr;
     let outcome = actix_rt::System::new().block_on(async move {
         let hub = Hub::start(config).await.map_err(|e| e.to_string())?;
+        // Live metrics (issue 14): the hub's counters, read at each scrape.
+        let _metrics = match metrics_addr {
+            Some(addr) => {
+                let stats = hub.clone();
+                let registry = webpubsub_fleet::metrics::hub_registry(move || stats.stats());
+                Some(webpubsub_fleet::metrics::serve(addr, registry).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
         // The one line meant to carry the key: scripts read it to configure their clients.
         println!("{}", hub.connection_string().expose());
         let mut every = tokio::time::interval(STATS_EVERY);

@@ -64,6 +64,15 @@ pub struct LoadArgs {
     /// Write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page with charts to this file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Serve live metrics (Prometheus text format) at http://IP:PORT/metrics during the run.
+    #[arg(long, value_name = "IP:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// The live metrics the run feeds (set when --metrics-addr is given).
+    #[arg(skip)]
+    live_metrics: Option<webpubsub_fleet::metrics::LoadMetrics>,
     #[command(flatten)]
     thresholds: ThresholdArgs,
     /// Seed of the simulated users' random choices (printed when not given).
@@ -161,12 +170,49 @@ impl LoadArgs {
             seed,
             arbiters: self.arbiters,
             thresholds: self.thresholds.thresholds(),
+            metrics: self.live_metrics.clone(),
             ..LoadPlan::default()
         }
     }
 }
 
-pub fn run(args: LoadArgs) -> ExitCode {
+impl LoadArgs {
+    /// The run's settings for the HTML report (never the connection string: it holds a key).
+    fn parameters(&self, seed: u64) -> Vec<(String, String)> {
+        let target = match &self.connection_string {
+            Some(cs) => format!("{} hub {}", cs.endpoint_str(), self.hub),
+            None => "local hub in this process".to_owned(),
+        };
+        [
+            ("scenario", format!("{:?}", self.scenario).to_lowercase()),
+            ("target", target),
+            ("clients", self.clients.to_string()),
+            ("group size", self.group_size.to_string()),
+            ("senders", self.senders.to_string()),
+            (
+                "rate",
+                self.rate.map_or("default".into(), |r| format!("{r}/s")),
+            ),
+            ("size", format!("{} bytes", self.size)),
+            ("duration", format!("{:?}", self.duration)),
+            ("ramp rate", format!("{}/s", self.ramp_rate)),
+            ("protocol", format!("{:?}", self.protocol)),
+            ("fire and forget", self.fire_and_forget.to_string()),
+            (
+                "chaos",
+                self.chaos.map_or("none".into(), |c| {
+                    format!("{:.0}% every {:?}", c.share * 100.0, c.period)
+                }),
+            ),
+            ("seed", seed.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
+pub fn run(mut args: LoadArgs) -> ExitCode {
     if let Some(rate) = args.rate.filter(|r| r.is_nan() || *r <= 0.0) {
         return super::fail(format!("--rate {rate} must be above 0"));
     }
@@ -175,16 +221,40 @@ pub fn run(args: LoadArgs) -> ExitCode {
     }
     let seed = args.seed.unwrap_or_else(rand::random);
     eprintln!("seed {seed} (replay with --seed {seed})");
+    let html = args.html.clone().map(|path| (path, args.parameters(seed)));
     let system = actix_rt::System::new();
     let outcome = system.block_on(async move {
-        let report = match args.connection_string.clone() {
-            Some(cs) => run_remote(&args, cs, seed).await?,
-            None => run_local(&args, seed).await?,
+        let server = match args.metrics_addr {
+            Some(addr) => {
+                let (metrics, registry) = webpubsub_fleet::metrics::LoadMetrics::new();
+                args.live_metrics = Some(metrics);
+                let server =
+                    webpubsub_fleet::metrics::serve(addr, registry).map_err(|e| e.to_string())?;
+                eprintln!("metrics at http://{}/metrics", server.addr());
+                Some(server)
+            }
+            None => None,
         };
+        let report = match args.connection_string.clone() {
+            Some(cs) => run_remote(&args, cs, seed).await,
+            None => run_local(&args, seed).await,
+        };
+        if let Some(server) = server {
+            server.stop().await;
+        }
+        let report = report?;
         Ok::<_, String>((report, args.json.clone()))
     });
     match outcome {
-        Ok((report, json)) => finish(&report, json),
+        Ok((report, json)) => {
+            if let Some((path, parameters)) = html {
+                let page = load::html::render(&report, &parameters);
+                if let Err(e) = std::fs::write(&path, page) {
+                    return super::fail(format!("cannot write {}: {e}", path.display()));
+                }
+            }
+            finish(&report, json)
+        }
         Err(message) => super::fail(message),
     }
 }

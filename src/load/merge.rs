@@ -160,6 +160,8 @@ pub fn merge(
             ..sum.process
         },
         incomplete,
+        // The shards' per-second records on the shared workload clock (issue 14).
+        series: super::series::Series::merge(reports.iter().map(|r| &r.report.series)),
         ..sum
     };
     let slow = delivery.count_between(SLOW_DELIVERY_US + 1, MAX_LATENCY_US);

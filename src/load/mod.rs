@@ -9,6 +9,8 @@
 //! | [`Recorder`] | an [`Observer`](crate::client::Observer) that tracks memberships and deliveries per client |
 //! | [`checker`] | lost, duplicated, reordered, unexpected, allowed gaps across reconnects |
 //! | [`run`] | ramp-up, workload, chaos, drain, check, [`LoadReport`] |
+//! | [`html`] | the report as one self-contained HTML page with SVG charts |
+//! | [`series`] | one record per second of the run, mergeable across shards |
 //!
 //! Every figure is measured in this process: publishers and receivers share one monotonic
 //! [`Clock`], so latency is exact even against a remote hub.
@@ -16,12 +18,14 @@
 pub mod chat;
 pub mod checker;
 pub mod coordinator;
+pub mod html;
 pub mod merge;
 pub mod process;
 pub mod rangeset;
 pub mod recorder;
 pub mod report;
 pub mod runner;
+pub mod series;
 pub mod shard;
 pub mod sim;
 pub mod stamp;
@@ -41,6 +45,7 @@ pub use runner::{
     BarrierFn, Chaos, ChaosFn, DEFAULT_CLIENTS, DEFAULT_DRAIN, DEFAULT_DURATION, DEFAULT_SIZE,
     LoadPlan, Phase, Progress, run, run_shard,
 };
+pub use series::{REPORT_SCHEMA_VERSION, Series, SeriesPoint};
 pub use shard::{RunKey, ShardReport, ShardSpec};
 pub use sim::{ECHO_EVENT, SimSettings, SimUser, Simulation};
 pub use stamp::{Clock, Stamp, StampError};

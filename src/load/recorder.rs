@@ -263,13 +263,18 @@ impl Recorder {
 
     /// The latency since the last call (for a live progress line), and resets it.
     pub fn take_window(&self) -> LatencySummary {
+        LatencySummary::of(&self.take_window_histogram())
+    }
+
+    /// The latency histogram (µs) since the last call, and resets it (the run's series).
+    pub fn take_window_histogram(&self) -> Histogram<u64> {
         let mut merged = latency_histogram();
         for shard in self.latency.iter() {
             let mut shard = lock(shard);
             let _ = merged.add(&shard.window);
             shard.window.reset();
         }
-        LatencySummary::of(&merged)
+        merged
     }
 
     fn merged(&self, pick: impl Fn(&LatencyShard) -> &Histogram<u64>) -> Histogram<u64> {

@@ -13,6 +13,8 @@ use crate::fleet::LatencySummary;
 /// The whole report. Field names are the JSON keys.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadReport {
+    /// The version of this schema (`docs/report-schema.md`).
+    pub schema_version: super::series::SchemaVersion,
     /// The scenario's name.
     pub scenario: String,
     /// Where the clients connected (endpoint and hub, or "local hub").
@@ -45,6 +47,9 @@ pub struct LoadReport {
     pub benchmark: BenchmarkRule,
     /// Thresholds given on the command line, and the ones that failed.
     pub thresholds: ThresholdResult,
+    /// One record per second of the run, and chaos marks (`docs/report-schema.md`).
+    #[serde(default)]
+    pub series: super::series::Series,
     /// A sharded run: one row per shard (merged reports), or this shard's place (a shard's own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<ShardRow>,
@@ -163,8 +168,12 @@ pub struct ProcessReport {
     /// Resident memory with every client up, MiB.
     pub rss_mib: f64,
     /// Resident memory the fleet added, per connected client, KiB (includes the in-process
-    /// hub's share when it runs in the same process).
+    /// hub's share when it runs in the same process: see `includes_hub`).
     pub rss_per_client_kib: f64,
+    /// The hub ran in this process: both ends of every socket, and the hub's per-connection
+    /// state, are in `rss_mib` and `rss_per_client_kib`.
+    #[serde(default)]
+    pub includes_hub: bool,
     /// CPU time of the whole run (user + system), seconds.
     pub cpu_s: f64,
     /// Threads.
@@ -432,11 +441,18 @@ impl fmt::Display for LoadReport {
             )?;
         }
         let p = &self.process;
+        // One process holds both the fleet and an in-process hub: their memory cannot be
+        // told apart, so say so rather than print the sum as a client's cost.
+        let whose = if p.includes_hub {
+            ", fleet and in-process hub together: run `webpubsub-fleet hub` apart to measure the fleet alone"
+        } else {
+            ""
+        };
         row(
             f,
             "process",
             format!(
-                "RSS {:.0} MiB ({:.1} KiB per client), CPU {:.1} s, {} threads",
+                "RSS {:.0} MiB ({:.1} KiB per client{whose}), CPU {:.1} s, {} threads",
                 p.rss_mib, p.rss_per_client_kib, p.cpu_s, p.threads
             ),
         )?;

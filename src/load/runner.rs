@@ -20,6 +20,7 @@ use super::LoadError;
 use super::process::ProcessSample;
 use super::recorder::Recorder;
 use super::report::*;
+use super::series::{MarkLog, SeriesRecorder};
 use super::shard::{
     Histograms, PublisherWire, ReceiverWire, RunKey, SHARD_REPORT_FORMAT, ShardReport, ShardSpec,
     encode_histogram,
@@ -103,6 +104,8 @@ pub struct LoadPlan {
     pub target_name: String,
     /// Thresholds that decide `thresholds.passed`.
     pub thresholds: Thresholds,
+    /// Live metrics fed once a second (`--metrics-addr`); none by default.
+    pub metrics: Option<crate::metrics::LoadMetrics>,
     /// Which share of `clients` this process runs (all of them by default).
     pub shard: ShardSpec,
     /// Awaited between the ramp-up and the workload (a sharded run's barrier).
@@ -127,6 +130,7 @@ impl Default for LoadPlan {
             arbiters: 0,
             target_name: String::new(),
             thresholds: Thresholds::default(),
+            metrics: None,
             shard: ShardSpec::WHOLE,
             barrier: None,
         }
@@ -216,6 +220,10 @@ struct Sampler<'a> {
     recorder: &'a Recorder,
     began: Instant,
     last: (Instant, u64, u64),
+    /// The run's per-second series (issue 14), fed by every sample.
+    series: SeriesRecorder,
+    /// Live metrics, fed from the series.
+    metrics: Option<crate::metrics::LoadMetrics>,
 }
 
 impl Sampler<'_> {
@@ -224,6 +232,7 @@ impl Sampler<'_> {
         let rec = self.recorder.stats();
         let now = Instant::now();
         let secs = now.duration_since(self.last.0).as_secs_f64().max(1e-3);
+        let window = self.recorder.take_window_histogram();
         let progress = Progress {
             phase,
             elapsed: self.began.elapsed(),
@@ -231,13 +240,26 @@ impl Sampler<'_> {
             connected: fleet.connected,
             sent_per_s: rec.sent.saturating_sub(self.last.1) as f64 / secs,
             delivered_per_s: rec.delivered.saturating_sub(self.last.2) as f64 / secs,
-            p99_ms: self.recorder.take_window().p99,
+            p99_ms: crate::fleet::LatencySummary::of(&window).p99,
             errors: fleet.errors.values().sum::<u64>() + self.recorder.errors().total(),
             restarts: fleet.restarts,
             recoveries: fleet.recoveries,
             reconnects: fleet.reconnects,
         };
         self.last = (now, rec.sent, rec.delivered);
+        let operation_errors = self.recorder.errors().snapshot();
+        let marks = self.series.marks().total();
+        let point = (self.series).sample(
+            phase,
+            &fleet,
+            rec.sent,
+            rec.delivered,
+            operation_errors,
+            &window,
+        );
+        if let Some(metrics) = &self.metrics {
+            metrics.observe(point, phase, fleet.requested, marks);
+        }
         progress
     }
 }
@@ -365,6 +387,8 @@ async fn execute(
         recorder: &recorder,
         began: Instant::now(),
         last: (Instant::now(), 0, 0),
+        series: SeriesRecorder::new(),
+        metrics: plan.metrics.clone(),
     };
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
@@ -415,8 +439,9 @@ async fn execute(
     let chaos = plan
         .chaos
         .clone()
-        .map(|chaos| actix_rt::spawn(chaos_rounds(chaos, stop_rx.clone())));
+        .map(|chaos| actix_rt::spawn(chaos_rounds(chaos, stop_rx.clone(), sampler.series.marks())));
     let run_began = Instant::now();
+    sampler.series.workload_started();
     let (sent_before, delivered_before) = {
         let s = recorder.stats();
         (s.sent, s.delivered)
@@ -509,7 +534,12 @@ async fn execute(
         reconnects: fleet_end.reconnects,
         recovery_ms: fleet_end.recovery_ms,
         errors: merge_errors(&fleet_end, &recorder),
-        process: process_report(baseline, process_at_end, at_end.connected),
+        process: ProcessReport {
+            // The CLI gives 2 descriptors per client exactly when the hub shares the process.
+            includes_hub: plan.fds_per_client > 1,
+            ..process_report(baseline, process_at_end, at_end.connected)
+        },
+        series: sampler.series.finish(),
         ..LoadReport::default()
     };
     if shard.is_sharded() {
@@ -553,7 +583,7 @@ impl LoadPlan {
     }
 }
 
-async fn chaos_rounds(chaos: Chaos, mut stop: watch::Receiver<bool>) {
+async fn chaos_rounds(chaos: Chaos, mut stop: watch::Receiver<bool>, marks: MarkLog) {
     let mut interval = tokio::time::interval(chaos.period);
     interval.tick().await;
     loop {
@@ -561,6 +591,10 @@ async fn chaos_rounds(chaos: Chaos, mut stop: watch::Receiver<bool>) {
             _ = interval.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+        marks.mark(
+            "chaos",
+            format!("drop {:.0}% of connections", chaos.share * 100.0),
+        );
         if let Err(error) = (chaos.inject)(chaos.share).await {
             warn!(%error, "chaos round failed");
         }
@@ -596,5 +630,6 @@ fn process_report(
         },
         cpu_s: end.cpu_s,
         threads: end.threads,
+        includes_hub: false,
     }
 }
