@@ -20,6 +20,7 @@ pub mod rangeset;
 pub mod recorder;
 pub mod report;
 pub mod runner;
+pub mod settle;
 pub mod sim;
 pub mod stamp;
 pub mod track;
@@ -31,7 +32,7 @@ use crate::fleet::FleetError;
 
 pub use chat::Chat;
 pub use checker::{CheckReport, Counts, check};
-pub use recorder::{Recorder, RecorderStats};
+pub use recorder::{Recorder, RecorderStats, Retained};
 pub use report::{BenchmarkRule, Limit, LoadReport, Thresholds};
 pub use runner::{
     Chaos, ChaosFn, DEFAULT_CLIENTS, DEFAULT_DRAIN, DEFAULT_DURATION, DEFAULT_SIZE, LoadPlan,
