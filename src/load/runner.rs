@@ -147,6 +147,13 @@ pub struct Progress {
     pub recoveries: u64,
     /// New connections after a lost one so far.
     pub reconnects: u64,
+    /// Resident memory of this process (fleet, recorder, and the hub when in process), MiB.
+    pub rss_mib: Option<f64>,
+    /// Publishes whose outcome is not known yet.
+    pub in_flight: u64,
+    /// Publishes the recorder still holds (not settled yet, or parked where they went
+    /// missing): flat in a healthy run of any length.
+    pub held: u64,
 }
 
 impl fmt::Display for Progress {
@@ -158,7 +165,7 @@ impl fmt::Display for Progress {
         };
         write!(
             f,
-            "[{phase:>7} {:>4.0}s] connected {}/{} | sent {:.0}/s | delivered {:.0}/s | p99 {:.1} ms | errors {} | restarts {} | recoveries {} | reconnects {}",
+            "[{phase:>7} {:>4.0}s] connected {}/{} | sent {:.0}/s | delivered {:.0}/s | p99 {:.1} ms | errors {} | restarts {} | recoveries {} | reconnects {} | in flight {} | held {}",
             self.elapsed.as_secs_f64(),
             self.connected,
             self.requested,
@@ -168,8 +175,14 @@ impl fmt::Display for Progress {
             self.errors,
             self.restarts,
             self.recoveries,
-            self.reconnects
-        )
+            self.reconnects,
+            self.in_flight,
+            self.held
+        )?;
+        match self.rss_mib {
+            Some(rss) => write!(f, " | rss {rss:.1} MiB"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -199,6 +212,12 @@ impl Sampler<'_> {
             restarts: fleet.restarts,
             recoveries: fleet.recoveries,
             reconnects: fleet.reconnects,
+            rss_mib: ProcessSample::now().map(|p| p.rss_kib as f64 / 1024.0),
+            in_flight: rec.in_flight,
+            held: {
+                let held = self.recorder.retained();
+                held.records + held.parked
+            },
         };
         self.last = (now, rec.sent, rec.delivered);
         progress
