@@ -33,7 +33,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Load(args) => {
-            init_tracing("warn");
+            // A failing client's own warnings come once per client; the fleet logs them as
+            // one summary line per kind instead (RUST_LOG=warn shows them all).
+            init_tracing("warn,webpubsub_fleet::client=error");
             load::run(args)
         }
         Command::Token(args) => {

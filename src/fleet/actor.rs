@@ -20,6 +20,10 @@ use super::{FleetOptions, FleetTarget, Selection};
 /// How often the ramp-up starts the clients that are due.
 const RAMP_TICK: Duration = Duration::from_millis(10);
 
+/// How often the manager logs one line about client failures (when there were new ones),
+/// instead of one line per client: 10,000 clients failing alike make one line, not 10,000.
+pub const FAILURE_SUMMARY_EVERY: Duration = Duration::from_secs(5);
+
 /// The observer every client of a fleet reports to, inline on its arbiter thread: counts
 /// the event, tells the manager about stops (the only events it acts on), then passes the
 /// event to the user's observer.
@@ -69,6 +73,8 @@ pub struct FleetActor {
     first_start_ok: u64,
     ramp_waiters: Vec<oneshot::Sender<RampStatus>>,
     stopping: bool,
+    /// Errors and abandoned clients at the last failure summary.
+    summarized: (std::collections::BTreeMap<String, u64>, u64),
 }
 
 /// How the ramp-up went.
@@ -130,7 +136,30 @@ impl FleetActor {
             first_start_ok: 0,
             ramp_waiters: Vec::new(),
             stopping: false,
+            summarized: Default::default(),
         }
+    }
+
+    /// Logs what failed since the last summary, by kind, with the latest examples.
+    fn summarize_failures(&mut self) {
+        let stats = self.counters.snapshot();
+        let (seen, abandoned_before) = &self.summarized;
+        let new: std::collections::BTreeMap<String, u64> = stats
+            .errors
+            .iter()
+            .map(|(k, n)| (k.clone(), n - seen.get(k).copied().unwrap_or(0).min(*n)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if !new.is_empty() || stats.abandoned > *abandoned_before {
+            warn!(
+                abandoned = stats.abandoned,
+                connected = stats.connected,
+                "client failures in the last {:?}: {}",
+                FAILURE_SUMMARY_EVERY,
+                super::describe_errors(&new, &stats.error_examples)
+            );
+        }
+        self.summarized = (stats.errors, stats.abandoned);
     }
 
     fn ramp_status(&self) -> RampStatus {
@@ -283,7 +312,8 @@ impl FleetActor {
                 });
             }
             Decision::Abandon(why) => {
-                warn!(index, ?reason, ?why, "client abandoned");
+                // Counted, and part of the next failure summary.
+                debug!(index, ?reason, ?why, "client abandoned");
                 self.counters.set_phase(index, ClientPhase::Abandoned);
             }
         }
@@ -315,6 +345,7 @@ impl Actor for FleetActor {
             let stops = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
             ctx.add_stream(stops.map(|(index, reason)| ClientStopped { index, reason }));
         }
+        ctx.run_interval(FAILURE_SUMMARY_EVERY, |act, _| act.summarize_failures());
         if self.options.clients == 0 {
             self.ramp_started = Some(Instant::now());
             self.ramp_finished = self.ramp_started;
@@ -325,6 +356,7 @@ impl Actor for FleetActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.summarize_failures();
         for arbiter in &self.arbiters {
             arbiter.stop();
         }

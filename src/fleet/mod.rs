@@ -89,7 +89,10 @@ pub use options::{
     CredentialFn, DEFAULT_CONNECT_CONCURRENCY, DEFAULT_CONNECT_RATE, DEFAULT_STOP_TIMEOUT,
     FleetOptions, FleetTarget,
 };
-pub use stats::{ClientPhase, ErrorCounts, ErrorKind, FleetCounters, FleetStats};
+pub use stats::{
+    ClientPhase, ERROR_EXAMPLES, ErrorCounts, ErrorExample, ErrorKind, FleetCounters, FleetStats,
+    describe_errors,
+};
 pub use supervise::{
     AbandonReason, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_BACKOFF, Decision, RestartPolicy, decide,
     is_retriable,

@@ -51,4 +51,14 @@ pub enum LoadError {
     /// The plan is inconsistent.
     #[error("invalid load plan: {0}")]
     Invalid(String),
+    /// Every client's first start failed: there is nothing to load the hub with.
+    #[error("none of the {clients} clients connected to {target}: {errors}")]
+    NoClientConnected {
+        /// Clients asked for.
+        clients: u64,
+        /// The target's name.
+        target: String,
+        /// The failures by kind, with an example or two.
+        errors: String,
+    },
 }

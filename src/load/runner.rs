@@ -275,6 +275,16 @@ pub async fn run(
             }
         }
     };
+    // Nobody to load with: say why now instead of running the workload against nothing.
+    if ramp.first_starts_ok == 0 {
+        let stats = fleet.stats();
+        let _ = fleet.stop().await;
+        return Err(LoadError::NoClientConnected {
+            clients: plan.clients,
+            target: plan.target_name.clone(),
+            errors: crate::fleet::describe_errors(&stats.errors, &stats.error_examples),
+        });
+    }
 
     // Workload.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -400,6 +410,14 @@ pub async fn run(
 
 impl LoadPlan {
     fn validate(&self) -> Result<(), LoadError> {
+        if self.clients == 0 {
+            return Err(LoadError::Invalid("a run needs at least 1 client".into()));
+        }
+        if self.duration.is_zero() {
+            return Err(LoadError::Invalid(
+                "the workload duration must be above zero".into(),
+            ));
+        }
         if self.ramp_rate.is_nan() || self.ramp_rate <= 0.0 {
             return Err(LoadError::Invalid(
                 "the ramp rate must be above 0 clients per second".into(),
