@@ -84,6 +84,7 @@ pub use latency::{
 pub use limits::{
     Capacity, DEFAULT_EPHEMERAL_PORTS, FD_RESERVE, FdLimit, PORT_SHARE, SourcePlan,
     ephemeral_ports, fd_limit, is_loopback_host, open_fds, parse_limits, parse_port_range,
+    raise_fd_limit,
 };
 pub use options::{
     CredentialFn, DEFAULT_CONNECT_CONCURRENCY, DEFAULT_CONNECT_RATE, DEFAULT_STOP_TIMEOUT,
