@@ -16,6 +16,7 @@ mod error;
 mod event;
 mod messages;
 mod options;
+mod test_hooks;
 mod transport;
 
 use std::pin::Pin;
@@ -38,6 +39,8 @@ pub use messages::{
     SubscribeStream, Unsubscribe,
 };
 pub use options::*;
+#[doc(hidden)]
+pub use test_hooks::PanicForTest;
 
 /// Where a client is in its life (the official clients' states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,6 +24,10 @@ const RAMP_TICK: Duration = Duration::from_millis(10);
 /// instead of one line per client: 10,000 clients failing alike make one line, not 10,000.
 pub const FAILURE_SUMMARY_EVERY: Duration = Duration::from_secs(5);
 
+/// How often the manager looks for clients whose actor died: a closed mailbox is one
+/// atomic load per client, so 10,000 clients cost nothing noticeable once a second.
+pub const LIVENESS_CHECK_EVERY: Duration = Duration::from_secs(1);
+
 /// The observer every client of a fleet reports to, inline on its arbiter thread: counts
 /// the event, tells the manager about stops (the only events it acts on), then passes the
 /// event to the user's observer.
@@ -202,6 +206,19 @@ impl FleetActor {
 
     fn create_client(&mut self) -> Result<(), crate::credential::CredentialError> {
         let index = self.slots.len() as u64;
+        let client = self.new_client(index)?;
+        self.slots.push(Slot {
+            client,
+            failures_in_a_row: 0,
+            first_start_done: false,
+            restart_scheduled: false,
+        });
+        Ok(())
+    }
+
+    /// A stopped client for slot `index`: its identity, credential, source address,
+    /// arbiter and the fleet's observer (the subscription the fleet owns).
+    fn new_client(&self, index: u64) -> Result<Client, crate::credential::CredentialError> {
         let identity = self.options.identities.identity(index);
         let credential = self.target.credential(index, &identity)?;
         let mut options = self
@@ -214,14 +231,58 @@ impl FleetActor {
             options = options.with_local_address(ip);
         }
         let arbiter = &self.arbiters[index as usize % self.arbiters.len()];
-        let client = Client::new_on(&arbiter.handle(), credential, options);
-        self.slots.push(Slot {
-            client,
-            failures_in_a_row: 0,
-            first_start_done: false,
-            restart_scheduled: false,
-        });
-        Ok(())
+        Ok(Client::new_on(&arbiter.handle(), credential, options))
+    }
+
+    /// Finds clients whose actor died (a panic in a handler, its context stopped: its
+    /// mailbox is closed, and no `stopped` event ever came) and replaces each after the
+    /// restart backoff with a new actor of the same identity.
+    fn replace_dead_clients(&mut self, ctx: &mut Context<Self>) {
+        if self.stopping {
+            return;
+        }
+        for index in 0..self.slots.len() {
+            let slot = &mut self.slots[index];
+            if slot.restart_scheduled || slot.client.addr().connected() {
+                continue;
+            }
+            self.counters.actor_deaths.fetch_add(1, Relaxed);
+            self.counters
+                .set_phase(index as u64, ClientPhase::Disconnected);
+            let decision = decide(
+                &StopReason::ConnectionLost,
+                slot.failures_in_a_row,
+                &self.options.restart,
+                false,
+                rand::random::<f64>(),
+            );
+            let Decision::Restart(delay) = decision else {
+                warn!(
+                    index,
+                    "client actor died; restarts are exhausted: abandoned"
+                );
+                self.counters
+                    .set_phase(index as u64, ClientPhase::Abandoned);
+                // Checked again only if something else revives it.
+                slot.restart_scheduled = true;
+                continue;
+            };
+            warn!(index, ?delay, "client actor died; replacing it");
+            slot.failures_in_a_row += 1;
+            slot.restart_scheduled = true;
+            ctx.run_later(delay, move |act, ctx| {
+                if act.stopping {
+                    return;
+                }
+                match act.new_client(index as u64) {
+                    Ok(client) => {
+                        act.slots[index].client = client;
+                        act.start_client(index as u64, true, ctx);
+                    }
+                    Err(error) => warn!(index, %error, "cannot recreate a dead client"),
+                }
+            });
+        }
     }
 
     fn start_client(&mut self, index: u64, restart: bool, ctx: &mut Context<Self>) {
@@ -346,6 +407,9 @@ impl Actor for FleetActor {
             ctx.add_stream(stops.map(|(index, reason)| ClientStopped { index, reason }));
         }
         ctx.run_interval(FAILURE_SUMMARY_EVERY, |act, _| act.summarize_failures());
+        ctx.run_interval(LIVENESS_CHECK_EVERY, |act, ctx| {
+            act.replace_dead_clients(ctx)
+        });
         if self.options.clients == 0 {
             self.ramp_started = Some(Instant::now());
             self.ramp_finished = self.ramp_started;

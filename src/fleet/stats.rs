@@ -187,6 +187,7 @@ pub struct FleetCounters {
     pub(super) starts: AtomicU64,
     pub(super) restarts: AtomicU64,
     pub(super) first_starts_done: AtomicU64,
+    pub(super) actor_deaths: AtomicU64,
     recovery: [Mutex<Histogram<u64>>; 4],
     pub(super) connect: Mutex<Histogram<u64>>,
 }
@@ -210,6 +211,7 @@ impl FleetCounters {
             starts: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             first_starts_done: AtomicU64::new(0),
+            actor_deaths: AtomicU64::new(0),
             recovery: std::array::from_fn(|_| Mutex::new(latency_histogram())),
             connect: Mutex::new(latency_histogram()),
         }
@@ -338,6 +340,7 @@ impl FleetCounters {
             starts: self.starts.load(Relaxed),
             restarts: self.restarts.load(Relaxed),
             first_starts_done: self.first_starts_done.load(Relaxed),
+            actor_deaths: self.actor_deaths.load(Relaxed),
             connections: self.connections.get(),
             reconnects: self.reconnects.get(),
             reconnect_attempts: self.reconnect_attempts.get(),
@@ -433,6 +436,8 @@ pub struct FleetStats {
     pub restarts: u64,
     /// Clients whose first `start()` has finished (either way).
     pub first_starts_done: u64,
+    /// Client actors that died (a panic, their context stopped) and were replaced.
+    pub actor_deaths: u64,
     /// `connected` events (new connections, first ones included).
     pub connections: u64,
     /// New connections of clients that had been connected before and lost the connection
