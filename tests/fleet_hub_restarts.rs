@@ -86,3 +86,60 @@ async fn a_full_hub_refuses_and_the_fleet_abandons_after_its_restarts() {
     fleet.stop().await.expect("stop");
     hub.stop().await;
 }
+
+/// Reliability row 6 at fleet size: 200 clients publishing in groups while the hub restarts
+/// (every socket dropped, every session forgotten) twice. Every client comes back on a new
+/// connection, and the checker finds nothing but allowed gaps.
+#[actix_rt::test]
+async fn two_hundred_clients_ride_out_hub_restarts_with_only_allowed_gaps() {
+    use std::sync::Arc;
+
+    use futures::FutureExt;
+    use webpubsub_fleet::load::{self, Chaos, Groups, LoadPlan};
+
+    let hub = hub(1000).await;
+    let restarted = hub.clone();
+    let plan = LoadPlan {
+        clients: 200,
+        duration: Duration::from_secs(8),
+        fds_per_client: 2,
+        arbiters: 1,
+        seed: 6,
+        target_name: "local hub".into(),
+        chaos: Some(Chaos {
+            share: 1.0,
+            period: Duration::from_secs(3),
+            inject: Arc::new(move |_| {
+                restarted.restart();
+                async { Ok(()) }.boxed()
+            }),
+        }),
+        ..LoadPlan::default()
+    };
+    let groups = Groups {
+        group_size: 10,
+        senders: 1,
+        rate: 5.0,
+    };
+    let report = load::run(
+        FleetTarget::new(hub.connection_string(), "row6"),
+        plan,
+        Arc::new(groups),
+        |_| {},
+    )
+    .await
+    .expect("the run completes");
+    eprintln!("{report}");
+    let c = &report.messages.checked;
+    assert_eq!(
+        (c.lost, c.duplicated, c.reordered, c.unexpected),
+        (0, 0, 0, 0),
+        "{report}"
+    );
+    assert!(c.delivered > 0 && c.allowed_gap > 0, "{report}");
+    // Two restarts: every client needed at least two new connections.
+    assert!(report.reconnects >= 2 * 200, "{report}");
+    assert_eq!(report.clients.connected, 200, "{report}");
+    assert_eq!(report.messages.unresolved, 0, "{report}");
+    hub.stop().await;
+}
