@@ -69,7 +69,8 @@ fn main() {
                 &arbiters[i % cores].handle(),
                 credential,
                 ClientOptions::new().with_index(i as u64),
-            );
+            )
+            .expect("JSON options are valid");
             let c = client.clone();
             pending.push(actix_rt::spawn(async move { c.start().await }));
             clients.push(client);

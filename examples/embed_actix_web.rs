@@ -83,7 +83,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 .user_id(format!("web-user-{i}"))
                 .roles(["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"]),
         )?;
-        let client = Client::new(credential, ClientOptions::new().with_index(i as u64));
+        let client = Client::new(credential, ClientOptions::new().with_index(i as u64))?;
         let counter = received.clone();
         client
             .subscribe(EventKind::GroupMessage, move |event| {

@@ -27,7 +27,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .user_id("quickstart-user")
             .roles(["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"]),
     )?;
-    let client = Client::new(credential, ClientOptions::new());
+    let client = Client::new(credential, ClientOptions::new())?;
     let mut events = client.events().await?;
 
     let connected = client.start().await?;

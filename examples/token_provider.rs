@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             )
         }
     });
-    let client = Client::new(credential, ClientOptions::new());
+    let client = Client::new(credential, ClientOptions::new())?;
     let mut events = client.events().await?;
     let first = client.start().await?;
     println!("connected as {}", first.connection_id);

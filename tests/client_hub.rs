@@ -36,7 +36,7 @@ fn client(cs: &ConnectionString, user: &str, roles: &[&str]) -> Client {
             .roles(roles.iter().copied()),
     )
     .unwrap();
-    Client::new(credential, ClientOptions::new())
+    Client::new(credential, ClientOptions::new()).unwrap()
 }
 
 async fn next_of(events: &mut EventStream, kind: EventKind) -> Event {

@@ -70,7 +70,7 @@ async fn rust_client_and_python_client_exchange_messages_in_one_group() {
             .roles(["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"]),
     )
     .expect("credential");
-    let rust = Client::new(credential, ClientOptions::new());
+    let rust = Client::new(credential, ClientOptions::new()).expect("valid options");
     let mut events = rust.events().await.expect("event stream");
     let info = rust.start().await.expect("our client connects");
     assert_eq!(info.user_id.as_deref(), Some("rust-user"));

@@ -40,7 +40,7 @@ fn token(user: &str) -> TokenOptions {
 
 fn client(cs: &ConnectionString, user: &str, options: ClientOptions) -> Client {
     let credential = Credential::from_connection_string(cs.clone(), HUB, token(user)).unwrap();
-    Client::new(credential, options)
+    Client::new(credential, options).unwrap()
 }
 
 fn assert_exactly_once_in_order(got: &[String], n: usize) {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
 use futures::StreamExt;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, trace, warn};
 
 use crate::credential::{ClientAccessUrl, Credential};
@@ -27,6 +27,7 @@ use super::event::{Event, GroupMessage, ServerMessage, StopReason};
 use super::messages::*;
 use super::transport::{self, FrameSink, InFrame, OutFrame, SocketSettings};
 use super::{AckResult, ClientError, ClientOptions, ClientState, ConnectionInfo};
+use super::{AcquireHandle, ReleaseHandle, StatusSnapshot};
 
 /// How often the actor checks its deadlines (sequence acks, keepalive, ack timeouts). One
 /// timer per client, not one per deadline, keeps 10,000 idle clients cheap.
@@ -130,6 +131,10 @@ pub struct ClientActor {
     subscribers: Subscribers,
     counters: ClientCounters,
     ever_connected: bool,
+    // Handles and the status they read (h5; see the block at the end of this file).
+    status_tx: watch::Sender<StatusSnapshot>,
+    handles: usize,
+    released: bool,
 }
 
 impl ClientActor {
@@ -172,6 +177,9 @@ impl ClientActor {
             subscribers: Subscribers::default(),
             counters: ClientCounters::default(),
             ever_connected: false,
+            status_tx: watch::Sender::new(StatusSnapshot::STOPPED),
+            handles: 0,
+            released: false,
         }
     }
 
@@ -186,6 +194,7 @@ impl ClientActor {
     }
 
     fn emit(&mut self, event: Event) {
+        self.publish_status();
         if let Some(observer) = &self.options.observer {
             observer.observe(self.options.index, &event);
         }
@@ -230,6 +239,7 @@ impl ClientActor {
         self.generation += 1;
         let generation = self.generation;
         self.phase = Phase::Connecting;
+        self.publish_status();
         let credential = self.credential.clone();
         let settings = self.settings();
         let open = async move {
@@ -366,6 +376,7 @@ impl ClientActor {
             connection_id: connection_id.clone(),
             user_id: user_id.clone(),
         };
+        self.publish_status();
         for waiter in self.start_waiters.drain(..) {
             let _ = waiter.send(Ok(info.clone()));
         }
@@ -547,6 +558,7 @@ impl ClientActor {
                 connection_id: connection_id.clone(),
                 user_id: self.user_id.clone(),
             };
+            self.publish_status();
             for waiter in self.start_waiters.drain(..) {
                 let _ = waiter.send(Ok(info.clone()));
             }
@@ -612,6 +624,7 @@ impl ClientActor {
             StopReason::StartFailed(e) => e.clone(),
             _ => ClientError::Stopped { ack_id: None },
         };
+        self.publish_status();
         for waiter in self.start_waiters.drain(..) {
             let _ = waiter.send(Err(error.clone()));
         }
@@ -772,8 +785,7 @@ impl ClientActor {
                     name: AckErrorName::Other("Unknown".into()),
                     message: String::new(),
                 });
-                let retriable = matches!(error.name, AckErrorName::InternalServerError)
-                    || matches!(&error.name, AckErrorName::Other(n) if n == "Timeout");
+                let retriable = super::error::ack_is_transient(&error.name);
                 for mut op in ops {
                     let delay = if retriable {
                         op.retry.next_delay()
@@ -974,13 +986,7 @@ impl ClientActor {
 
     fn status(&self) -> ClientStatus {
         ClientStatus {
-            state: match self.phase {
-                Phase::Stopped => ClientState::Stopped,
-                Phase::Connecting => ClientState::Connecting,
-                Phase::Connected => ClientState::Connected,
-                Phase::Recovering(_) => ClientState::Recovering,
-                Phase::WaitingToReconnect => ClientState::Disconnected,
-            },
+            state: self.client_state(),
             connection_id: self.connection_id.clone(),
             user_id: self.user_id.clone(),
             groups: self.groups.iter().cloned().collect(),
@@ -1052,6 +1058,14 @@ impl Handler<Start> for ClientActor {
     type Result = ResponseFuture<Result<ConnectionInfo, ClientError>>;
 
     fn handle(&mut self, _: Start, ctx: &mut Context<Self>) -> Self::Result {
+        // An actor started without a `Client` constructor is checked here, and one whose last
+        // handle was dropped is ending: an `Addr` must not bring it back (h5).
+        if let Err(error) = self.options.validate() {
+            return Box::pin(async move { Err(error) });
+        }
+        if self.released {
+            return Box::pin(async { Err(ClientError::ActorGone) });
+        }
         let (tx, rx) = oneshot::channel();
         match (&self.phase, &self.connection_id) {
             (Phase::Connected, Some(id)) => {
@@ -1190,5 +1204,85 @@ impl Handler<CallbackPanicked> for ClientActor {
             kind: msg.kind,
             message: msg.message,
         });
+    }
+}
+
+// ---- handles and the published status (h5) -----------------------------------------------
+// `Client` handles count here: each handle family (a `Client` and its clones) is acquired once
+// and released when its last clone drops; the last release stops the client and ends the
+// actor. The status the handles read synchronously is published from the calls above: in
+// `emit`, when a new connection is being opened, and before `start()` waiters are answered.
+
+impl ClientActor {
+    /// The actor of a `Client` constructor: its first handle family is counted before the
+    /// actor starts, and the handles read the status published through `status_tx`.
+    pub(super) fn with_first_handle(mut self, status_tx: watch::Sender<StatusSnapshot>) -> Self {
+        self.status_tx = status_tx;
+        self.handles = 1;
+        self
+    }
+
+    fn client_state(&self) -> ClientState {
+        match self.phase {
+            Phase::Stopped => ClientState::Stopped,
+            Phase::Connecting => ClientState::Connecting,
+            Phase::Connected => ClientState::Connected,
+            Phase::Recovering(_) => ClientState::Recovering,
+            Phase::WaitingToReconnect => ClientState::Disconnected,
+        }
+    }
+
+    /// Publishes state and connection for the handles' accessors, if they changed (compared
+    /// in place: no allocation on the per-message path).
+    fn publish_status(&self) {
+        // Between a lost connection's `disconnected` and the next phase, `phase` may still say
+        // Connected while the connection id is gone: that is not connected.
+        let state = match (&self.phase, &self.connection_id) {
+            (Phase::Connected, None) => ClientState::Disconnected,
+            _ => self.client_state(),
+        };
+        self.status_tx.send_if_modified(|published| {
+            if published.state == state
+                && published.connection_id == self.connection_id
+                && published.user_id == self.user_id
+            {
+                return false;
+            }
+            *published = StatusSnapshot {
+                state,
+                connection_id: self.connection_id.clone(),
+                user_id: self.user_id.clone(),
+            };
+            true
+        });
+    }
+}
+
+impl Handler<AcquireHandle> for ClientActor {
+    type Result = MessageResult<AcquireHandle>;
+
+    fn handle(&mut self, _: AcquireHandle, _: &mut Context<Self>) -> Self::Result {
+        if self.released {
+            return MessageResult(None);
+        }
+        self.handles += 1;
+        MessageResult(Some(self.status_tx.subscribe()))
+    }
+}
+
+impl Handler<ReleaseHandle> for ClientActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ReleaseHandle, ctx: &mut Context<Self>) {
+        self.handles = self.handles.saturating_sub(1);
+        if self.handles > 0 || self.released {
+            return;
+        }
+        self.released = true;
+        debug!(parent: &self.span, "last handle dropped; stopping");
+        self.stop(ctx);
+        // The close frame and the peer's answer get the closing handshake's time, then the
+        // actor ends, and with it every socket half, timer and subscriber it holds.
+        ctx.run_later(CLOSE_HANDSHAKE, |_, ctx| ctx.stop());
     }
 }

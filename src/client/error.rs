@@ -5,7 +5,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::credential::CredentialError;
-use crate::protocol::{AckError, AckId};
+use crate::protocol::{AckError, AckErrorName, AckId};
 
 use super::transport::OpenError;
 
@@ -100,9 +100,25 @@ pub enum ClientError {
         /// The `max_pending` option.
         max: usize,
     },
-    /// The client's actor is gone (its arbiter stopped).
-    #[error("the client's actor is gone: its arbiter stopped")]
+    /// The client's actor is gone (its arbiter stopped, or its last handle was dropped).
+    #[error(
+        "the client's actor is gone: its arbiter stopped or its last Client handle was dropped"
+    )]
     ActorGone,
+    /// `Client::new` was called outside an actix `System`: the client is an actix actor and
+    /// needs its runtime.
+    #[error(
+        "no actix System runs on this thread: create clients under #[actix::main], #[actix_rt::main] or #[actix_web::main] (or inside actix_rt::System::new().block_on), not under a plain #[tokio::main]; or use Client::new_on with an arbiter"
+    )]
+    NoActixSystem,
+    /// The options ask for a subprotocol this build cannot speak.
+    #[error(
+        "subprotocol `{protocol}` is not supported by this client (it has no protobuf codec yet): use Subprotocol::JsonReliable (the default) or Subprotocol::Json"
+    )]
+    UnsupportedSubprotocol {
+        /// The subprotocol's name.
+        protocol: &'static str,
+    },
 }
 
 impl ClientError {
@@ -114,6 +130,41 @@ impl ClientError {
             | ClientError::AckTimeout { ack_id, .. } => Some(*ack_id),
             ClientError::Stopped { ack_id } => *ack_id,
             _ => None,
+        }
+    }
+
+    /// Whether the same call could succeed later with nothing changed but time: the
+    /// connection or the service had a passing failure, or the client was busy. Retry an
+    /// operation that failed transiently with the same ack id ([`ClientError::ack_id`]) and
+    /// the service deduplicates it. `false` means a retry would hit the same error: a refused
+    /// token, a missing role, a bad endpoint or option, a stopped client.
+    ///
+    /// An `Ack` error is transient for the names the client itself retries
+    /// (`InternalServerError`, `Timeout`); a credential error only when an async URL provider
+    /// failed (a token server may answer next time).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Ack { error, .. } => ack_is_transient(&error.name),
+            ClientError::HandshakeStatus { status } => {
+                !(400..500).contains(status) || matches!(status, 408 | 429)
+            }
+            ClientError::Credential(error) => matches!(error, CredentialError::Provider { .. }),
+            ClientError::Dns(_)
+            | ClientError::Tcp(_)
+            | ClientError::Handshake(_)
+            | ClientError::StartTimeout(_)
+            | ClientError::ConnectionLost { .. }
+            | ClientError::AckTimeout { .. }
+            | ClientError::NotConnected
+            | ClientError::TooManyPending { .. } => true,
+            ClientError::Unauthorized
+            | ClientError::NoSubprotocol
+            | ClientError::Tls(_)
+            | ClientError::Stopped { .. }
+            | ClientError::NotStarted
+            | ClientError::ActorGone
+            | ClientError::NoActixSystem
+            | ClientError::UnsupportedSubprotocol { .. } => false,
         }
     }
 
@@ -137,6 +188,13 @@ impl ClientError {
             None => "the socket closed before system/connected".to_owned(),
         })
     }
+}
+
+/// Whether a failed ack's error name is a passing service failure, worth a retry with the same
+/// ack id: `InternalServerError`, and `Timeout` (an event handler that did not answer in time).
+pub(crate) fn ack_is_transient(name: &AckErrorName) -> bool {
+    matches!(name, AckErrorName::InternalServerError)
+        || matches!(name, AckErrorName::Other(n) if n == "Timeout")
 }
 
 impl From<actix::MailboxError> for ClientError {

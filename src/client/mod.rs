@@ -25,7 +25,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use actix::prelude::*;
 use futures::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::credential::{ClientAccessUrl, Credential};
 use crate::protocol::{AckId, Outbound, Payload};
@@ -116,7 +116,30 @@ pub trait Observer: Send + Sync + 'static {
     fn observe(&self, client_index: u64, event: &Event);
 }
 
-/// A handle to one client. Cheap to clone; the client lives while a handle does.
+/// A handle to one client. Cheap to clone.
+///
+/// # Lifetime: the last handle stops the client
+///
+/// The `Client` values made by one constructor ([`Client::new`], [`Client::new_on`],
+/// [`Client::from_url`]) and all their clones are the client's *handles*; so are the ones
+/// [`Client::from_addr`] makes for the same actor. When the last of them is dropped, the
+/// client does what [`Client::stop`] does (pending operations fail with
+/// [`ClientError::Stopped`], subscribers get `disconnected` and `stopped`, the close frame is
+/// sent) and then its actor ends, at most one second later (the closing handshake's bound):
+/// its socket is closed, its timers, callbacks and streams end, and its mailbox closes.
+///
+/// What is *not* a handle, and does not keep a client alive: an `Addr<ClientActor>` (from
+/// [`Client::addr`], or the actor's own address held by its callback actor), an
+/// [`EventStream`], a subscription, a [`WeakClient`]. A handle captured by one of the client's
+/// own callbacks would keep the client alive for ever (the callback lives in the client): let
+/// such a callback capture [`Client::downgrade`] instead. A [`crate::fleet::Fleet`] holds one handle of each of its
+/// clients, so its clients live as long as the fleet does (or longer, while you hold a handle
+/// it gave you). An actor you start yourself with `ClientActor::new(..).start()` has no
+/// handles until [`Client::from_addr`] makes one; until then it is yours to [`Stop`].
+///
+/// The client runs on the actix runtime: create it inside an actix `System` (for example
+/// under `#[actix::main]`, `#[actix_rt::main]` or `#[actix_web::main]`); its actor lives on
+/// the arbiter that created it (or the one given to [`Client::new_on`]).
 ///
 /// ```no_run
 /// use webpubsub_fleet::client::{Client, ClientOptions, Event, EventKind, SendOptions};
@@ -137,21 +160,80 @@ pub trait Observer: Send + Sync + 'static {
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    addr: Addr<ClientActor>,
+    lease: Arc<Lease>,
+    status: watch::Receiver<StatusSnapshot>,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("state", &self.state())
+            .finish_non_exhaustive()
     }
 }
 
+/// One family of handles: shared by a handle and its clones, it tells the actor when the last
+/// of them is gone. The actor counts the families it handed out ([`AcquireHandle`]).
+struct Lease {
+    addr: Addr<ClientActor>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // `do_send` ignores the mailbox bound and never blocks: a drop must not wait. If the
+        // actor is already gone there is nothing to release.
+        self.addr.do_send(ReleaseHandle);
+    }
+}
+
+/// What the synchronous accessors read; the actor publishes it whenever its state or its
+/// connection changes, before it answers `start()` or emits the event that tells of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StatusSnapshot {
+    pub(crate) state: ClientState,
+    pub(crate) connection_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+}
+
+impl StatusSnapshot {
+    pub(crate) const STOPPED: StatusSnapshot = StatusSnapshot {
+        state: ClientState::Stopped,
+        connection_id: None,
+        user_id: None,
+    };
+}
+
+/// A new handle family for an actor: counts it, answers the status channel (`None` once the
+/// last handle was released and the actor is ending).
+pub(crate) struct AcquireHandle;
+
+impl actix::Message for AcquireHandle {
+    type Result = Option<watch::Receiver<StatusSnapshot>>;
+}
+
+/// A handle family is gone; the last one stops the client and ends its actor.
+pub(crate) struct ReleaseHandle;
+
+impl actix::Message for ReleaseHandle {
+    type Result = ();
+}
+
 impl Client {
-    /// A stopped client on the current arbiter.
-    pub fn new(credential: Credential, options: ClientOptions) -> Client {
-        Client {
-            addr: ClientActor::new(credential, options).start(),
+    /// A stopped client on the current arbiter. Fails only when the options ask for what this
+    /// build cannot do ([`ClientOptions::validate`]), so that no `start()` waits 30 s for it.
+    ///
+    /// Must be called inside an actix `System` (see the type's docs), or it fails with
+    /// [`ClientError::NoActixSystem`].
+    pub fn new(credential: Credential, options: ClientOptions) -> Result<Client, ClientError> {
+        options.validate()?;
+        // Without a System, starting the actor would panic deep in tokio ("spawn_local called
+        // from outside of a LocalSet"): say what to do instead.
+        if actix::System::try_current().is_none() {
+            return Err(ClientError::NoActixSystem);
         }
+        let (status_tx, status) = watch::channel(StatusSnapshot::STOPPED);
+        let actor = ClientActor::new(credential, options).with_first_handle(status_tx);
+        Ok(Client::leased(actor.start(), status))
     }
 
     /// A stopped client on the given arbiter (fleets spread clients over one per core).
@@ -159,38 +241,91 @@ impl Client {
         arbiter: &ArbiterHandle,
         credential: Credential,
         options: ClientOptions,
-    ) -> Client {
-        Client {
-            addr: ClientActor::start_in_arbiter(arbiter, move |_| {
-                ClientActor::new(credential, options)
-            }),
-        }
+    ) -> Result<Client, ClientError> {
+        options.validate()?;
+        // The actor is not `Send` once started; it is built on its arbiter, counted as
+        // handled from birth, so no message to it can come before its first handle.
+        let (status_tx, status) = watch::channel(StatusSnapshot::STOPPED);
+        let addr = ClientActor::start_in_arbiter(arbiter, move |_| {
+            ClientActor::new(credential, options).with_first_handle(status_tx)
+        });
+        Ok(Client::leased(addr, status))
     }
 
     /// A stopped client for a fixed client access URL (`wss://.../client/hubs/{hub}?access_token=...`).
     pub fn from_url(url: &str, options: ClientOptions) -> Result<Client, ClientError> {
         let url = ClientAccessUrl::parse(url)?;
-        Ok(Client::new(Credential::from_url(url), options))
+        Client::new(Credential::from_url(url), options)
     }
 
-    /// Wraps an existing actor.
-    pub fn from_addr(addr: Addr<ClientActor>) -> Client {
-        Client { addr }
+    /// A handle for an actor you hold (an actix application that started `ClientActor`
+    /// itself). It joins the actor's handles: from now on the actor stops when the last
+    /// handle is dropped (see the type's docs). Fails with [`ClientError::ActorGone`] when
+    /// the actor has ended or its last handle was already dropped.
+    pub async fn from_addr(addr: Addr<ClientActor>) -> Result<Client, ClientError> {
+        let status = addr
+            .send(AcquireHandle)
+            .await?
+            .ok_or(ClientError::ActorGone)?;
+        Ok(Client::leased(addr, status))
     }
 
-    /// The actor, for actix applications.
+    fn leased(addr: Addr<ClientActor>, status: watch::Receiver<StatusSnapshot>) -> Client {
+        Client {
+            lease: Arc::new(Lease { addr }),
+            status,
+        }
+    }
+
+    /// A reference that does not keep the client alive, for the client's own callbacks (see
+    /// the type's docs); [`WeakClient::upgrade`] gives a handle while another one exists.
+    pub fn downgrade(&self) -> WeakClient {
+        WeakClient {
+            lease: Arc::downgrade(&self.lease),
+            status: self.status.clone(),
+        }
+    }
+
+    /// The actor, for actix applications. An `Addr` is not a handle: it does not keep the
+    /// client alive.
     pub fn addr(&self) -> &Addr<ClientActor> {
-        &self.addr
+        &self.lease.addr
+    }
+
+    /// Where the client is in its life, without a round trip to its actor (a read of a value
+    /// the actor publishes; it never blocks on the actor). After `start()` resolved it is
+    /// [`ClientState::Connected`] until the next event says otherwise.
+    pub fn state(&self) -> ClientState {
+        self.status.borrow().state
+    }
+
+    /// Whether a connection is up: true from `system/connected` (and from a confirmed
+    /// recovery) until the next `disconnected` or `recovering`. The Python client's
+    /// `is_connected()` is true from the socket's open instead. Cheap and synchronous, like
+    /// [`Client::state`].
+    pub fn is_connected(&self) -> bool {
+        self.state() == ClientState::Connected
+    }
+
+    /// The id of the current connection, if one is up or being recovered. Cheap and
+    /// synchronous, like [`Client::state`].
+    pub fn connection_id(&self) -> Option<String> {
+        self.status.borrow().connection_id.clone()
+    }
+
+    /// The user id of the current connection, if its token named one.
+    pub fn user_id(&self) -> Option<String> {
+        self.status.borrow().user_id.clone()
     }
 
     /// Connects; resolves once `system/connected` arrived.
     pub async fn start(&self) -> Result<ConnectionInfo, ClientError> {
-        self.addr.send(Start).await?
+        self.addr().send(Start).await?
     }
 
     /// Stops: pending operations fail with [`ClientError::Stopped`]; `stopped` is the last event.
     pub async fn stop(&self) -> Result<(), ClientError> {
-        Ok(self.addr.send(Stop).await?)
+        Ok(self.addr().send(Stop).await?)
     }
 
     async fn operation(
@@ -198,7 +333,7 @@ impl Client {
         frame: Outbound,
         fire_and_forget: bool,
     ) -> Result<AckResult, ClientError> {
-        self.addr
+        self.addr()
             .send(Operation {
                 frame,
                 fire_and_forget,
@@ -299,7 +434,10 @@ impl Client {
         kind: Option<EventKind>,
         callback: Callback,
     ) -> Result<SubscriptionId, ClientError> {
-        Ok(self.addr.send(SubscribeCallback { kind, callback }).await?)
+        Ok(self
+            .addr()
+            .send(SubscribeCallback { kind, callback })
+            .await?)
     }
 
     /// Delivers events (of one kind, or all) to an actix actor.
@@ -309,7 +447,7 @@ impl Client {
         recipient: Recipient<Event>,
     ) -> Result<SubscriptionId, ClientError> {
         Ok(self
-            .addr
+            .addr()
             .send(SubscribeRecipient { kind, recipient })
             .await?)
     }
@@ -338,18 +476,42 @@ impl Client {
         kind: Option<EventKind>,
         capacity: Option<usize>,
     ) -> Result<EventStream, ClientError> {
-        let (id, receiver) = self.addr.send(SubscribeStream { kind, capacity }).await?;
+        let (id, receiver) = self.addr().send(SubscribeStream { kind, capacity }).await?;
         Ok(EventStream { id, receiver })
     }
 
     /// Removes a subscription; answers whether it existed.
     pub async fn unsubscribe(&self, id: SubscriptionId) -> Result<bool, ClientError> {
-        Ok(self.addr.send(Unsubscribe(id)).await?)
+        Ok(self.addr().send(Unsubscribe(id)).await?)
     }
 
     /// The client's state and counters.
     pub async fn status(&self) -> Result<ClientStatus, ClientError> {
-        Ok(self.addr.send(GetStatus).await?)
+        Ok(self.addr().send(GetStatus).await?)
+    }
+}
+
+/// A [`Client`] that does not keep its client alive; from [`Client::downgrade`].
+#[derive(Clone)]
+pub struct WeakClient {
+    lease: std::sync::Weak<Lease>,
+    status: watch::Receiver<StatusSnapshot>,
+}
+
+impl WeakClient {
+    /// A handle, while another handle of the same family still exists; `None` once the last
+    /// one was dropped (the client is stopping or gone).
+    pub fn upgrade(&self) -> Option<Client> {
+        Some(Client {
+            lease: self.lease.upgrade()?,
+            status: self.status.clone(),
+        })
+    }
+}
+
+impl std::fmt::Debug for WeakClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakClient").finish_non_exhaustive()
     }
 }
 

@@ -8,7 +8,8 @@ use crate::protocol::Subprotocol;
 use crate::session::RetryPolicy;
 
 /// Retries of one operation (join, leave, send, event) after a retriable failure: 3 times,
-/// exponential from 0.8 s up to 60 s, as the Python and .NET clients do. Every retry reuses the
+/// exponential from 0.8 s (0.8, 1.6, 3.2 s), as the Python and .NET clients do; capped at 60 s
+/// as .NET (Python's cap is 120 s; neither is reached in 3 retries). Every retry reuses the
 /// operation's ack id, so the service deduplicates it.
 pub const DEFAULT_MESSAGE_RETRY: RetryPolicy = RetryPolicy::MESSAGE_DEFAULT;
 
@@ -32,6 +33,12 @@ pub const DEFAULT_EVENT_QUEUE: usize = 1024;
 pub const DEFAULT_MAX_PENDING: usize = 4096;
 /// Largest frame accepted: the service's 1 MiB client message limit plus envelope.
 pub const DEFAULT_MAX_FRAME: usize = 1024 * 1024 + 64 * 1024;
+
+/// Whether the client's codec can speak a subprotocol (JSON only; the protobuf names are
+/// known to the hub and the protocol layer, but the client has no protobuf codec).
+pub(crate) fn speaks(protocol: Subprotocol) -> bool {
+    matches!(protocol, Subprotocol::Json | Subprotocol::JsonReliable)
+}
 
 /// Options of a [`super::Client`]. Build with [`ClientOptions::new`] and the `with_*` methods.
 #[derive(Clone)]
@@ -114,7 +121,21 @@ impl ClientOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Sets the subprotocol.
+
+    /// Checks that this build can do what the options ask; [`super::Client::new`] calls it,
+    /// so a client that could never connect is refused at once rather than by a `start()`
+    /// that waits out its timeout. Today the one such choice is a protobuf subprotocol: the
+    /// client speaks the two JSON subprotocols only.
+    pub fn validate(&self) -> Result<(), super::ClientError> {
+        if !speaks(self.protocol) {
+            return Err(super::ClientError::UnsupportedSubprotocol {
+                protocol: self.protocol.name(),
+            });
+        }
+        Ok(())
+    }
+    /// Sets the subprotocol. A protobuf one is refused by [`ClientOptions::validate`] (and so by
+    /// [`super::Client::new`]): the client has no protobuf codec yet.
     pub fn with_protocol(mut self, protocol: Subprotocol) -> Self {
         self.protocol = protocol;
         self

@@ -185,8 +185,9 @@ impl FleetActor {
         let due = due.min(self.options.clients);
         while (self.slots.len() as u64) < due && self.in_flight < self.options.connect_concurrency {
             if let Err(error) = self.create_client() {
-                // Only a credential error gets here, and it would hit every client alike.
-                warn!(%error, "cannot create client credentials; ramp-up stopped");
+                // A credential or option error (checked once at `Fleet::start`) would hit every
+                // client alike.
+                warn!(%error, "cannot create a client; ramp-up stopped");
                 self.stop_ramp(ctx);
                 return;
             }
@@ -204,7 +205,7 @@ impl FleetActor {
         }
     }
 
-    fn create_client(&mut self) -> Result<(), crate::credential::CredentialError> {
+    fn create_client(&mut self) -> Result<(), ClientError> {
         let index = self.slots.len() as u64;
         let client = self.new_client(index)?;
         self.slots.push(Slot {
@@ -218,7 +219,7 @@ impl FleetActor {
 
     /// A stopped client for slot `index`: its identity, credential, source address,
     /// arbiter and the fleet's observer (the subscription the fleet owns).
-    fn new_client(&self, index: u64) -> Result<Client, crate::credential::CredentialError> {
+    fn new_client(&self, index: u64) -> Result<Client, ClientError> {
         let identity = self.options.identities.identity(index);
         let credential = self.target.credential(index, &identity)?;
         let mut options = self
@@ -231,7 +232,7 @@ impl FleetActor {
             options = options.with_local_address(ip);
         }
         let arbiter = &self.arbiters[index as usize % self.arbiters.len()];
-        Ok(Client::new_on(&arbiter.handle(), credential, options))
+        Client::new_on(&arbiter.handle(), credential, options)
     }
 
     /// Finds clients whose actor died (a panic in a handler, its context stopped: its

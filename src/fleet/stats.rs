@@ -62,7 +62,10 @@ impl ErrorKind {
         match error {
             ClientError::Unauthorized => ErrorKind::Unauthorized,
             ClientError::HandshakeStatus { .. } => ErrorKind::HandshakeStatus,
-            ClientError::NoSubprotocol => ErrorKind::NoSubprotocol,
+            // No subprotocol agreed, by the endpoint or (refused before any socket) by this build.
+            ClientError::NoSubprotocol | ClientError::UnsupportedSubprotocol { .. } => {
+                ErrorKind::NoSubprotocol
+            }
             ClientError::Dns(_) => ErrorKind::Dns,
             ClientError::Tcp(_) => ErrorKind::Tcp,
             ClientError::Tls(_) => ErrorKind::Tls,
@@ -80,7 +83,7 @@ impl ErrorKind {
             ClientError::NotStarted => ErrorKind::NotStarted,
             ClientError::NotConnected => ErrorKind::NotConnected,
             ClientError::TooManyPending { .. } => ErrorKind::TooManyPending,
-            ClientError::ActorGone => ErrorKind::ActorGone,
+            ClientError::ActorGone | ClientError::NoActixSystem => ErrorKind::ActorGone,
         }
     }
 }

@@ -139,6 +139,23 @@ impl Payload {
         }
     }
 
+    /// The value of a `json` payload.
+    pub fn as_json(&self) -> Option<&serde_json::Value> {
+        match self {
+            Payload::Json(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The bytes of a `binary` payload (a `protobuf` payload's bytes are not binary data:
+    /// match [`Payload::Protobuf`] for them).
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Payload::Binary(b) => Some(b),
+            _ => None,
+        }
+    }
+
     /// Size of the payload's content in bytes (text and binary length; JSON serialized length).
     pub fn len(&self) -> usize {
         match self {
