@@ -20,9 +20,10 @@ use webpubsub_fleet::load::{self, Groups, LoadPlan, Phase, Progress};
 const CLIENTS: u64 = 100;
 const RUN: Duration = Duration::from_secs(120);
 const WARM_UP: Duration = Duration::from_secs(30);
-/// Growth of the fleet's RSS allowed after the warm-up: allocator noise and histogram
-/// buckets first touched late, well under what one publish record per publish cost.
-const MAX_RSS_GROWTH_MIB: f64 = 4.0;
+/// Growth of the fleet's RSS allowed after the warm-up (median of the last ten samples
+/// against the first ten): a burst on a busy machine left 3.2 MiB held by the allocator;
+/// one record per publish grew it 6.3 MiB. The held check below is the sharp one.
+const MAX_RSS_GROWTH_MIB: f64 = 5.0;
 
 /// The hub in its own process, stopped when dropped.
 struct HubProcess(Child);
@@ -102,13 +103,21 @@ async fn fleet_memory_and_held_publishes_stay_flat() {
         "{} samples after the warm-up",
         after.len()
     );
-    let rss = |p: &Progress| p.rss_mib.expect("Linux has /proc");
-    let base = rss(after[0]);
-    let peak = after.iter().map(|p| rss(p)).fold(base, f64::max);
+    // Medians of the first and the last ten samples after the warm-up: a burst that the
+    // allocator keeps for a while is not growth; a leak of what every publish leaves is.
+    let rss = |ps: &[&Progress]| {
+        let mut v: Vec<f64> = ps
+            .iter()
+            .map(|p| p.rss_mib.expect("Linux has /proc"))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (first, last) = (rss(&after[..10]), rss(&after[after.len() - 10..]));
     assert!(
-        peak - base <= MAX_RSS_GROWTH_MIB,
-        "the fleet's RSS grew {:.1} MiB after the warm-up ({base:.1} -> {peak:.1} MiB)",
-        peak - base
+        last - first <= MAX_RSS_GROWTH_MIB,
+        "the fleet's RSS grew {:.1} MiB after the warm-up ({first:.1} -> {last:.1} MiB)",
+        last - first
     );
     // What is held about publishes (in flight, within the settle delay, parked): the last
     // third of the run may not hold more than the first third after the warm-up did.
