@@ -27,6 +27,9 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(200);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_millis(1200);
 
 async fn hub(config: HubConfig) -> (Hub, ConnectionString) {
+    // The proxy keeps the client's `Host` (its own address): the hub must trust it to accept
+    // tokens minted for the proxy's address, as a hub behind a real proxy would.
+    let config = config.trust_host_header(true);
     let hub = Hub::start(config.bind("127.0.0.1:0".parse().unwrap()).workers(1))
         .await
         .unwrap();

@@ -33,13 +33,25 @@ pub struct HubArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Most connections held at once; past it new clients get HTTP 429. Default: the soft
+    /// open-files limit minus 256, so the 429 fires before the process runs out of sockets.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// Also accept tokens minted for the request's Host header, and mint :generateToken
+    /// tokens for it (for a proxy in front of the hub). Off: only the hub's own addresses.
+    #[arg(long)]
+    trust_host_header: bool,
 }
 
 impl HubArgs {
     fn config(&self) -> Result<HubConfig, String> {
         let mut config = HubConfig::new()
             .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)))
-            .echo_events(self.echo_events);
+            .echo_events(self.echo_events)
+            .trust_host_header(self.trust_host_header);
+        if let Some(n) = self.max_connections {
+            config = config.max_connections(usize::try_from(n).unwrap_or(usize::MAX));
+        }
         if let Some(key) = &self.access_key {
             config = config.access_key(key.clone());
         }

@@ -46,10 +46,36 @@ pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// (the emulator uses 1 MiB). Larger frames close the socket with 1009.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1024 * 1024;
 
-/// Connections (attached or awaiting recovery) the hub accepts before answering 429. Sized for
-/// one process with the usual 20,000 file descriptors: a fleet of clients in the same process
-/// uses one descriptor per client and the hub one per connection.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+/// Connections (attached or awaiting recovery) the hub accepts before answering 429 when the
+/// process's open-files limit cannot be read (not Linux): below the common soft limit of
+/// 1024 descriptors, so the 429 fires before `accept` fails.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024 - FD_HEADROOM;
+
+/// Descriptors kept free below the soft `RLIMIT_NOFILE` when the connection limit is derived
+/// from it: `/api/health`, REST calls, upgrade requests that are then refused with 429, the
+/// event handler's sockets, the runtime's own descriptors. Without them the limit could never
+/// fire: `accept` would fail first and every new client (and `/api/health`) would hang.
+pub const FD_HEADROOM: usize = 256;
+
+/// How long a client may take to send a request's headers, and a REST call's body, before
+/// the hub answers 408 and closes: a slow (or stalled) client cannot hold a socket and a
+/// half-read body for ever. The service's value is not documented; 10 s is generous for any
+/// honest client of a local hub.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Event handler calls in flight at once. Past it a user event is refused at once with an
+/// `InvocationFailed` ack and a system event is dropped (both counted in
+/// `HubStats::upstream_dropped`), so a handler that never answers holds at most this many
+/// sockets and tasks. The service's limit is not documented.
+pub const DEFAULT_MAX_UPSTREAM_CALLS: usize = 256;
+
+/// How long one event handler call may take, connect to last byte, before it fails.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Groups one connection may be in at once. The service documents no such limit; without one
+/// a client with the `joinLeaveGroup` role could grow the hub's memory by a few KB per join
+/// (10,000 joins took 17 MB). A join past it gets a `BadRequest` ack (REST: 400).
+pub const DEFAULT_MAX_GROUPS_PER_CONNECTION: usize = 1000;
 
 /// Ack ids remembered per connection for `Duplicate` detection. The service's window is not
 /// documented; a client retries with the same ack id within seconds, so the most recent 1000
@@ -80,6 +106,12 @@ pub struct HubConfig {
     pub(crate) client_timeout: Duration,
     pub(crate) max_message_size: usize,
     pub(crate) max_connections: usize,
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_upstream_calls: usize,
+    pub(crate) upstream_timeout: Duration,
+    pub(crate) max_groups_per_connection: usize,
+    pub(crate) trust_host_header: bool,
+    pub(crate) authorities: Vec<String>,
     pub(crate) remembered_ack_ids: usize,
     pub(crate) workers: usize,
     pub(crate) echo_events: bool,
@@ -113,13 +145,42 @@ impl Default for HubConfig {
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections: default_max_connections(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_upstream_calls: DEFAULT_MAX_UPSTREAM_CALLS,
+            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            max_groups_per_connection: DEFAULT_MAX_GROUPS_PER_CONNECTION,
+            trust_host_header: false,
+            authorities: Vec::new(),
             remembered_ack_ids: DEFAULT_REMEMBERED_ACK_IDS,
             workers: default_workers(),
             echo_events: false,
             event_handler: None,
             tls: None,
         }
+    }
+}
+
+/// The soft open-files limit minus [`FD_HEADROOM`] (at least 16), read when the config is
+/// built; [`DEFAULT_MAX_CONNECTIONS`] where the limit cannot be read.
+fn default_max_connections() -> usize {
+    match soft_fd_limit() {
+        Some(soft) => usize::try_from(soft)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(FD_HEADROOM)
+            .max(16),
+        None => DEFAULT_MAX_CONNECTIONS,
+    }
+}
+
+/// The soft `RLIMIT_NOFILE` from `/proc/self/limits` (the crate has no `libc` dependency);
+/// `None` where `/proc` is missing. `unlimited` reads as `u64::MAX`.
+fn soft_fd_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    match line["Max open files".len()..].split_whitespace().next()? {
+        "unlimited" => Some(u64::MAX),
+        n => n.parse().ok(),
     }
 }
 
@@ -189,9 +250,55 @@ impl HubConfig {
         self
     }
 
-    /// Most connections held at once ([`DEFAULT_MAX_CONNECTIONS`]).
+    /// Most connections held at once; past it an upgrade is answered with 429. The default
+    /// is the process's soft open-files limit minus [`FD_HEADROOM`] (read when the config is
+    /// built), or [`DEFAULT_MAX_CONNECTIONS`] where that limit cannot be read. A value above
+    /// the descriptor limit makes the 429 unreachable: new sockets then hang in `accept`.
     pub fn max_connections(mut self, connections: usize) -> HubConfig {
         self.max_connections = connections;
+        self
+    }
+
+    /// How long a client may take to send request headers and a REST body
+    /// ([`DEFAULT_REQUEST_TIMEOUT`]); past it the hub answers 408 and closes the socket.
+    pub fn request_timeout(mut self, timeout: Duration) -> HubConfig {
+        self.request_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Event handler calls in flight at once ([`DEFAULT_MAX_UPSTREAM_CALLS`]); past it user
+    /// events are refused at once with an `InvocationFailed` ack.
+    pub fn max_upstream_calls(mut self, calls: usize) -> HubConfig {
+        self.max_upstream_calls = calls.max(1);
+        self
+    }
+
+    /// How long one event handler call may take ([`DEFAULT_UPSTREAM_TIMEOUT`]).
+    pub fn upstream_timeout(mut self, timeout: Duration) -> HubConfig {
+        self.upstream_timeout = timeout;
+        self
+    }
+
+    /// Groups one connection may be in at once ([`DEFAULT_MAX_GROUPS_PER_CONNECTION`]).
+    pub fn max_groups_per_connection(mut self, groups: usize) -> HubConfig {
+        self.max_groups_per_connection = groups.max(1);
+        self
+    }
+
+    /// Also accepts tokens whose audience names this `host[:port]`, e.g. the public name of a
+    /// hub bound to `0.0.0.0`, or a proxy in front of it. The hub's own addresses (the bound
+    /// address, `localhost:PORT`) are always accepted.
+    pub fn authority(mut self, host_and_port: impl Into<String>) -> HubConfig {
+        self.authorities.push(host_and_port.into());
+        self
+    }
+
+    /// When true, a token whose audience names the request's `Host` is accepted too, and
+    /// `:generateToken` mints tokens for that `Host`: what a hub behind a proxy that keeps the
+    /// client's `Host` needs. Off by default: whoever can reach the hub chooses `Host`, so
+    /// trusting it lets a token minted for another host (another hub sharing the key) in.
+    pub fn trust_host_header(mut self, trust: bool) -> HubConfig {
+        self.trust_host_header = trust;
         self
     }
 

@@ -4,6 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 
+use super::state::HubState;
+
 /// The query string as decoded pairs, in order (repeated keys such as `excluded` or `role` are
 /// kept, which `web::Query` into a map would lose).
 pub(crate) fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
@@ -36,6 +38,14 @@ pub(crate) fn host(req: &HttpRequest) -> Option<String> {
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned)
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
+}
+
+/// The authorities a token's audience may name for this request: the hub's own (bound
+/// address, `localhost:PORT`, configured ones), and the request's `Host` only when the hub is
+/// configured to trust it (`HubConfig::trust_host_header`): any peer chooses its `Host`.
+pub(crate) fn audience_authorities(req: &HttpRequest, state: &HubState) -> Vec<String> {
+    let host = state.config.trust_host_header.then(|| host(req)).flatten();
+    state.audience_authorities(host.as_deref())
 }
 
 /// The bearer token of the `Authorization` header, if any.

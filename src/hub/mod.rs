@@ -39,7 +39,24 @@
 //! - OData `filter`: `userId`, `connectionId`, `groups`, `eq`, `ne`, `in`, `and`, `or`, `not` only;
 //! - a socket whose peer stops reading entirely keeps its TCP connection (and the frames
 //!   already queued) until the peer reads or the OS gives up, although its session is removed
-//!   as soon as its queue passes the bound.
+//!   as soon as its queue passes the bound;
+//! - a token's audience must name one of the hub's own addresses (or a configured
+//!   [`HubConfig::authority`]); the request's `Host` counts only with
+//!   [`HubConfig::trust_host_header`], and `:generateToken` mints for the hub's own address.
+//!
+//! Hostile-input limits, where the service documents none (docs/security.md has the threat
+//! model and the test of each): request heads and REST bodies must arrive within
+//! [`DEFAULT_REQUEST_TIMEOUT`] (408); a REST body is read only after its token is checked;
+//! REST paths with `.`/`..` segments or encoded slashes are refused (400); a WebSocket frame
+//! whose header announces more than the message limit is closed with 1009 before its payload
+//! is read; reserved bits close with 1002; upgrades with a version other than 13 get 426 and a
+//! `Sec-WebSocket-Key` that is not base64 of 16 bytes gets 400; event names are 1..=128 bytes
+//! of `[A-Za-z0-9_.-]` not starting with `.` or `-` (else a `BadRequest` ack); at most
+//! [`DEFAULT_MAX_UPSTREAM_CALLS`] event handler calls are in flight (past it an
+//! `InvocationFailed` ack at once); a connection is in at most
+//! [`DEFAULT_MAX_GROUPS_PER_CONNECTION`] groups (a `BadRequest` ack, REST 400, a token listing
+//! more is refused with 400); `minutesToExpire` is 1..=525,600; the connection limit defaults
+//! to the soft open-files limit minus [`FD_HEADROOM`].
 //!
 //! Choices where the service's behaviour is not documented (protocol.md section 10):
 //! a malformed request closes with `system/disconnected` and 1008, and input that closes a
@@ -60,6 +77,7 @@ mod auth;
 mod config;
 mod faults;
 mod filter;
+mod frame_guard;
 mod http;
 mod names;
 mod requests;
@@ -81,11 +99,14 @@ use tokio::sync::oneshot;
 
 pub use config::{
     DEFAULT_ADDRESS, DEFAULT_CLIENT_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_OUTBOUND_QUEUE_BYTES, DEFAULT_OUTBOUND_QUEUE_MESSAGES,
-    DEFAULT_RECOVERY_WINDOW, DEFAULT_REMEMBERED_ACK_IDS, DEFAULT_REPLAY_BUFFER_BYTES,
-    DEFAULT_REPLAY_BUFFER_MESSAGES, DEVELOPMENT_ACCESS_KEY, HubConfig,
+    DEFAULT_MAX_GROUPS_PER_CONNECTION, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_UPSTREAM_CALLS,
+    DEFAULT_OUTBOUND_QUEUE_BYTES, DEFAULT_OUTBOUND_QUEUE_MESSAGES, DEFAULT_RECOVERY_WINDOW,
+    DEFAULT_REMEMBERED_ACK_IDS, DEFAULT_REPLAY_BUFFER_BYTES, DEFAULT_REPLAY_BUFFER_MESSAGES,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, DEVELOPMENT_ACCESS_KEY, FD_HEADROOM,
+    HubConfig,
 };
 pub use faults::{Fault, FaultRequest, Target};
+pub use frame_guard::{FrameGuard, Guarded};
 pub use stats::HubStats;
 
 use url::Url;
@@ -230,11 +251,9 @@ fn bind(
     let config = &state.config;
     let address = config.address;
     let data = web::Data::from(state.clone());
-    let limit = config.max_message_size;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .app_data(web::PayloadConfig::new(limit))
             .route("/client/hubs/{hub}", web::get().to(socket::client_endpoint))
             .route("/client", web::get().to(socket::client_endpoint))
             .route("/client/", web::get().to(socket::client_endpoint))
@@ -249,6 +268,10 @@ fn bind(
         }
     })
     .workers(config.workers)
+    // A client must send its request head within this time (408 otherwise): a slow-loris
+    // peer cannot hold sockets open by dribbling headers. REST bodies get the same deadline
+    // in `rest::read_body`.
+    .client_request_timeout(config.request_timeout)
     // The embedding program owns the signals (a CLI stops the hub on Ctrl-C itself).
     .disable_signals()
     // When a socket actor stops, shut the TCP connection at once: a dropped socket must look
@@ -316,12 +339,13 @@ impl Hub {
                             if bound.ip().is_unspecified() {
                                 authorities.push(bound.to_string());
                             }
+                            authorities.extend(thread_state.config.authorities.iter().cloned());
                             thread_state.set_authorities(authorities);
                             if let Some(url) = thread_state.config.event_handler.clone() {
                                 let (upstream, task) = upstream::channel(
                                     url,
                                     thread_state.key.clone(),
-                                    thread_state.config.max_message_size,
+                                    &thread_state.config,
                                 );
                                 thread_state.set_upstream(upstream);
                                 actix_rt::spawn(task);
@@ -370,6 +394,12 @@ impl Hub {
         let endpoint = Url::parse(&self.endpoint()).expect("the hub endpoint is a URL");
         ConnectionString::new(endpoint, self.inner.state.key.clone())
             .expect("the hub endpoint and key make a connection string")
+    }
+
+    /// Connections the hub holds at most before answering 429 (the configured or derived
+    /// [`HubConfig::max_connections`]).
+    pub fn max_connections(&self) -> usize {
+        self.inner.state.config.max_connections
     }
 
     /// The access key signing every token of this hub.

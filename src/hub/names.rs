@@ -35,6 +35,33 @@ pub(crate) fn group_name_problem(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Longest event name, in bytes. The service documents no rule for event names (protocol.md
+/// 8.2 only says `{event}` in the handler URL is replaced by it); 128 is the hub name's bound.
+pub(crate) const MAX_EVENT_NAME_BYTES: usize = 128;
+
+/// Why an event name is refused, or `None` when it is fine: 1..=128 bytes of ASCII letters,
+/// digits, `_`, `-` and `.`, not starting with `.` or `-`. The name goes into the event
+/// handler's URL path and into `ce-type`/`ce-eventName` headers, so nothing in it may end a
+/// segment, start a query, resolve as `..`, or break a header line.
+pub(crate) fn event_name_problem(name: &str) -> Option<&'static str> {
+    let bytes = name.as_bytes();
+    match bytes.first() {
+        None => Some("the event name is empty"),
+        Some(_) if bytes.len() > MAX_EVENT_NAME_BYTES => {
+            Some("the event name is longer than 128 bytes")
+        }
+        Some(b'.' | b'-') => Some("the event name must not start with `.` or `-`"),
+        Some(_)
+            if !bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) =>
+        {
+            Some("the event name may only hold ASCII letters, digits, `_`, `-` and `.`")
+        }
+        Some(_) => None,
+    }
+}
+
 /// The key under which a hub's state is kept: hub names are case-insensitive in the service.
 pub(crate) fn hub_key(name: &str) -> String {
     name.to_ascii_lowercase()
@@ -113,6 +140,28 @@ mod tests {
         assert!(group_name_problem("").is_some());
         assert!(group_name_problem(" \t ").is_some());
         assert!(group_name_problem(&"g".repeat(1025)).is_some());
+    }
+
+    #[test]
+    fn event_names_are_url_and_header_safe() {
+        for ok in ["message", "chat.message-1_x", "E", "_x", &"e".repeat(128)] {
+            assert_eq!(event_name_problem(ok), None, "{ok:?}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "-x",
+            "a/b",
+            "a?b",
+            "a%2F",
+            "a b",
+            "a\r\nb",
+            "é",
+            &"e".repeat(129),
+        ] {
+            assert!(event_name_problem(bad).is_some(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::faults::AckFault;
 use super::names;
 use super::roles::Permission;
-use super::state::{Connection, HubState, Publication};
+use super::state::{Connection, HubState, JoinRefused, Publication};
 use super::stats::bump;
 use super::upstream::Reply;
 use crate::protocol::{AckError, AckErrorName, AckId, Inbound, Outbound, Payload};
@@ -107,11 +107,18 @@ pub(crate) fn handle(state: &HubState, conn: &Arc<Connection>, request: Outbound
 fn execute(state: &HubState, conn: &Arc<Connection>, request: Outbound) -> Done {
     match request {
         Outbound::JoinGroup { group, .. } => group_op(state, conn, &group, "join", |s, c, g| {
-            s.join(c, g);
+            match s.join(c, g) {
+                Err(JoinRefused::TooManyGroups(cap)) => Some(format!(
+                    "The connection is already in {cap} groups, the most the hub allows: leave one first"
+                )),
+                // A connection that is gone gets no ack anyway.
+                Err(JoinRefused::Gone) | Ok(()) => None,
+            }
         }),
-        Outbound::LeaveGroup { group, .. } => {
-            group_op(state, conn, &group, "leave", |s, c, g| s.leave(c, g))
-        }
+        Outbound::LeaveGroup { group, .. } => group_op(state, conn, &group, "leave", |s, c, g| {
+            s.leave(c, g);
+            None
+        }),
         Outbound::SendToGroup {
             group,
             no_echo,
@@ -132,6 +139,9 @@ fn execute(state: &HubState, conn: &Arc<Connection>, request: Outbound) -> Done 
             Done::Ok
         }
         Outbound::Event { event, data, .. } => {
+            if let Some(problem) = names::event_name_problem(&event) {
+                return Done::Failed(AckErrorName::Other("BadRequest".into()), problem.to_owned());
+            }
             if let Some(reply) = state.invoke(conn, &event, &data) {
                 return Done::Pending(reply);
             }
@@ -150,7 +160,7 @@ fn group_op(
     conn: &Arc<Connection>,
     group: &str,
     verb: &str,
-    op: impl FnOnce(&HubState, &Arc<Connection>, &str),
+    op: impl FnOnce(&HubState, &Arc<Connection>, &str) -> Option<String>,
 ) -> Done {
     if let Some(problem) = names::group_name_problem(group) {
         return Done::Failed(AckErrorName::Other("BadRequest".into()), problem.to_owned());
@@ -162,8 +172,10 @@ fn group_op(
             format!("The client has no permission to {verb} group '{group}'."),
         );
     }
-    op(state, conn, group);
-    Done::Ok
+    match op(state, conn, group) {
+        None => Done::Ok,
+        Some(problem) => Done::Failed(AckErrorName::Other("BadRequest".into()), problem),
+    }
 }
 
 /// Publishes to a group: every member receives it, except the sender when `no_echo`.

@@ -4,13 +4,19 @@
 //!
 //! Errors are `{"code": ..., "message": ...}` with the code also in `x-ms-error-code`.
 //! `api-version` is accepted with any value and not required.
+//!
+//! Order of checks, so that an anonymous peer costs the hub nothing: the path (400 for dot
+//! segments and encoded slashes, so that the token check and the router read the same path),
+//! the token (401), and only then the body, bounded by the message size limit (413, refused
+//! from `Content-Length` before any byte is read) and by the request timeout (408).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix_web::http::{StatusCode, header};
-use actix_web::web::{self, Bytes};
+use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
+use futures::StreamExt as _;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -20,7 +26,7 @@ use super::filter::Filter;
 use super::http::{self, all, first};
 use super::names;
 use super::roles::Permission;
-use super::state::{Connection, HubState, Publication, Scope};
+use super::state::{Connection, HubState, JoinRefused, Publication, Scope};
 use crate::credential::{TokenOptions, mint_client_token};
 use crate::protocol::{CLOSE_NORMAL, CLOSE_UNRECOVERABLE, Payload};
 
@@ -133,8 +139,33 @@ fn status(status: StatusCode) -> HttpResponse {
     HttpResponse::build(status).finish()
 }
 
-/// Checks the bearer token against the request URL.
+/// Why a request path is refused before routing, if it is: the router matches the raw
+/// segments (`users/../groups/g` is user `..`) while a token's audience is compared as a
+/// URL, where `..` and `%2E%2E` are resolved, so a token for one path would authorize
+/// another. Encoded slashes and backslashes are refused for the same reason: a `%2F` is
+/// one segment to the router and two to anything that decodes first.
+fn path_problem(path: &str) -> Option<&'static str> {
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\') {
+        return Some(
+            "The path contains an encoded slash or a backslash: send names unencoded or choose names without slashes",
+        );
+    }
+    let dot_segment = lower
+        .split('/')
+        .map(|segment| segment.replace("%2e", "."))
+        .any(|segment| segment == "." || segment == "..");
+    dot_segment.then_some(
+        "The path contains a `.` or `..` segment: send the path the token was minted for, without dot segments",
+    )
+}
+
+/// Checks the path and then the bearer token against the request URL; reads nothing of the
+/// body.
 fn authorize(req: &HttpRequest, state: &HubState) -> Result<(), HttpResponse> {
+    if let Some(problem) = path_problem(req.uri().path()) {
+        return Err(error(StatusCode::BAD_REQUEST, "InvalidPath", problem));
+    }
     let Some(token) = auth::bearer_token(http::authorization(req)) else {
         return Err(error(
             StatusCode::UNAUTHORIZED,
@@ -142,7 +173,7 @@ fn authorize(req: &HttpRequest, state: &HubState) -> Result<(), HttpResponse> {
             "No bearer token: send Authorization: Bearer <JWT signed with the access key>",
         ));
     };
-    let authorities = state.audience_authorities(http::host(req).as_deref());
+    let authorities = http::audience_authorities(req, state);
     auth::validate_for_path(
         token,
         &state.key,
@@ -250,15 +281,65 @@ impl Call {
     }
 }
 
-/// The payload of a send: the body with a `dataType` from `Content-Type`.
-fn payload(req: &HttpRequest, body: Bytes, limit: usize) -> Result<Payload, HttpResponse> {
-    if body.len() > limit {
-        return Err(error(
+/// Reads the body of an authorized call: refused at once when `Content-Length` announces
+/// more than the message size limit, cut when it grows past it (413), and cut when it has not
+/// all arrived within the request timeout (408), so a slow sender holds nothing for long.
+async fn read_body(
+    req: &HttpRequest,
+    mut body: web::Payload,
+    state: &HubState,
+) -> Result<Bytes, HttpResponse> {
+    let limit = state.config.max_message_size;
+    let too_large = || {
+        error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLarge",
-            &format!("The message is larger than the {limit}-byte limit"),
-        ));
+            &format!("The body is larger than the {limit}-byte limit"),
+        )
+    };
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
     }
+    let timeout = state.config.request_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut read = BytesMut::new();
+    loop {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Err(_) => {
+                return Err(error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "RequestTimeout",
+                    &format!(
+                        "The body did not arrive within {} ms: send it in one go",
+                        timeout.as_millis()
+                    ),
+                ));
+            }
+            Ok(None) => return Ok(read.freeze()),
+            Ok(Some(Err(e))) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidBody",
+                    &format!("The body could not be read: {e}"),
+                ));
+            }
+            Ok(Some(Ok(chunk))) => {
+                if read.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                read.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+/// The payload of a send: the body with a `dataType` from `Content-Type`.
+fn payload(req: &HttpRequest, body: Bytes) -> Result<Payload, HttpResponse> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -314,17 +395,27 @@ fn deliver_all(call: &Call, conns: &[Arc<Connection>], data: Payload) {
     }
 }
 
-async fn send_to_all(req: HttpRequest, state: web::Data<HubState>, body: Bytes) -> HttpResponse {
+async fn send_to_all(
+    req: HttpRequest,
+    state: web::Data<HubState>,
+    body: web::Payload,
+) -> HttpResponse {
     let call = tri!(Call::new(&req, &state));
-    let data = tri!(payload(&req, body, call.state.config.max_message_size));
+    let body = tri!(read_body(&req, body, &call.state).await);
+    let data = tri!(payload(&req, body));
     let conns = tri!(call.selected(call.scope.all_connections()));
     deliver_all(&call, &conns, data);
     status(StatusCode::ACCEPTED)
 }
 
-async fn send_to_user(req: HttpRequest, state: web::Data<HubState>, body: Bytes) -> HttpResponse {
+async fn send_to_user(
+    req: HttpRequest,
+    state: web::Data<HubState>,
+    body: web::Payload,
+) -> HttpResponse {
     let call = tri!(Call::new(&req, &state));
-    let data = tri!(payload(&req, body, call.state.config.max_message_size));
+    let body = tri!(read_body(&req, body, &call.state).await);
+    let data = tri!(payload(&req, body));
     let conns = tri!(call.selected(call.scope.user_connections(Call::param(&req, "user"))));
     deliver_all(&call, &conns, data);
     status(StatusCode::ACCEPTED)
@@ -333,10 +424,11 @@ async fn send_to_user(req: HttpRequest, state: web::Data<HubState>, body: Bytes)
 async fn send_to_connection(
     req: HttpRequest,
     state: web::Data<HubState>,
-    body: Bytes,
+    body: web::Payload,
 ) -> HttpResponse {
     let call = tri!(Call::new(&req, &state));
-    let data = tri!(payload(&req, body, call.state.config.max_message_size));
+    let body = tri!(read_body(&req, body, &call.state).await);
+    let data = tri!(payload(&req, body));
     let conns: Vec<_> = call
         .scope
         .connection(Call::param(&req, "connection"))
@@ -346,10 +438,15 @@ async fn send_to_connection(
     status(StatusCode::ACCEPTED)
 }
 
-async fn send_to_group(req: HttpRequest, state: web::Data<HubState>, body: Bytes) -> HttpResponse {
+async fn send_to_group(
+    req: HttpRequest,
+    state: web::Data<HubState>,
+    body: web::Payload,
+) -> HttpResponse {
     let call = tri!(Call::new(&req, &state));
     let group = tri!(Call::group(&req));
-    let data = tri!(payload(&req, body, call.state.config.max_message_size));
+    let body = tri!(read_body(&req, body, &call.state).await);
+    let data = tri!(payload(&req, body));
     let conns = tri!(call.selected(call.scope.group_members(&group)));
     deliver_all(&call, &conns, data);
     status(StatusCode::ACCEPTED)
@@ -431,8 +528,17 @@ async fn add_connection_to_group(req: HttpRequest, state: web::Data<HubState>) -
     let call = tri!(Call::new(&req, &state));
     let group = tri!(Call::group(&req));
     let conn = tri!(connection_or_404(&call, &req));
-    call.state.join(&conn, &group);
-    status(StatusCode::OK)
+    match call.state.join(&conn, &group) {
+        Err(JoinRefused::TooManyGroups(cap)) => error(
+            StatusCode::BAD_REQUEST,
+            "TooManyGroups",
+            &format!(
+                "The connection is already in {cap} groups, the most the hub allows: remove it from one first"
+            ),
+        ),
+        // Gone between the lookup and the join: as if it had been removed just after.
+        Err(JoinRefused::Gone) | Ok(()) => status(StatusCode::OK),
+    }
 }
 
 async fn remove_connection_from_group(
@@ -462,7 +568,8 @@ async fn add_user_to_group(req: HttpRequest, state: web::Data<HubState>) -> Http
     let call = tri!(Call::new(&req, &state));
     let group = tri!(Call::group(&req));
     for conn in call.scope.user_connections(Call::param(&req, "user")) {
-        call.state.join(&conn, &group);
+        // A connection at its group cap is skipped: the others still join.
+        let _ = call.state.join(&conn, &group);
     }
     status(StatusCode::OK)
 }
@@ -517,13 +624,19 @@ fn groups_body(body: &Bytes) -> Result<(Vec<String>, Option<Filter>), HttpRespon
     Ok((parsed.groups, filter))
 }
 
-async fn add_to_groups(req: HttpRequest, state: web::Data<HubState>, body: Bytes) -> HttpResponse {
+async fn add_to_groups(
+    req: HttpRequest,
+    state: web::Data<HubState>,
+    body: web::Payload,
+) -> HttpResponse {
     let call = tri!(Call::new(&req, &state));
+    let body = tri!(read_body(&req, body, &call.state).await);
     let (groups, filter) = tri!(groups_body(&body));
     for conn in call.scope.all_connections() {
         if filter.as_ref().is_none_or(|f| f.matches(&conn)) {
             for group in &groups {
-                call.state.join(&conn, group);
+                // A connection at its group cap is skipped: the others still join.
+                let _ = call.state.join(&conn, group);
             }
         }
     }
@@ -533,9 +646,10 @@ async fn add_to_groups(req: HttpRequest, state: web::Data<HubState>, body: Bytes
 async fn remove_from_groups(
     req: HttpRequest,
     state: web::Data<HubState>,
-    body: Bytes,
+    body: web::Payload,
 ) -> HttpResponse {
     let call = tri!(Call::new(&req, &state));
+    let body = tri!(read_body(&req, body, &call.state).await);
     let (groups, filter) = tri!(groups_body(&body));
     for conn in call.scope.all_connections() {
         if filter.as_ref().is_none_or(|f| f.matches(&conn)) {
@@ -632,21 +746,29 @@ async fn check_permission(req: HttpRequest, state: web::Data<HubState>) -> HttpR
     )
 }
 
+/// Longest lifetime `:generateToken` mints, in minutes (365 days). The service documents no
+/// maximum; without one `minutesToExpire * 60` overflowed (2^62 minutes gave a 0 s token).
+pub(crate) const MAX_TOKEN_MINUTES: u64 = 365 * 24 * 60;
+
 /// `POST :generateToken`: a client token for this hub, as the service mints it. Both the
 /// swagger names (`role`, `group`) and the TypeSpec names (`roles`, `groups`) are read.
 async fn generate_token(req: HttpRequest, state: web::Data<HubState>) -> HttpResponse {
     let call = tri!(Call::new(&req, &state));
     let q = &call.query;
-    let minutes = match first(q, "minutesToExpire").map(str::parse::<u64>) {
+    let minutes = match first(q, "minutesToExpire") {
         None => 60,
-        Some(Ok(m)) if m >= 1 => m,
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "InvalidMinutesToExpire",
-                "minutesToExpire must be an integer >= 1",
-            );
-        }
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(m) if (1..=MAX_TOKEN_MINUTES).contains(&m) => m,
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidMinutesToExpire",
+                    &format!(
+                        "minutesToExpire must be a whole number from 1 to {MAX_TOKEN_MINUTES} (365 days), not {text:.40}"
+                    ),
+                );
+            }
+        },
     };
     let roles: Vec<String> = all(q, "role")
         .into_iter()
@@ -667,15 +789,28 @@ async fn generate_token(req: HttpRequest, state: web::Data<HubState>) -> HttpRes
             .map(str::to_owned),
         roles,
         groups,
+        // At most 525,600 * 60 seconds: no overflow, and an `exp` every JWT library reads.
         lifetime: Duration::from_secs(minutes * 60),
     };
-    let info = req.connection_info();
-    let audience = format!(
-        "{}://{}/client/hubs/{}",
-        info.scheme(),
-        info.host(),
-        call.hub
-    );
+    let audience = if call.state.config.trust_host_header {
+        // Behind a proxy that keeps the client's Host (and may add Forwarded headers).
+        let info = req.connection_info();
+        format!(
+            "{}://{}/client/hubs/{}",
+            info.scheme(),
+            info.host(),
+            call.hub
+        )
+    } else {
+        let scheme = if call.state.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let own = call.state.audience_authorities(None);
+        let authority = own.first().map(String::as_str).unwrap_or("localhost");
+        format!("{scheme}://{authority}/client/hubs/{}", call.hub)
+    };
     match mint_client_token(&call.state.key, &audience, &opts, SystemTime::now()) {
         Ok(token) => HttpResponse::Ok().json(json!({ "token": token.expose() })),
         Err(_) => error(
@@ -691,8 +826,13 @@ async fn fleet_stats(req: HttpRequest, state: web::Data<HubState>) -> HttpRespon
     HttpResponse::Ok().json(state.stats.snapshot(state.group_count()))
 }
 
-async fn fleet_faults(req: HttpRequest, state: web::Data<HubState>, body: Bytes) -> HttpResponse {
+async fn fleet_faults(
+    req: HttpRequest,
+    state: web::Data<HubState>,
+    body: web::Payload,
+) -> HttpResponse {
     tri!(authorize(&req, &state));
+    let body = tri!(read_body(&req, body, &state).await);
     let request: FaultRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "InvalidFault", &e.to_string()),

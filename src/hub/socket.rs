@@ -5,18 +5,24 @@
 //! and a refused recovery is closed with 1008, as clients expect), connection limit (429),
 //! access token (401), token group claims (400), subprotocol and mode (400), upgrade.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, StreamHandler, WrapFuture,
 };
+use actix_web::error::PayloadError;
 use actix_web::http::{StatusCode, header};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws::{self, CloseCode, CloseReason, Message, ProtocolError};
+use base64::Engine as _;
+use futures::Stream;
 
 use super::auth;
+use super::frame_guard::{FrameGuard, Guarded};
 use super::http::{self, first, plain};
 use super::names;
 use super::requests::{self, After, Outcome};
@@ -53,6 +59,34 @@ fn negotiate(req: &HttpRequest) -> Option<(Subprotocol, String)> {
         })
 }
 
+/// What RFC 6455 4.2.1 requires of an upgrade beyond what actix-web-actors checks (it accepts
+/// versions 7 and 8 and any key): version 13 only, answered otherwise with 426 and the version
+/// the hub speaks (4.2.2); a key that is the base64 of 16 bytes, else 400. Requests without
+/// these headers are left to `ws::handshake`, which refuses them with its own reason.
+fn upgrade_problem(req: &HttpRequest) -> Option<HttpResponse> {
+    let headers = req.headers();
+    if let Some(version) = headers.get(header::SEC_WEBSOCKET_VERSION) {
+        if version.as_bytes() != b"13" {
+            return Some(
+                HttpResponse::UpgradeRequired()
+                    .insert_header((header::SEC_WEBSOCKET_VERSION, "13"))
+                    .content_type("text/plain; charset=utf-8")
+                    .body("Unsupported WebSocket version: the hub speaks version 13 (RFC 6455)"),
+            );
+        }
+    }
+    if let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(key.as_bytes());
+        if !decoded.is_ok_and(|k| k.len() == 16) {
+            return Some(plain(
+                StatusCode::BAD_REQUEST,
+                "Invalid Sec-WebSocket-Key: it must be the base64 encoding of 16 random bytes",
+            ));
+        }
+    }
+    None
+}
+
 /// `GET /client/hubs/{hub}` and `GET /client/?hub={hub}`.
 pub(crate) async fn client_endpoint(
     req: HttpRequest,
@@ -86,6 +120,9 @@ pub(crate) async fn client_endpoint(
     }
     if state.is_stopping() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "The hub is shutting down");
+    }
+    if let Some(refusal) = upgrade_problem(&req) {
+        return refusal;
     }
     if let Err(e) = ws::handshake(&req) {
         return plain(
@@ -125,7 +162,7 @@ pub(crate) async fn client_endpoint(
             "Unauthorized: no access token (use access_token or Authorization: Bearer)",
         );
     };
-    let authorities = state.audience_authorities(http::host(&req).as_deref());
+    let authorities = http::audience_authorities(&req, &state);
     let path = format!("/client/hubs/{hub}");
     let claims =
         match auth::validate_for_path(token, &state.key, &authorities, &path, SystemTime::now()) {
@@ -143,6 +180,18 @@ pub(crate) async fn client_endpoint(
         return plain(
             StatusCode::BAD_REQUEST,
             &format!("Invalid webpubsub.group claim: {problem}"),
+        );
+    }
+
+    let cap = state.config.max_groups_per_connection;
+    let distinct: std::collections::HashSet<&String> = claims.groups.iter().collect();
+    if distinct.len() > cap {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "The token's webpubsub.group claim lists {} groups; a connection may be in at most {cap}",
+                distinct.len()
+            ),
         );
     }
 
@@ -221,7 +270,9 @@ fn recover(
                 state: state.clone(),
                 reason: refusal.reason(),
             };
-            let builder = ws::WsResponseBuilder::new(actor, req, payload).frame_size(max_size);
+            let builder =
+                ws::WsResponseBuilder::new(actor, req, GuardedPayload::new(payload, max_size))
+                    .frame_size(max_size);
             let protocols: Vec<&str> = protocol.into_iter().collect();
             builder
                 .protocols(&protocols)
@@ -239,11 +290,74 @@ fn start(
     max_size: usize,
 ) -> HttpResponse {
     let protocols: Vec<&str> = protocol.into_iter().collect();
-    ws::WsResponseBuilder::new(actor, req, payload)
+    ws::WsResponseBuilder::new(actor, req, GuardedPayload::new(payload, max_size))
         .frame_size(max_size)
         .protocols(&protocols)
         .start()
         .unwrap_or_else(|e| plain(StatusCode::BAD_REQUEST, &e.to_string()))
+}
+
+/// A frame header the decoder refuses as soon as it reads it: a 64-bit length with the top bit
+/// set, which RFC 6455 forbids and actix-http reports as `ProtocolError::Overflow` (answered
+/// with 1009) without reserving anything.
+const REFUSED_HEADER: [u8; 10] = [0x82, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+
+/// The client's bytes through a [`FrameGuard`]: the frames before an oversized one reach the
+/// decoder in order, then [`REFUSED_HEADER`] in place of the oversized header, then the end
+/// (nothing more is read from the socket).
+struct GuardedPayload<S> {
+    inner: S,
+    guard: FrameGuard,
+    /// The refused header, when the bytes before it were returned first.
+    next: Option<Bytes>,
+    ended: bool,
+}
+
+impl<S> GuardedPayload<S> {
+    fn new(inner: S, max_size: usize) -> GuardedPayload<S> {
+        GuardedPayload {
+            inner,
+            guard: FrameGuard::new(max_size),
+            next: None,
+            ended: false,
+        }
+    }
+}
+
+impl<S> Stream for GuardedPayload<S>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(bytes) = this.next.take() {
+            return Poll::Ready(Some(Ok(bytes)));
+        }
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        loop {
+            let chunk = match Pin::new(&mut this.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => chunk,
+                other => return other,
+            };
+            match this.guard.feed(chunk) {
+                Guarded::Forward(bytes) if bytes.is_empty() => continue,
+                Guarded::Forward(bytes) => return Poll::Ready(Some(Ok(bytes))),
+                Guarded::Oversized { before, .. } => {
+                    this.ended = true;
+                    let refused = Bytes::from_static(&REFUSED_HEADER);
+                    if before.is_empty() {
+                        return Poll::Ready(Some(Ok(refused)));
+                    }
+                    this.next = Some(refused);
+                    return Poll::Ready(Some(Ok(before)));
+                }
+            }
+        }
+    }
 }
 
 /// How a session actor begins.
@@ -510,7 +624,8 @@ impl Actor for Session {
                     .emit_system(&self.conn, "connected", serde_json::json!({}));
                 // Joined before any request is read: requests are handled after `started`.
                 for group in &groups {
-                    self.state.join(&self.conn, group);
+                    // The handshake refused tokens with more groups than the cap.
+                    let _ = self.state.join(&self.conn, group);
                 }
             }
             Start::Recover => match self.state.attach_recovered(&self.conn, socket) {
@@ -609,6 +724,15 @@ impl StreamHandler<Result<Message, ProtocolError>> for Session {
             // UTF-8 decoder's message; any other I/O error is the connection failing.
             Err(ProtocolError::Io(e)) if e.to_string().contains("utf-8") => {
                 self.reject(ctx, CLOSE_INVALID_PAYLOAD, "Text frame is not valid UTF-8");
+            }
+            // actix-http reports reserved bits (RSV1-3) set without a negotiated extension as
+            // its only `InvalidData` I/O error; RFC 6455 5.2 says to fail the connection.
+            Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                self.reject(
+                    ctx,
+                    CLOSE_PROTOCOL_ERROR,
+                    "Reserved bits are set but no extension was negotiated",
+                );
             }
             Err(ProtocolError::Io(_)) => self.drop_now(ctx),
             Err(other) => self.reject(ctx, CLOSE_PROTOCOL_ERROR, &format!("WebSocket protocol error: {other}")),

@@ -313,6 +313,15 @@ impl Connection {
     }
 }
 
+/// Why [`HubState::join`] did not add a connection to a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JoinRefused {
+    /// The connection is gone.
+    Gone,
+    /// The connection is in this many groups already (`max_groups_per_connection`).
+    TooManyGroups(usize),
+}
+
 /// One hub's connections, groups and users.
 #[derive(Default)]
 pub(crate) struct Scope {
@@ -783,22 +792,32 @@ impl HubState {
         }
     }
 
-    /// Adds a connection to a group. False if the connection is gone.
-    pub(crate) fn join(&self, conn: &Arc<Connection>, group: &str) -> bool {
+    /// Adds a connection to a group. `Err` if the connection is gone or already in
+    /// `max_groups_per_connection` other groups.
+    pub(crate) fn join(&self, conn: &Arc<Connection>, group: &str) -> Result<(), JoinRefused> {
         conn.scope
             .groups
             .entry(group.to_owned())
             .or_default()
             .insert(conn.id.clone(), conn.clone());
         let mut st = lock(&conn.state);
-        if st.removed {
-            drop(st);
+        let cap = self.config.max_groups_per_connection;
+        let refused = if st.removed {
             // Lost a race with `remove`, which could not see this group yet.
+            Some(JoinRefused::Gone)
+        } else if st.groups.len() >= cap && !st.groups.contains(group) {
+            // Checked under the lock that guards the set, so concurrent joins cannot pass it.
+            Some(JoinRefused::TooManyGroups(cap))
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
+            drop(st);
             Scope::remove_member(&conn.scope.groups, group, &conn.id);
-            return false;
+            return Err(refused);
         }
         st.groups.insert(group.to_owned());
-        true
+        Ok(())
     }
 
     /// Removes a connection from a group (a no-op when it is not a member).

@@ -52,7 +52,8 @@ pub struct HubStats {
     pub faults_injected: u64,
     /// Events queued for the event handler.
     pub upstream_events: u64,
-    /// Events dropped because the event handler was too far behind.
+    /// Events not sent because `max_upstream_calls` calls were in flight already: user
+    /// events got an `InvocationFailed` ack at once, system events were dropped.
     pub upstream_dropped: u64,
 }
 

@@ -6,30 +6,32 @@
 //! to the connection as a server message. Not sent: the blocking `connect` event (tokens alone
 //! decide user, roles and groups here) and the `OPTIONS` abuse-protection handshake.
 //!
-//! Every call runs on the hub's own thread, fed through a bounded channel, so any thread can
-//! emit an event and a slow handler cannot grow memory without bound: when the channel is
-//! full, fire-and-forget events are dropped and user events fail.
+//! Every call runs on the hub's own thread, fed through a channel, so any thread can emit an
+//! event. A call holds one of `HubConfig::max_upstream_calls` permits from the moment it is
+//! queued until it has finished, so a handler that never answers holds at most that many
+//! sockets and tasks: without a permit, fire-and-forget events are dropped and user events
+//! fail at once (both counted as `upstream_dropped`).
+//!
+//! The event name is substituted into the URL percent-encoded (names are also validated
+//! before they get here: `names::event_name_problem`).
 //!
 //! The HTTP client is a minimal HTTP/1.1 one (one connection per call, `Connection: close`,
 //! `http://` only): the hub may not use the client layer's HTTP stack.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use url::Url;
 
+use super::config::HubConfig;
 use crate::protocol::{DataType, Payload, Secret};
-
-/// Calls waiting for the handler before new ones are refused.
-const QUEUE: usize = 10_000;
-/// How long one call may take, connect to last byte.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the handler answered to a user event.
 #[derive(Debug)]
@@ -62,13 +64,18 @@ pub(crate) struct Call {
 
 /// The sending side, kept in the hub's state.
 pub(crate) struct Upstream {
-    tx: mpsc::Sender<Call>,
+    tx: mpsc::Sender<(Call, OwnedSemaphorePermit)>,
+    permits: Arc<Semaphore>,
 }
 
 impl Upstream {
-    /// Queues a call; false (and the call dropped) when the handler is too far behind.
+    /// Queues a call; false (and the call dropped) when `max_upstream_calls` calls are in
+    /// flight already.
     pub(crate) fn send(&self, call: Call) -> bool {
-        self.tx.try_send(call).is_ok()
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => self.tx.try_send((call, permit)).is_ok(),
+            Err(_) => false,
+        }
     }
 }
 
@@ -76,17 +83,24 @@ impl Upstream {
 pub(crate) fn channel(
     url: Url,
     key: Secret,
-    max_body: usize,
-) -> (Upstream, impl Future<Output = ()>) {
-    let (tx, mut rx) = mpsc::channel::<Call>(QUEUE);
+    config: &HubConfig,
+) -> (Upstream, impl Future<Output = ()> + use<>) {
+    let max_calls = config.max_upstream_calls.max(1);
+    let max_body = config.max_message_size;
+    let call_timeout = config.upstream_timeout;
+    // Every queued call holds a permit, so the channel never holds more than `max_calls`.
+    let (tx, mut rx) = mpsc::channel::<(Call, OwnedSemaphorePermit)>(max_calls);
+    let permits = Arc::new(Semaphore::new(max_calls));
     let task = async move {
         let ids = AtomicU64::new(1);
-        while let Some(call) = rx.recv().await {
+        while let Some((call, permit)) = rx.recv().await {
             let id = ids.fetch_add(1, Relaxed);
             let request = build_request(&url, &key, &call, id);
             let reply = call.reply;
             actix_rt::spawn(async move {
-                let result = tokio::time::timeout(CALL_TIMEOUT, post(request, max_body)).await;
+                let result = tokio::time::timeout(call_timeout, post(request, max_body)).await;
+                // The call is over (answered, failed or timed out): another may start.
+                drop(permit);
                 let outcome = match result {
                     Err(_) => Reply::Failed("the event handler did not answer in time".to_owned()),
                     Ok(Err(e)) => {
@@ -108,7 +122,7 @@ pub(crate) fn channel(
             });
         }
     };
-    (Upstream { tx }, task)
+    (Upstream { tx, permits }, task)
 }
 
 /// The body and content type of a user event's payload (protocol.md 8.2).
@@ -160,11 +174,26 @@ struct Request {
     body: Bytes,
 }
 
+/// `name` with every byte outside RFC 3986's unreserved set percent-encoded, so that it stays
+/// one path segment (or one query value) of the handler's URL whatever it holds.
+fn encode_component(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn build_request(url: &Url, key: &Secret, call: &Call, id: u64) -> Request {
+    let event = encode_component(&call.event);
     let target = url
         .as_str()
-        .replace("%7Bevent%7D", &call.event)
-        .replace("{event}", &call.event);
+        .replace("%7Bevent%7D", &event)
+        .replace("{event}", &event);
     let target = Url::parse(&target).unwrap_or_else(|_| url.clone());
     let host = target.host_str().unwrap_or("localhost").to_owned();
     let port = target.port_or_known_default().unwrap_or(80);
@@ -351,7 +380,33 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    #[test]
+    fn the_event_name_stays_one_segment_of_the_handler_url() {
+        let url = Url::parse("http://127.0.0.1:9/api/{event}/x").unwrap();
+        let call = |event: &str| Call {
+            event: event.to_owned(),
+            system: false,
+            hub: "h".to_owned(),
+            connection_id: "c".to_owned(),
+            user_id: None,
+            subprotocol: None,
+            body: (Bytes::new(), "text/plain"),
+            reply: None,
+        };
+        let key = Secret::new("k".repeat(40));
+        let head = |event: &str| build_request(&url, &key, &call(event), 1).head;
+        assert!(head("message").starts_with("POST /api/message/x HTTP/1.1\r\n"));
+        assert!(
+            head("../../escaped?inj=1").starts_with("POST /api/..%2F..%2Fescaped%3Finj%3D1/x "),
+            "{}",
+            head("../../escaped?inj=1")
+        );
+        assert!(head("a b#c").starts_with("POST /api/a%20b%23c/x "));
+    }
 
     #[test]
     fn rfc3339_of_known_instants() {

@@ -12,8 +12,9 @@
 //! closes both sockets with `SO_LINGER 0`, so both peers get an RST and no FIN;
 //! [`ProxyConnection::close`] closes them with a FIN.
 //!
-//! **Tokens through the proxy.** The hub checks a token's audience against the request's `Host`
-//! first and its own address second (`src/hub/auth.rs` `validate_for_path`); the proxy does not
+//! **Tokens through the proxy.** A hub configured with `HubConfig::trust_host_header(true)` (as
+//! `reliability_proxy.rs` does; it is off by default) checks a token's audience against the
+//! request's `Host` first and its own address second (`src/hub/auth.rs`); the proxy does not
 //! rewrite `Host`, so a client sends `Host: 127.0.0.1:PROXY_PORT`. Both ways therefore work,
 //! and `proxy_tokens_minted_for_either_authority_are_accepted` in `reliability_proxy.rs`
 //! checks it: a token minted for the hub's own endpoint in a URL whose port was swapped for the
