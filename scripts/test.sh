@@ -39,3 +39,7 @@ cargo run --quiet -- load --clients 200 --duration 10s --chaos 5%:2s --max-loss 
 # The HTML report of a short run, rendered by a real browser (headless Chromium, installed
 # from Debian when missing); fails if a chart is missing or the browser logged an error.
 bash scripts/render-report.sh
+
+# The soak (reliability.md row 16, short form): 2 minutes against the hub in another
+# process; fails if the fleet's RSS or the publishes it holds grow after the first 30 s.
+cargo test --test load_soak -- --ignored

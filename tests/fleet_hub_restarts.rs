@@ -1,12 +1,13 @@
 //! Fleet supervision against the local hub: clients that lose their connection for good are
-//! restarted, clients stopped on request are not, and a full hub makes the fleet give up
-//! after its restart budget.
+//! restarted, clients stopped on request are not, a full hub makes the fleet give up
+//! after its restart budget, and a client actor that died is replaced.
 
 use std::time::{Duration, Instant};
 
-use webpubsub_fleet::client::ClientOptions;
+use webpubsub_fleet::client::{ClientOptions, PanicForTest};
 use webpubsub_fleet::fleet::{
-    ClientPhase, Command, Fleet, FleetOptions, FleetStats, FleetTarget, RestartPolicy, Selection,
+    ClientPhase, Command, Fleet, FleetOptions, FleetStats, FleetTarget, Identities,
+    IdentityTemplate, RestartPolicy, Selection,
 };
 use webpubsub_fleet::hub::{Hub, HubConfig};
 
@@ -82,6 +83,115 @@ async fn a_full_hub_refuses_and_the_fleet_abandons_after_its_restarts() {
         Some(&6),
         "{:?}",
         stats.errors
+    );
+    fleet.stop().await.expect("stop");
+    hub.stop().await;
+}
+
+/// Reliability row 6 at fleet size: 200 clients publishing in groups while the hub restarts
+/// (every socket dropped, every session forgotten) twice. Every client comes back on a new
+/// connection, and the checker finds nothing but allowed gaps.
+#[actix_rt::test]
+async fn two_hundred_clients_ride_out_hub_restarts_with_only_allowed_gaps() {
+    use std::sync::Arc;
+
+    use futures::FutureExt;
+    use webpubsub_fleet::load::{self, Chaos, Groups, LoadPlan};
+
+    let hub = hub(1000).await;
+    let restarted = hub.clone();
+    let plan = LoadPlan {
+        clients: 200,
+        duration: Duration::from_secs(8),
+        fds_per_client: 2,
+        arbiters: 1,
+        seed: 6,
+        target_name: "local hub".into(),
+        chaos: Some(Chaos {
+            share: 1.0,
+            period: Duration::from_secs(3),
+            inject: Arc::new(move |_| {
+                restarted.restart();
+                async { Ok(()) }.boxed()
+            }),
+        }),
+        ..LoadPlan::default()
+    };
+    let groups = Groups {
+        group_size: 10,
+        senders: 1,
+        rate: 5.0,
+    };
+    let report = load::run(
+        FleetTarget::new(hub.connection_string(), "row6"),
+        plan,
+        Arc::new(groups),
+        |_| {},
+    )
+    .await
+    .expect("the run completes");
+    eprintln!("{report}");
+    let c = &report.messages.checked;
+    assert_eq!(
+        (c.lost, c.duplicated, c.reordered, c.unexpected),
+        (0, 0, 0, 0),
+        "{report}"
+    );
+    assert!(c.delivered > 0 && c.allowed_gap > 0, "{report}");
+    // Two restarts: every client needed at least two new connections.
+    assert!(report.reconnects >= 2 * 200, "{report}");
+    assert_eq!(report.clients.connected, 200, "{report}");
+    assert_eq!(report.messages.unresolved, 0, "{report}");
+    hub.stop().await;
+}
+
+/// A client actor that dies (a panic inside a handler) is noticed by the fleet through its
+/// closed mailbox and replaced with a new actor of the same identity after the restart
+/// backoff; its arbiter and the other clients carry on untouched.
+#[actix_rt::test]
+async fn a_panicked_client_actor_is_replaced_and_the_others_carry_on() {
+    let hub = hub(1000).await;
+    let mut options = FleetOptions::new(6)
+        .with_arbiters(2)
+        .with_fds_per_client(2)
+        .with_restart(RestartPolicy::fixed(3, Duration::from_millis(50)))
+        .with_client_options(ClientOptions::new());
+    options.identities = Identities::Template(IdentityTemplate::new().user_id("user-{i}"));
+    let fleet = Fleet::start(FleetTarget::new(hub.connection_string(), "dead"), options)
+        .expect("fleet starts");
+    fleet.wait_ramped().await.expect("ramp-up ends");
+    wait_for(&fleet, |s| s.connected == 6).await;
+
+    let victim = fleet
+        .clients(Selection::Indices(vec![2]))
+        .await
+        .expect("handles")
+        .remove(0)
+        .1;
+    victim.addr().do_send(PanicForTest);
+    let stats = wait_for(&fleet, |s| s.actor_deaths == 1).await;
+    assert_eq!(
+        stats.disconnects, 0,
+        "a dead actor says nothing: {stats:#?}"
+    );
+
+    // Replaced: a new actor for slot 2 connects as the same user; nobody else reconnected.
+    let stats = wait_for(&fleet, |s| s.connected == 6 && s.restarts == 1).await;
+    assert_eq!(stats.connections, 7, "{stats:#?}");
+    assert_eq!((stats.actor_deaths, stats.abandoned), (1, 0));
+    let clients = fleet.clients(Selection::All).await.expect("handles");
+    for (index, client) in &clients {
+        let status = client.status().await.expect("every actor is alive");
+        assert!(status.connection_id.is_some(), "client {index}: {status:?}");
+        assert_eq!(
+            status.user_id.as_deref(),
+            Some(format!("user-{index}").as_str()),
+            "client {index} keeps its identity"
+        );
+    }
+    assert!(
+        victim.status().await.is_err(),
+        "the old handle's actor is gone"
     );
     fleet.stop().await.expect("stop");
     hub.stop().await;

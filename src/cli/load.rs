@@ -26,13 +26,13 @@ pub struct LoadArgs {
     #[arg(long, value_enum, default_value_t = Scenario::Groups)]
     scenario: Scenario,
     /// Clients.
-    #[arg(long, default_value_t = load::DEFAULT_CLIENTS)]
+    #[arg(long, default_value_t = load::DEFAULT_CLIENTS, value_parser = clap::value_parser!(u64).range(1..))]
     clients: u64,
     /// Clients per group (groups, echo) or per room (chat: rooms = clients / group size).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     group_size: u64,
     /// Senders per group (groups, echo) or in all (broadcast).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     senders: u64,
     /// Messages per second per sender [default: 10; broadcast 5; chat 0.5 per user].
     #[arg(long)]
@@ -132,6 +132,36 @@ enum Protocol {
 }
 
 impl LoadArgs {
+    /// Flags that cannot make a meaningful run, refused before anything starts.
+    fn refuse_nonsense(&self) -> Result<(), String> {
+        if let Some(rate) = self.rate.filter(|r| !r.is_finite() || *r <= 0.0) {
+            return Err(format!("--rate {rate} must be above 0"));
+        }
+        if !self.ramp_rate.is_finite() || self.ramp_rate <= 0.0 {
+            return Err(format!(
+                "--ramp-rate {} must be above 0 clients per second",
+                self.ramp_rate
+            ));
+        }
+        if self.duration.is_zero() {
+            return Err("--duration must be above zero".into());
+        }
+        let per_group = matches!(self.scenario, Scenario::Groups | Scenario::Echo);
+        if per_group && self.senders > self.group_size {
+            return Err(format!(
+                "--senders {} is more than --group-size {}: senders are members of their group",
+                self.senders, self.group_size
+            ));
+        }
+        if self.scenario == Scenario::Broadcast && self.senders > self.clients {
+            return Err(format!(
+                "--senders {} is more than --clients {}",
+                self.senders, self.clients
+            ));
+        }
+        Ok(())
+    }
+
     fn simulation(&self) -> Arc<dyn Simulation> {
         match self.scenario {
             Scenario::Groups => Arc::new(Groups {
@@ -213,8 +243,8 @@ impl LoadArgs {
 }
 
 pub fn run(mut args: LoadArgs) -> ExitCode {
-    if let Some(rate) = args.rate.filter(|r| r.is_nan() || *r <= 0.0) {
-        return super::fail(format!("--rate {rate} must be above 0"));
+    if let Err(message) = args.refuse_nonsense() {
+        return super::fail(message);
     }
     if args.shard.is_sharded() {
         return run_sharded(args);

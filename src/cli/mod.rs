@@ -40,9 +40,19 @@ enum Command {
 /// Parses the command line, sets up logging, runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every socket is a descriptor: use all the system allows (the fleet then checks it).
+    let fd_raise = webpubsub_fleet::fleet::raise_fd_limit();
+    let report_fd_raise = move || {
+        if let Err(error) = &fd_raise {
+            tracing::warn!(%error, "cannot raise the open-files limit; keeping the current one");
+        }
+    };
     match cli.command {
         Command::Load(args) => {
-            init_tracing("warn");
+            // A failing client's own warnings come once per client; the fleet logs them as
+            // one summary line per kind instead (RUST_LOG=warn shows them all).
+            init_tracing("warn,webpubsub_fleet::client=error");
+            report_fd_raise();
             load::run(args)
         }
         Command::Token(args) => {
@@ -51,6 +61,7 @@ pub fn main() -> ExitCode {
         }
         Command::Hub(args) => {
             init_tracing("info");
+            report_fd_raise();
             hub::run(args)
         }
         Command::K8s(args) => {

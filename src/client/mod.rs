@@ -17,6 +17,7 @@ mod event;
 mod messages;
 mod options;
 mod outputs;
+mod test_hooks;
 mod transport;
 
 use std::pin::Pin;
@@ -40,6 +41,8 @@ pub use messages::{
     SubscribeStream, Unsubscribe,
 };
 pub use options::*;
+#[doc(hidden)]
+pub use test_hooks::PanicForTest;
 
 /// Where a client is in its life (the official clients' states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -137,10 +137,140 @@ pub enum CredentialError {
     /// A user-supplied client access URL provider failed.
     #[error("the client access URL provider failed: {reason}")]
     Provider {
-        /// The provider's description. Providers must not put tokens in it.
-        reason: String,
+        /// The provider's description, redacted when shown: a provider that passes on an
+        /// HTTP error body or a URL may carry a token in it.
+        reason: ProviderReason,
     },
 }
 
 /// Shortens peer-chosen values kept in these errors (shared with the protocol layer).
 pub(crate) use crate::protocol::error::shorten;
+
+/// Longest provider reason shown, in characters.
+pub const PROVIDER_REASON_MAX: usize = 300;
+
+/// Why a URL provider failed, in its own words. Shown (`Display` and `Debug`) with
+/// anything that looks like a secret replaced by `<redacted>` (values of `access_token=`,
+/// `AccessKey=`, `token=`, `key=`, `sig=`, `password=`; what follows `Bearer`; JWT-shaped
+/// words) and cut to [`PROVIDER_REASON_MAX`] characters; [`ProviderReason::as_str`] has the
+/// original for code that matches on it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderReason(String);
+
+impl ProviderReason {
+    /// The reason as the provider gave it (not redacted: do not log it).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<T: Into<String>> From<T> for ProviderReason {
+    fn from(reason: T) -> Self {
+        ProviderReason(reason.into())
+    }
+}
+
+impl std::fmt::Display for ProviderReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&shorten(&redact_secrets(&self.0), PROVIDER_REASON_MAX))
+    }
+}
+
+impl std::fmt::Debug for ProviderReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
+}
+
+/// Keys whose values are secrets in URLs, connection strings and form bodies.
+const SECRET_KEYS: &[&str] = &[
+    "access_token",
+    "accesskey",
+    "token",
+    "key",
+    "sig",
+    "signature",
+    "password",
+    "secret",
+];
+
+/// Replaces what looks like a secret in free text with `<redacted>`.
+pub(crate) fn redact_secrets(text: &str) -> String {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || "-_.+/=%".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut redact_next = false;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if !is_word(c) {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        let end = rest.find(|c: char| !is_word(c)).unwrap_or(rest.len());
+        let word = &rest[..end];
+        rest = &rest[end..];
+        if std::mem::take(&mut redact_next) {
+            out.push_str("<redacted>");
+        } else if let Some((key, _)) = word
+            .split_once('=')
+            .filter(|(k, _)| SECRET_KEYS.iter().any(|s| k.eq_ignore_ascii_case(s)))
+        {
+            out.push_str(key);
+            out.push_str("=<redacted>");
+        } else if looks_like_jwt(word) {
+            out.push_str("<redacted>");
+        } else {
+            redact_next = word.eq_ignore_ascii_case("bearer");
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+/// Three dot-separated base64url parts, the first two long enough to be a JWT's header and
+/// claims.
+fn looks_like_jwt(word: &str) -> bool {
+    let parts: Vec<&str> = word.split('.').collect();
+    parts.len() == 3
+        && parts[0].len() >= 10
+        && parts[1].len() >= 10
+        && parts.iter().all(|p| {
+            p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_reasons_are_redacted_when_shown() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJhdWQiOiJodHRwOi8vaCJ9.c2lnbmF0dXJl";
+        let reason = format!(
+            "negotiate failed: GET https://h/negotiate?user=a&access_token=s3cr3t&x=1 \
+             said 401 (Authorization: Bearer abc.def; token {jwt}; AccessKey=k3y;Version=1.0)"
+        );
+        let error = CredentialError::Provider {
+            reason: reason.as_str().into(),
+        };
+        for shown in [error.to_string(), format!("{error:?}")] {
+            for secret in ["s3cr3t", "abc.def", "eyJhbGci", "k3y"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+            assert!(shown.contains("access_token=<redacted>"), "{shown}");
+            assert!(
+                shown.contains("user=a&") && shown.contains("said 401"),
+                "{shown}"
+            );
+        }
+        let CredentialError::Provider { reason: kept } = &error else {
+            unreachable!()
+        };
+        assert_eq!(kept.as_str(), reason, "the original stays for code");
+        let long = CredentialError::Provider {
+            reason: "x".repeat(10_000).into(),
+        };
+        assert!(long.to_string().len() < PROVIDER_REASON_MAX + 64);
+    }
+}

@@ -41,7 +41,7 @@ pub use client_url::{
     validate_hub_name,
 };
 pub use connection_string::ConnectionString;
-pub use error::CredentialError;
+pub use error::{CredentialError, PROVIDER_REASON_MAX, ProviderReason};
 pub use provider::{Credential, UrlProvider};
 pub use token::{
     DEFAULT_REST_TOKEN_LIFETIME, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LEN, TOKEN_LEEWAY, TokenClaims,

@@ -20,6 +20,14 @@ use super::{FleetOptions, FleetTarget, Selection};
 /// How often the ramp-up starts the clients that are due.
 const RAMP_TICK: Duration = Duration::from_millis(10);
 
+/// How often the manager logs one line about client failures (when there were new ones),
+/// instead of one line per client: 10,000 clients failing alike make one line, not 10,000.
+pub const FAILURE_SUMMARY_EVERY: Duration = Duration::from_secs(5);
+
+/// How often the manager looks for clients whose actor died: a closed mailbox is one
+/// atomic load per client, so 10,000 clients cost nothing noticeable once a second.
+pub const LIVENESS_CHECK_EVERY: Duration = Duration::from_secs(1);
+
 /// The observer every client of a fleet reports to, inline on its arbiter thread: counts
 /// the event, tells the manager about stops (the only events it acts on), then passes the
 /// event to the user's observer.
@@ -69,6 +77,8 @@ pub struct FleetActor {
     first_start_ok: u64,
     ramp_waiters: Vec<oneshot::Sender<RampStatus>>,
     stopping: bool,
+    /// Errors and abandoned clients at the last failure summary.
+    summarized: (std::collections::BTreeMap<String, u64>, u64),
 }
 
 /// How the ramp-up went.
@@ -130,7 +140,30 @@ impl FleetActor {
             first_start_ok: 0,
             ramp_waiters: Vec::new(),
             stopping: false,
+            summarized: Default::default(),
         }
+    }
+
+    /// Logs what failed since the last summary, by kind, with the latest examples.
+    fn summarize_failures(&mut self) {
+        let stats = self.counters.snapshot();
+        let (seen, abandoned_before) = &self.summarized;
+        let new: std::collections::BTreeMap<String, u64> = stats
+            .errors
+            .iter()
+            .map(|(k, n)| (k.clone(), n - seen.get(k).copied().unwrap_or(0).min(*n)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if !new.is_empty() || stats.abandoned > *abandoned_before {
+            warn!(
+                abandoned = stats.abandoned,
+                connected = stats.connected,
+                "client failures in the last {:?}: {}",
+                FAILURE_SUMMARY_EVERY,
+                super::describe_errors(&new, &stats.error_examples)
+            );
+        }
+        self.summarized = (stats.errors, stats.abandoned);
     }
 
     fn ramp_status(&self) -> RampStatus {
@@ -174,6 +207,19 @@ impl FleetActor {
 
     fn create_client(&mut self) -> Result<(), ClientError> {
         let index = self.slots.len() as u64;
+        let client = self.new_client(index)?;
+        self.slots.push(Slot {
+            client,
+            failures_in_a_row: 0,
+            first_start_done: false,
+            restart_scheduled: false,
+        });
+        Ok(())
+    }
+
+    /// A stopped client for slot `index`: its identity, credential, source address,
+    /// arbiter and the fleet's observer (the subscription the fleet owns).
+    fn new_client(&self, index: u64) -> Result<Client, ClientError> {
         let identity = self.options.identities.identity(index);
         let credential = self.target.credential(index, &identity)?;
         let mut options = self
@@ -186,14 +232,58 @@ impl FleetActor {
             options = options.with_local_address(ip);
         }
         let arbiter = &self.arbiters[index as usize % self.arbiters.len()];
-        let client = Client::new_on(&arbiter.handle(), credential, options)?;
-        self.slots.push(Slot {
-            client,
-            failures_in_a_row: 0,
-            first_start_done: false,
-            restart_scheduled: false,
-        });
-        Ok(())
+        Client::new_on(&arbiter.handle(), credential, options)
+    }
+
+    /// Finds clients whose actor died (a panic in a handler, its context stopped: its
+    /// mailbox is closed, and no `stopped` event ever came) and replaces each after the
+    /// restart backoff with a new actor of the same identity.
+    fn replace_dead_clients(&mut self, ctx: &mut Context<Self>) {
+        if self.stopping {
+            return;
+        }
+        for index in 0..self.slots.len() {
+            let slot = &mut self.slots[index];
+            if slot.restart_scheduled || slot.client.addr().connected() {
+                continue;
+            }
+            self.counters.actor_deaths.fetch_add(1, Relaxed);
+            self.counters
+                .set_phase(index as u64, ClientPhase::Disconnected);
+            let decision = decide(
+                &StopReason::ConnectionLost,
+                slot.failures_in_a_row,
+                &self.options.restart,
+                false,
+                rand::random::<f64>(),
+            );
+            let Decision::Restart(delay) = decision else {
+                warn!(
+                    index,
+                    "client actor died; restarts are exhausted: abandoned"
+                );
+                self.counters
+                    .set_phase(index as u64, ClientPhase::Abandoned);
+                // Checked again only if something else revives it.
+                slot.restart_scheduled = true;
+                continue;
+            };
+            warn!(index, ?delay, "client actor died; replacing it");
+            slot.failures_in_a_row += 1;
+            slot.restart_scheduled = true;
+            ctx.run_later(delay, move |act, ctx| {
+                if act.stopping {
+                    return;
+                }
+                match act.new_client(index as u64) {
+                    Ok(client) => {
+                        act.slots[index].client = client;
+                        act.start_client(index as u64, true, ctx);
+                    }
+                    Err(error) => warn!(index, %error, "cannot recreate a dead client"),
+                }
+            });
+        }
     }
 
     fn start_client(&mut self, index: u64, restart: bool, ctx: &mut Context<Self>) {
@@ -284,7 +374,8 @@ impl FleetActor {
                 });
             }
             Decision::Abandon(why) => {
-                warn!(index, ?reason, ?why, "client abandoned");
+                // Counted, and part of the next failure summary.
+                debug!(index, ?reason, ?why, "client abandoned");
                 self.counters.set_phase(index, ClientPhase::Abandoned);
             }
         }
@@ -316,6 +407,10 @@ impl Actor for FleetActor {
             let stops = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
             ctx.add_stream(stops.map(|(index, reason)| ClientStopped { index, reason }));
         }
+        ctx.run_interval(FAILURE_SUMMARY_EVERY, |act, _| act.summarize_failures());
+        ctx.run_interval(LIVENESS_CHECK_EVERY, |act, ctx| {
+            act.replace_dead_clients(ctx)
+        });
         if self.options.clients == 0 {
             self.ramp_started = Some(Instant::now());
             self.ramp_finished = self.ramp_started;
@@ -326,6 +421,7 @@ impl Actor for FleetActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.summarize_failures();
         for arbiter in &self.arbiters {
             arbiter.stop();
         }

@@ -1,8 +1,8 @@
 //! How many clients fit in this process: file descriptors (`RLIMIT_NOFILE`) and ephemeral
 //! ports per loopback source address.
 //!
-//! Read from `/proc` rather than through `getrlimit(2)`, because the crate has no `libc`
-//! dependency; where `/proc` is missing (not Linux) the checks are skipped, not guessed.
+//! The limit is read from `/proc` (where `/proc` is missing, not Linux, the checks are
+//! skipped, not guessed); [`raise_fd_limit`] lifts the soft limit to the hard one first.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -27,6 +27,14 @@ pub struct FdLimit {
     pub soft: u64,
     /// Hard limit: how far the soft limit may be raised.
     pub hard: u64,
+}
+
+/// Raises this process's soft open-files limit to its hard limit, so a fleet can hold as
+/// many sockets as the system lets it without the user typing `ulimit -n`. Returns the
+/// soft limit now in force. The CLI calls it at start; an application embedding a fleet
+/// decides for itself.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
 }
 
 /// `RLIMIT_NOFILE` of this process, from `/proc/self/limits`.
@@ -174,6 +182,19 @@ mod tests {
     const LIMITS: &str = "Limit                     Soft Limit           Hard Limit           Units     \n\
 Max cpu time              unlimited            unlimited            seconds   \n\
 Max open files            20000                40000                files     \n";
+
+    #[test]
+    fn the_soft_fd_limit_rises_to_the_hard_one() {
+        let raised = raise_fd_limit().expect("setrlimit within the hard limit is allowed");
+        if let Some(limit) = fd_limit() {
+            assert_eq!(limit.soft, raised);
+            // Linux caps an unlimited hard limit at fs.nr_open.
+            assert!(
+                limit.soft == limit.hard || limit.hard == u64::MAX,
+                "{limit:?}"
+            );
+        }
+    }
 
     #[test]
     fn limits_line_is_parsed() {

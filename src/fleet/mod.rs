@@ -84,12 +84,16 @@ pub use latency::{
 pub use limits::{
     Capacity, DEFAULT_EPHEMERAL_PORTS, FD_RESERVE, FdLimit, PORT_SHARE, SourcePlan,
     ephemeral_ports, fd_limit, is_loopback_host, open_fds, parse_limits, parse_port_range,
+    raise_fd_limit,
 };
 pub use options::{
     CredentialFn, DEFAULT_CONNECT_CONCURRENCY, DEFAULT_CONNECT_RATE, DEFAULT_STOP_TIMEOUT,
     FleetOptions, FleetTarget,
 };
-pub use stats::{ClientPhase, ErrorCounts, ErrorKind, FleetCounters, FleetStats};
+pub use stats::{
+    ClientPhase, ERROR_EXAMPLES, ErrorCounts, ErrorExample, ErrorKind, FleetCounters, FleetStats,
+    describe_errors,
+};
 pub use supervise::{
     AbandonReason, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_BACKOFF, Decision, RestartPolicy, decide,
     is_retriable,

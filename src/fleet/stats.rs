@@ -167,11 +167,17 @@ impl ClientPhase {
     }
 }
 
+/// Error examples a fleet keeps (the latest): enough to say what went wrong without one log
+/// line per client.
+pub const ERROR_EXAMPLES: usize = 3;
+
 /// The live counters of a fleet, shared by its observer (on every arbiter) and its manager.
 pub struct FleetCounters {
     phases: Box<[AtomicU8]>,
     /// Errors by kind.
     pub errors: ErrorCounts,
+    /// The latest few errors that stopped a client.
+    examples: Mutex<std::collections::VecDeque<ErrorExample>>,
     connections: ShardedCounter,
     reconnects: ShardedCounter,
     disconnects: ShardedCounter,
@@ -184,6 +190,7 @@ pub struct FleetCounters {
     pub(super) starts: AtomicU64,
     pub(super) restarts: AtomicU64,
     pub(super) first_starts_done: AtomicU64,
+    pub(super) actor_deaths: AtomicU64,
     recovery: [Mutex<Histogram<u64>>; 4],
     pub(super) connect: Mutex<Histogram<u64>>,
 }
@@ -194,6 +201,7 @@ impl FleetCounters {
         FleetCounters {
             phases: (0..clients).map(|_| AtomicU8::new(0)).collect(),
             errors: ErrorCounts::default(),
+            examples: Mutex::default(),
             connections: Default::default(),
             reconnects: Default::default(),
             disconnects: Default::default(),
@@ -206,6 +214,7 @@ impl FleetCounters {
             starts: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             first_starts_done: AtomicU64::new(0),
+            actor_deaths: AtomicU64::new(0),
             recovery: std::array::from_fn(|_| Mutex::new(latency_histogram())),
             connect: Mutex::new(latency_histogram()),
         }
@@ -272,6 +281,15 @@ impl FleetCounters {
                 self.stops[slot].fetch_add(1, Relaxed);
                 if let Some(e) = error {
                     self.errors.record(ErrorKind::of(e));
+                    if let Ok(mut examples) = self.examples.lock() {
+                        if examples.len() == ERROR_EXAMPLES {
+                            examples.pop_front();
+                        }
+                        examples.push_back(ErrorExample {
+                            client: index,
+                            error: e.to_string(),
+                        });
+                    }
                 }
                 self.set_phase(index, ClientPhase::Stopped);
                 if matches!(reason, StopReason::Requested) {
@@ -335,6 +353,7 @@ impl FleetCounters {
             starts: self.starts.load(Relaxed),
             restarts: self.restarts.load(Relaxed),
             first_starts_done: self.first_starts_done.load(Relaxed),
+            actor_deaths: self.actor_deaths.load(Relaxed),
             connections: self.connections.get(),
             reconnects: self.reconnects.get(),
             reconnect_attempts: self.reconnect_attempts.get(),
@@ -348,10 +367,58 @@ impl FleetCounters {
             stops_reconnect_gave_up: stops(2),
             stops_start_failed: stops(3),
             errors: self.errors.snapshot(),
+            error_examples: self
+                .examples
+                .lock()
+                .map(|e| e.iter().cloned().collect())
+                .unwrap_or_default(),
             connect_latency_ms: connect,
             recovery_ms: LatencySummary::of(&recovery),
         }
     }
+}
+
+/// One error that stopped a client, as an example of its kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorExample {
+    /// The client's index.
+    pub client: u64,
+    /// The error, as displayed (never a secret: errors redact them).
+    pub error: String,
+}
+
+/// Errors by kind in one line, `tcp ×10 (e.g. clients 3, 8: could not connect ...)`: what a
+/// thousand failing clients say, without a thousand lines.
+pub fn describe_errors(errors: &BTreeMap<String, u64>, examples: &[ErrorExample]) -> String {
+    if errors.is_empty() {
+        return "no client reported an error".into();
+    }
+    let kinds: Vec<String> = errors.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+    let mut text = kinds.join(", ");
+    // The same error from several clients is one example.
+    let mut distinct: Vec<(Vec<u64>, &str)> = Vec::new();
+    for example in examples {
+        match distinct.iter_mut().find(|(_, e)| *e == example.error) {
+            Some((clients, _)) => clients.push(example.client),
+            None => distinct.push((vec![example.client], &example.error)),
+        }
+    }
+    let shown: Vec<String> = distinct
+        .iter()
+        .map(|(clients, error)| {
+            let clients: Vec<String> = clients.iter().map(u64::to_string).collect();
+            let noun = if clients.len() == 1 {
+                "client"
+            } else {
+                "clients"
+            };
+            format!("{noun} {}: {error}", clients.join(", "))
+        })
+        .collect();
+    if !shown.is_empty() {
+        text += &format!(" (e.g. {})", shown.join("; "));
+    }
+    text
 }
 
 /// A snapshot of a fleet's counters. Gauges (`pending` .. `abandoned`) are current values
@@ -382,6 +449,8 @@ pub struct FleetStats {
     pub restarts: u64,
     /// Clients whose first `start()` has finished (either way).
     pub first_starts_done: u64,
+    /// Client actors that died (a panic, their context stopped) and were replaced.
+    pub actor_deaths: u64,
     /// `connected` events (new connections, first ones included).
     pub connections: u64,
     /// New connections of clients that had been connected before and lost the connection
@@ -409,6 +478,8 @@ pub struct FleetStats {
     pub stops_start_failed: u64,
     /// Errors by kind (only kinds that happened).
     pub errors: BTreeMap<String, u64>,
+    /// The latest few errors that stopped a client.
+    pub error_examples: Vec<ErrorExample>,
     /// From `start()` to `system/connected`, for starts that succeeded.
     pub connect_latency_ms: LatencySummary,
     /// From a drop to the recovered socket.
@@ -425,6 +496,41 @@ mod tests {
             connection_id: id.into(),
             user_id: None,
         }
+    }
+
+    #[test]
+    fn errors_are_described_by_kind_with_distinct_examples() {
+        let errors = BTreeMap::from([("tcp".to_owned(), 10), ("unauthorized".to_owned(), 1)]);
+        let example = |client, error: &str| ErrorExample {
+            client,
+            error: error.into(),
+        };
+        let examples = [
+            example(3, "refused"),
+            example(8, "refused"),
+            example(9, "401"),
+        ];
+        assert_eq!(
+            describe_errors(&errors, &examples),
+            "tcp ×10, unauthorized ×1 (e.g. clients 3, 8: refused; client 9: 401)"
+        );
+        assert_eq!(
+            describe_errors(&BTreeMap::new(), &[]),
+            "no client reported an error"
+        );
+        // The counters keep only the latest few examples.
+        let c = FleetCounters::new(10);
+        for i in 0..10 {
+            c.on_event(
+                i,
+                &Event::Stopped {
+                    reason: StopReason::StartFailed(ClientError::NotStarted),
+                },
+            );
+        }
+        let stats = c.snapshot();
+        let clients: Vec<u64> = stats.error_examples.iter().map(|e| e.client).collect();
+        assert_eq!(clients, [7, 8, 9]);
     }
 
     #[test]

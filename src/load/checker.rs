@@ -24,7 +24,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::track::{ECHO_GROUP, End, Outcome, PublishRecord, PublisherLog, ReceiverTrack};
+use super::track::{
+    ECHO_GROUP, End, Outcome, PublishRecord, PublisherLog, ReceiverTrack, broke_between,
+};
 
 /// Counts of one receiver, one group, or the whole run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,7 +94,7 @@ pub struct CheckReport {
 
 /// What one (publish, interval) pair says about a publish that was not delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Expectation {
+pub(super) enum Expectation {
     Optional,
     Indeterminate,
     Gap,
@@ -140,53 +142,61 @@ pub fn check_clients(
     for (&r, receiver) in receivers {
         let mut receiver_counts = Counts::default();
         for (group, track) in &receiver.groups {
+            // What settling already judged (see `super::settle`), then what is left.
             let mut counts = Counts {
                 delivered: track.delivered,
                 duplicated: track.duplicated,
                 reordered: track.reordered,
-                unexpected: track.unexpected,
-                ..Counts::default()
+                unexpected: track.unexpected + track.settled.unexpected,
+                lost: track.settled.lost,
+                allowed_gap: track.settled.allowed_gap,
+                indeterminate: track.settled.indeterminate,
+            };
+            let mut matched: HashMap<u64, u64> =
+                track.streams.iter().map(|(p, s)| (*p, s.matched)).collect();
+            let mut judge = |record: &PublishRecord, p: u64, counts: &mut Counts| {
+                let delivered = track
+                    .streams
+                    .get(&p)
+                    .is_some_and(|s| s.delivered.contains(record.seq));
+                if delivered {
+                    *matched.entry(p).or_default() += 1;
+                    if matches!(record.outcome, Outcome::Refused | Outcome::NotSent) {
+                        counts.unexpected += 1;
+                    }
+                    return;
+                }
+                let publisher = receivers.get(&p).map(|t| &t.breaks[..]);
+                match expectation(record, p, track, publisher) {
+                    Expectation::Expected => counts.lost += 1,
+                    Expectation::Gap => counts.allowed_gap += 1,
+                    Expectation::Indeterminate => counts.indeterminate += 1,
+                    Expectation::Optional => {}
+                }
             };
             let publishers_here = publishers_of.get(group.as_str()).unwrap_or(&no_publishers);
             for &p in publishers_here {
                 if group == ECHO_GROUP && p != r {
                     continue;
                 }
-                let records = &by_target[&(p, group.as_str())];
-                let stream = track.streams.get(&p);
-                let publisher = receivers.get(&p).copied();
-                let mut matched = 0;
-                for record in records {
-                    let delivered = stream.is_some_and(|s| s.delivered.contains(record.seq));
-                    if delivered {
-                        matched += 1;
-                        if matches!(record.outcome, Outcome::Refused | Outcome::NotSent) {
-                            counts.unexpected += 1;
-                        }
-                        continue;
-                    }
-                    match expectation(record, p, track, publisher) {
-                        Expectation::Expected => counts.lost += 1,
-                        Expectation::Gap => counts.allowed_gap += 1,
-                        Expectation::Indeterminate => counts.indeterminate += 1,
-                        Expectation::Optional => {}
-                    }
+                for record in &by_target[&(p, group.as_str())] {
+                    judge(record, p, &mut counts);
                 }
-                // Numbers delivered that this publisher never published to this group.
-                let stray = stream
-                    .map_or(0, |s| s.delivered.len())
-                    .saturating_sub(matched);
-                counts.unexpected = counts.unexpected.saturating_add(stray);
             }
-            // Streams from publishers that never published to this group at all.
+            for (p, record) in &track.parked {
+                judge(record, *p, &mut counts);
+            }
+            // Numbers delivered that no publish of this publisher to this group matched:
+            // never published here (or, from another client, an echo).
             for (p, stream) in &track.streams {
-                if publishers_here.contains(p) && !(group == ECHO_GROUP && *p != r) {
-                    continue;
-                }
-                if publisher_known(*p) {
-                    counts.unexpected = counts.unexpected.saturating_add(stream.delivered.len());
+                let m = matched.get(p).copied().unwrap_or(0);
+                let leftover = stream.delivered.len().saturating_sub(m);
+                let published_here =
+                    publishers_here.contains(p) && !(group == ECHO_GROUP && *p != r);
+                if m > 0 || published_here || publisher_known(*p) {
+                    counts.unexpected = counts.unexpected.saturating_add(leftover);
                 } else {
-                    report.unchecked = report.unchecked.saturating_add(stream.delivered.len());
+                    report.unchecked = report.unchecked.saturating_add(leftover);
                 }
             }
             if counts.violations() + counts.allowed_gap > 0 {
@@ -206,16 +216,18 @@ pub fn check_clients(
     report
 }
 
-/// Whether `record` (not delivered) had to reach the receiver whose `track` this is.
-fn expectation(
+/// Whether `record` (not delivered) had to reach the receiver whose `track` this is;
+/// `publisher_breaks` are the publisher's socket drops (`None`: not a client of the run).
+pub(super) fn expectation(
     record: &PublishRecord,
     publisher_index: u64,
     track: &super::track::GroupTrack,
-    publisher: Option<&ReceiverTrack>,
+    publisher_breaks: Option<&[u64]>,
 ) -> Expectation {
     let processed_for_sure = record.outcome == Outcome::Acked;
-    let publisher_broke_after =
-        |to: Option<u64>| publisher.is_none_or(|p| p.broke_between(record.sent_us, to));
+    let publisher_broke_after = |to: Option<u64>| {
+        publisher_breaks.is_none_or(|breaks| broke_between(breaks, record.sent_us, to))
+    };
     let mut verdict = Expectation::Optional;
     for interval in &track.intervals {
         let Some(start) = interval.start_us else {

@@ -26,6 +26,7 @@ pub mod recorder;
 pub mod report;
 pub mod runner;
 pub mod series;
+pub mod settle;
 pub mod shard;
 pub mod sim;
 pub mod stamp;
@@ -39,7 +40,7 @@ use crate::fleet::FleetError;
 pub use chat::Chat;
 pub use checker::{CheckReport, Counts, check, check_clients};
 pub use merge::{Absent, merge};
-pub use recorder::{Recorder, RecorderStats};
+pub use recorder::{Recorder, RecorderStats, Retained};
 pub use report::{BenchmarkRule, Limit, LoadReport, ShardRow, Thresholds};
 pub use runner::{
     BarrierFn, Chaos, ChaosFn, DEFAULT_CLIENTS, DEFAULT_DRAIN, DEFAULT_DURATION, DEFAULT_SIZE,
@@ -60,6 +61,16 @@ pub enum LoadError {
     /// The plan is inconsistent.
     #[error("invalid load plan: {0}")]
     Invalid(String),
+    /// Every client's first start failed: there is nothing to load the hub with.
+    #[error("none of the {clients} clients connected to {target}: {errors}")]
+    NoClientConnected {
+        /// Clients asked for.
+        clients: u64,
+        /// The target's name.
+        target: String,
+        /// The failures by kind, with an example or two.
+        errors: String,
+    },
     /// A sharded run's coordination failed (barrier, registration).
     #[error("{0}")]
     Coordination(String),

@@ -1,10 +1,14 @@
 //! What the process costs: resident memory from `/proc/self/status`, CPU time from
 //! `/proc/self/stat`. Linux only; elsewhere the figures are absent, not guessed.
 
-/// Clock ticks per second of `/proc/<pid>/stat` times (`USER_HZ`). It is 100 on every
-/// mainstream Linux architecture; reading it properly needs `sysconf(_SC_CLK_TCK)`, that is
-/// `libc`, which the crate does not depend on.
-pub const USER_HZ: f64 = 100.0;
+/// Clock ticks per second of `/proc/<pid>/stat` times (`USER_HZ`), from
+/// `sysconf(_SC_CLK_TCK)`: 100 on mainstream Linux builds, but a kernel may say otherwise.
+pub fn user_hz() -> f64 {
+    // SAFETY: sysconf reads a constant of the running system; no memory is shared.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    // -1 means unknown: fall back to the value every mainstream architecture uses.
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
 
 /// A sample of the process's resource use.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -45,12 +49,17 @@ pub fn parse_status(text: &str) -> Option<(u64, u64)> {
 /// `utime + stime` in seconds from a `/proc/<pid>/stat` line. The command name (field 2)
 /// may hold spaces and parentheses, so fields are counted after its last `)`.
 pub fn parse_stat_cpu(text: &str) -> Option<f64> {
+    parse_stat_cpu_at(text, user_hz())
+}
+
+/// [`parse_stat_cpu`] with `hz` clock ticks per second.
+pub fn parse_stat_cpu_at(text: &str, hz: f64) -> Option<f64> {
     let after_comm = &text[text.rfind(')')? + 1..];
     // After the name: state is field 3, utime field 14, stime field 15.
     let mut fields = after_comm.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / USER_HZ)
+    Some((utime + stime) as f64 / hz)
 }
 
 #[cfg(test)]
@@ -68,9 +77,16 @@ mod tests {
     fn stat_cpu_survives_odd_command_names() {
         let line =
             "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 50 0 0 20 0 3 0 100 0 0";
-        assert_eq!(parse_stat_cpu(line), Some(3.0));
+        assert_eq!(parse_stat_cpu_at(line, 100.0), Some(3.0));
+        assert_eq!(parse_stat_cpu_at(line, 250.0), Some(1.2));
         assert_eq!(parse_stat_cpu("1234 (x) S 1"), None);
         assert_eq!(parse_stat_cpu("no parenthesis"), None);
+    }
+
+    #[test]
+    fn clock_ticks_come_from_the_system() {
+        let hz = user_hz();
+        assert!(hz >= 1.0 && hz.fract() == 0.0, "{hz}");
     }
 
     #[test]

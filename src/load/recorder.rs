@@ -3,9 +3,17 @@
 //! [`PublisherLog`] per client, each behind its own mutex, which only that client's thread
 //! (and the final check) ever takes: no lock is shared between clients on the hot path.
 //! Latencies go to sharded HDR histograms.
+//!
+//! Memory stays flat in the run's length: every [`SETTLE_EVERY`] publishes, a publisher
+//! settles the front of its log (publishes resolved [`SETTLE_AFTER`] ago) against the
+//! receivers of their groups and drops them ([`super::settle`]); receivers keep sequence
+//! numbers as ranges. What stays is a few seconds of publishes per publisher, plus the
+//! publishes that went missing at a receiver whose verdict is not final yet.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
@@ -17,12 +25,27 @@ use crate::fleet::{
 use crate::protocol::AckErrorName;
 
 use super::checker::{CheckReport, check_clients};
+use super::settle::settle;
 use super::shard::ShardSpec;
 use super::stamp::{Clock, Stamp, StampError};
-use super::track::{ECHO_GROUP, Outcome, PublisherLog, ReceiverTrack, Verdict};
+use super::track::{ECHO_GROUP, Outcome, PublishRecord, PublisherLog, ReceiverTrack, Verdict};
 
 /// Deliveries slower than this count against Microsoft's benchmark pass rule.
 pub const SLOW_DELIVERY_US: u64 = 2_000_000;
+
+/// How long after its outcome is known a publish is settled: deliveries still on their
+/// way by then count against it. Settling only decides from ended intervals or a later
+/// delivery, so this only guards a delivery racing a leave; 10 s is five times the slow
+/// delivery bound above.
+pub const SETTLE_AFTER: Duration = Duration::from_secs(10);
+
+/// A publisher settles its log every this many publishes: often enough that the log holds
+/// little beyond [`SETTLE_AFTER`], rarely enough that the pass (one lock per receiver of
+/// the group) is cheap beside the publishes themselves.
+pub const SETTLE_EVERY: u64 = 64;
+
+/// Most publishes one settle pass takes, so one pass never stalls its publisher for long.
+const SETTLE_BATCH: usize = 4096;
 
 struct LatencyShard {
     total: Histogram<u64>,
@@ -43,6 +66,21 @@ pub struct Recorder {
     delivered: ShardedCounter,
     in_flight: AtomicU64,
     errors: ErrorCounts,
+    /// Receivers that may hold a track of each group: static groups and explicit joins.
+    members: Mutex<HashMap<String, BTreeSet<u64>>>,
+    settle_after_us: u64,
+    /// Tests set the time by hand, so two recorders fed the same history see equal times.
+    #[cfg(test)]
+    manual_us: Option<Arc<AtomicU64>>,
+}
+
+/// What the recorder holds about publishes, for tests and soaks that prove it bounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Publishes in the publishers' logs, not settled yet.
+    pub records: u64,
+    /// Publishes parked at receivers where they went missing, awaiting a final verdict.
+    pub parked: u64,
 }
 
 /// The recorder's counters so far.
@@ -81,13 +119,24 @@ impl Recorder {
         static_groups: impl Fn(u64) -> Vec<String>,
     ) -> Recorder {
         let owned = shard.len(clients);
+        let mut members: HashMap<String, BTreeSet<u64>> = HashMap::new();
+        let receivers = (0..owned)
+            .map(|slot| {
+                let groups = static_groups(shard.global(slot));
+                for group in &groups {
+                    members
+                        .entry(group.clone())
+                        .or_default()
+                        .insert(shard.global(slot));
+                }
+                Mutex::new(ReceiverTrack::new(groups))
+            })
+            .collect();
         Recorder {
             clock,
             shard,
             clients,
-            receivers: (0..owned)
-                .map(|slot| Mutex::new(ReceiverTrack::new(static_groups(shard.global(slot)))))
-                .collect(),
+            receivers,
             publishers: (0..owned)
                 .map(|_| Mutex::new(PublisherLog::default()))
                 .collect(),
@@ -103,6 +152,107 @@ impl Recorder {
             delivered: ShardedCounter::default(),
             in_flight: AtomicU64::new(0),
             errors: ErrorCounts::default(),
+            members: Mutex::new(members),
+            // A shard holds only some receivers of a group: its publishes must reach the
+            // merged check whole, so a sharded recorder settles nothing.
+            settle_after_us: if shard == ShardSpec::WHOLE {
+                SETTLE_AFTER.as_micros() as u64
+            } else {
+                u64::MAX
+            },
+            #[cfg(test)]
+            manual_us: None,
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        #[cfg(test)]
+        if let Some(t) = &self.manual_us {
+            return t.load(Relaxed);
+        }
+        self.clock.now_us()
+    }
+
+    /// Settles publishes `delay` after their outcome is known instead of [`SETTLE_AFTER`]
+    /// (`Duration::MAX`: never, everything is judged at the end).
+    pub fn with_settle_after(mut self, delay: Duration) -> Recorder {
+        self.settle_after_us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// What is held about publishes now.
+    pub fn retained(&self) -> Retained {
+        Retained {
+            records: self
+                .publishers
+                .iter()
+                .map(|p| lock(p).records.len() as u64)
+                .sum(),
+            parked: self
+                .receivers
+                .iter()
+                .map(|r| {
+                    lock(r)
+                        .groups
+                        .values()
+                        .map(|g| g.parked.len() as u64)
+                        .sum::<u64>()
+                })
+                .sum(),
+        }
+    }
+
+    /// Settles what `publisher` published and resolved [`SETTLE_AFTER`] ago (see
+    /// [`super::settle`]). Publishers call it every [`SETTLE_EVERY`] publishes; call it
+    /// yourself to settle a publisher that went quiet.
+    pub fn settle(&self, publisher: u64) {
+        let Some(log) = self.publisher_log(publisher) else {
+            return;
+        };
+        let as_of_us = self.now_us();
+        let ready =
+            lock(log).take_resolved(as_of_us.saturating_sub(self.settle_after_us), SETTLE_BATCH);
+        if ready.is_empty() {
+            return;
+        }
+        // A copy, so no two receivers' locks are ever held together.
+        let breaks = self
+            .receiver(publisher)
+            .map(|r| r.breaks.clone())
+            .unwrap_or_default();
+        let mut by_group: HashMap<&str, Vec<&PublishRecord>> = HashMap::new();
+        for record in &ready {
+            by_group.entry(&record.group).or_default().push(record);
+        }
+        for (group, records) in by_group {
+            let members: Vec<u64> = if group == ECHO_GROUP {
+                vec![publisher]
+            } else {
+                lock(&self.members)
+                    .get(group)
+                    .map(|m| m.iter().copied().collect())
+                    .unwrap_or_default()
+            };
+            for r in members {
+                let Some(mut receiver) = self.receiver(r) else {
+                    continue;
+                };
+                let Some(track) = receiver.groups.get_mut(group) else {
+                    continue;
+                };
+                // Earlier publishes of this publisher that went missing here may be final now.
+                let parked = std::mem::take(&mut track.parked);
+                for (p, record) in parked {
+                    if p != publisher || !settle(&record, p, track, &breaks, as_of_us) {
+                        track.parked.push((p, record));
+                    }
+                }
+                for record in &records {
+                    if !settle(record, publisher, track, &breaks, as_of_us) {
+                        track.parked.push((publisher, (*record).clone()));
+                    }
+                }
+            }
         }
     }
 
@@ -132,11 +282,14 @@ impl Recorder {
     /// Starts a publish by `publisher` to `group`: returns its sequence number and the
     /// stamped payload of `size` bytes. Call [`Recorder::end_publish`] with the outcome.
     pub fn begin_publish(&self, publisher: u64, group: &Arc<str>, size: usize) -> (u64, String) {
-        let sent_us = self.clock.now_us();
+        let sent_us = self.now_us();
         let seq = match self.publisher_log(publisher) {
             Some(log) => lock(log).begin(group.clone(), sent_us),
             None => 0,
         };
+        if seq % SETTLE_EVERY == 0 {
+            self.settle(publisher);
+        }
         self.sent.add(publisher, 1);
         self.in_flight.fetch_add(1, Relaxed);
         let stamp = Stamp {
@@ -164,7 +317,7 @@ impl Recorder {
             }
         };
         if let Some(log) = self.publisher_log(publisher) {
-            lock(log).end(seq, outcome, self.clock.now_us());
+            lock(log).end(seq, outcome, self.now_us());
         }
         // Never below zero, even for an `end` without its `begin`.
         let _ = self
@@ -179,6 +332,12 @@ impl Recorder {
 
     /// `client` is about to join `group`.
     pub fn joining(&self, client: u64, group: &str) {
+        if self.shard.slot(client).is_some() {
+            lock(&self.members)
+                .entry(group.to_owned())
+                .or_default()
+                .insert(client);
+        }
         if let Some(mut r) = self.receiver(client) {
             r.on_joining(group);
         }
@@ -186,7 +345,7 @@ impl Recorder {
 
     /// `client`'s join of `group` was acked (`Ok`) or failed.
     pub fn joined(&self, client: u64, group: &str, ok: bool) {
-        let now = self.clock.now_us();
+        let now = self.now_us();
         if let Some(mut r) = self.receiver(client) {
             if ok {
                 r.on_joined(group, now);
@@ -198,7 +357,7 @@ impl Recorder {
 
     /// `client` is about to leave `group`.
     pub fn leaving(&self, client: u64, group: &str) {
-        let now = self.clock.now_us();
+        let now = self.now_us();
         if let Some(mut r) = self.receiver(client) {
             r.on_leaving(group, now);
         }
@@ -206,7 +365,7 @@ impl Recorder {
 
     /// `client` is about to stop on purpose.
     pub fn going_away(&self, client: u64) {
-        let now = self.clock.now_us();
+        let now = self.now_us();
         if let Some(mut r) = self.receiver(client) {
             r.on_going_away(now);
         }
@@ -214,7 +373,7 @@ impl Recorder {
 
     /// Ends the run's membership intervals; call once publishers stopped and deliveries drained.
     pub fn finish(&self) {
-        let now = self.clock.now_us();
+        let now = self.now_us();
         for r in self.receivers.iter() {
             lock(r).finish(now);
         }
@@ -287,7 +446,7 @@ impl Recorder {
     }
 
     fn on_delivery(&self, client: u64, group: &str, text: Result<&str, StampError>) {
-        let now = self.clock.now_us();
+        let now = self.now_us();
         self.delivered.add(client, 1);
         let Some(mut receiver) = self.receiver(client) else {
             return;
@@ -330,19 +489,19 @@ impl Observer for Recorder {
                 m.data.as_text().ok_or(StampError::NotText),
             ),
             Event::Connected { connection_id, .. } => {
-                let now = self.clock.now_us();
+                let now = self.now_us();
                 if let Some(mut r) = self.receiver(client) {
                     r.on_connected(connection_id, now);
                 }
             }
             Event::Recovering { .. } => {
-                let now = self.clock.now_us();
+                let now = self.now_us();
                 if let Some(mut r) = self.receiver(client) {
                     r.on_recovering(now);
                 }
             }
             Event::Disconnected { .. } => {
-                let now = self.clock.now_us();
+                let now = self.now_us();
                 if let Some(mut r) = self.receiver(client) {
                     r.on_disconnected(now);
                 }
@@ -350,13 +509,13 @@ impl Observer for Recorder {
             // From the rejoin's ack on, every publish to the group must arrive again: the gap
             // a reconnect allows ends there.
             Event::Rejoined { group } => {
-                let now = self.clock.now_us();
+                let now = self.now_us();
                 if let Some(mut r) = self.receiver(client) {
                     r.on_joined(group, now);
                 }
             }
             Event::RejoinGroupFailed { group, .. } => {
-                let now = self.clock.now_us();
+                let now = self.now_us();
                 if let Some(mut r) = self.receiver(client) {
                     r.on_join_failed(group, now);
                 }
@@ -365,6 +524,10 @@ impl Observer for Recorder {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "settle_tests.rs"]
+mod settle_tests;
 
 #[cfg(test)]
 mod tests {

@@ -188,10 +188,10 @@ pub struct ProcessReport {
 pub struct BenchmarkRule {
     /// Reconnects and restarts per requested client, percent.
     pub reconnecting_pct: f64,
-    /// Delivered per expected delivery, percent.
-    pub delivered_pct: f64,
-    /// Connected at the end per requested client, percent.
-    pub connected_pct: f64,
+    /// Delivered per expected delivery, percent; `None` (n/a) when nothing was expected.
+    pub delivered_pct: Option<f64>,
+    /// Connected at the end per requested client, percent; `None` when none was requested.
+    pub connected_pct: Option<f64>,
     /// Deliveries slower than 2 s, percent.
     pub over_2s_pct: f64,
     /// All four hold.
@@ -214,22 +214,14 @@ impl BenchmarkRule {
         let reconnecting = report.reconnects + report.clients.restarts;
         let mut rule = BenchmarkRule {
             reconnecting_pct: pct(reconnecting, requested).min(100.0),
-            delivered_pct: if expected == 0 {
-                100.0
-            } else {
-                pct(m.checked.delivered, expected)
-            },
-            connected_pct: if requested == 0 {
-                100.0
-            } else {
-                pct(report.clients.connected, requested)
-            },
+            delivered_pct: (expected > 0).then(|| pct(m.checked.delivered, expected)),
+            connected_pct: (requested > 0).then(|| pct(report.clients.connected, requested)),
             over_2s_pct: pct(slow_deliveries, m.checked.delivered),
             pass: false,
         };
         rule.pass = rule.reconnecting_pct <= 5.0
-            && rule.delivered_pct >= 95.0
-            && rule.connected_pct >= 75.0
+            && rule.delivered_pct.is_some_and(|p| p >= 95.0)
+            && rule.connected_pct.is_some_and(|p| p >= 75.0)
             && rule.over_2s_pct <= 5.0;
         rule
     }
@@ -301,6 +293,16 @@ impl Thresholds {
     pub fn evaluate(&self, report: &LoadReport) -> ThresholdResult {
         let mut failures = Vec::new();
         let m = &report.messages;
+        // Whatever the thresholds: a run that connected nobody or delivered nothing it
+        // expected measured nothing, and must not pass.
+        if report.clients.requested > 0 && report.clients.ever_connected == 0 {
+            failures.push("no client ever connected".to_owned());
+        } else if m.checked.expected() > 0 && m.checked.delivered == 0 {
+            failures.push(format!(
+                "none of the {} expected deliveries arrived",
+                m.checked.expected()
+            ));
+        }
         if let Some(limit) = self.max_loss {
             let expected = m.checked.expected();
             if m.checked.lost as f64 > limit.of(expected) {
@@ -461,11 +463,11 @@ impl fmt::Display for LoadReport {
             f,
             "benchmark rule",
             format!(
-                "{}: reconnecting {:.1}% (<=5), delivered {:.1}% (>=95), connected {:.1}% (>=75), over 2 s {:.2}% (<=5)",
+                "{}: reconnecting {:.1}% (<=5), delivered {} (>=95), connected {} (>=75), over 2 s {:.2}% (<=5)",
                 if b.pass { "PASS" } else { "FAIL" },
                 b.reconnecting_pct,
-                b.delivered_pct,
-                b.connected_pct,
+                percent(b.delivered_pct),
+                percent(b.connected_pct),
                 b.over_2s_pct
             ),
         )?;
@@ -491,6 +493,11 @@ impl fmt::Display for LoadReport {
         }
         Ok(())
     }
+}
+
+/// A percentage, or `n/a` when there was nothing to divide by.
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".into(), |p| format!("{p:.1}%"))
 }
 
 #[cfg(test)]

@@ -91,8 +91,11 @@ fn benchmark_rule_applies_the_four_limits() {
     let mut report = sample();
     let rule = BenchmarkRule::evaluate(&report, 10);
     assert!((rule.reconnecting_pct - 4.0).abs() < 1e-9, "{rule:?}");
-    assert!((rule.delivered_pct - 99.0).abs() < 1e-9, "{rule:?}");
-    assert!((rule.connected_pct - 98.0).abs() < 1e-9);
+    assert!(
+        (rule.delivered_pct.expect("expected") - 99.0).abs() < 1e-9,
+        "{rule:?}"
+    );
+    assert!((rule.connected_pct.expect("requested") - 98.0).abs() < 1e-9);
     assert!((rule.over_2s_pct - 10.0 / 99.0).abs() < 1e-9);
     assert!(rule.pass);
     // Each limit alone fails the rule.
@@ -105,15 +108,44 @@ fn benchmark_rule_applies_the_four_limits() {
     report.clients.connected = 70;
     assert!(!BenchmarkRule::evaluate(&report, 10).pass);
     assert!(!BenchmarkRule::evaluate(&sample(), 1000).pass);
-    // An idle run passes.
-    let idle = LoadReport {
+    // A run with nothing expected has no delivery rate to judge: n/a, not 100 %.
+    let mut idle = LoadReport {
         clients: ClientsReport {
             requested: 0,
             ..ClientsReport::default()
         },
         ..LoadReport::default()
     };
-    assert!(BenchmarkRule::evaluate(&idle, 0).pass);
+    idle.benchmark = BenchmarkRule::evaluate(&idle, 0);
+    assert_eq!(
+        (idle.benchmark.delivered_pct, idle.benchmark.connected_pct),
+        (None, None)
+    );
+    assert!(!idle.benchmark.pass);
+    assert!(
+        idle.to_string()
+            .contains("FAIL: reconnecting 0.0% (<=5), delivered n/a (>=95), connected n/a"),
+        "{idle}"
+    );
+}
+
+#[test]
+fn runs_that_measured_nothing_fail_without_thresholds() {
+    let none = Thresholds::default();
+    assert!(none.evaluate(&sample()).passed);
+    let mut nobody = sample();
+    nobody.clients.connected = 0;
+    nobody.clients.ever_connected = 0;
+    let result = none.evaluate(&nobody);
+    assert_eq!(result.failures, ["no client ever connected"]);
+    let mut nothing = sample();
+    nothing.messages.checked.delivered = 0;
+    let result = none.evaluate(&nothing);
+    assert_eq!(
+        result.failures,
+        ["none of the 100 expected deliveries arrived"]
+    );
+    assert!(!result.passed);
 }
 
 #[test]

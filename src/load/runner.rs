@@ -188,6 +188,13 @@ pub struct Progress {
     pub recoveries: u64,
     /// New connections after a lost one so far.
     pub reconnects: u64,
+    /// Resident memory of this process (fleet, recorder, and the hub when in process), MiB.
+    pub rss_mib: Option<f64>,
+    /// Publishes whose outcome is not known yet.
+    pub in_flight: u64,
+    /// Publishes the recorder still holds (not settled yet, or parked where they went
+    /// missing): flat in a healthy run of any length.
+    pub held: u64,
 }
 
 impl fmt::Display for Progress {
@@ -199,7 +206,7 @@ impl fmt::Display for Progress {
         };
         write!(
             f,
-            "[{phase:>7} {:>4.0}s] connected {}/{} | sent {:.0}/s | delivered {:.0}/s | p99 {:.1} ms | errors {} | restarts {} | recoveries {} | reconnects {}",
+            "[{phase:>7} {:>4.0}s] connected {}/{} | sent {:.0}/s | delivered {:.0}/s | p99 {:.1} ms | errors {} | restarts {} | recoveries {} | reconnects {} | in flight {} | held {}",
             self.elapsed.as_secs_f64(),
             self.connected,
             self.requested,
@@ -209,8 +216,14 @@ impl fmt::Display for Progress {
             self.errors,
             self.restarts,
             self.recoveries,
-            self.reconnects
-        )
+            self.reconnects,
+            self.in_flight,
+            self.held
+        )?;
+        match self.rss_mib {
+            Some(rss) => write!(f, " | rss {rss:.1} MiB"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -245,6 +258,12 @@ impl Sampler<'_> {
             restarts: fleet.restarts,
             recoveries: fleet.recoveries,
             reconnects: fleet.reconnects,
+            rss_mib: ProcessSample::now().map(|p| p.rss_kib as f64 / 1024.0),
+            in_flight: rec.in_flight,
+            held: {
+                let held = self.recorder.retained();
+                held.records + held.parked
+            },
         };
         self.last = (now, rec.sent, rec.delivered);
         let operation_errors = self.recorder.errors().snapshot();
@@ -404,6 +423,16 @@ async fn execute(
             }
         }
     };
+    // Nobody to load with: say why now instead of running the workload against nothing.
+    if ramp.first_starts_ok == 0 {
+        let stats = fleet.stats();
+        let _ = fleet.stop().await;
+        return Err(LoadError::NoClientConnected {
+            clients: plan.clients,
+            target: plan.target_name.clone(),
+            errors: crate::fleet::describe_errors(&stats.errors, &stats.error_examples),
+        });
+    }
 
     // The barrier of a sharded run: the workload starts at one instant on every shard.
     if let Some(barrier) = &plan.barrier {
@@ -567,6 +596,14 @@ async fn execute(
 
 impl LoadPlan {
     fn validate(&self) -> Result<(), LoadError> {
+        if self.clients == 0 {
+            return Err(LoadError::Invalid("a run needs at least 1 client".into()));
+        }
+        if self.duration.is_zero() {
+            return Err(LoadError::Invalid(
+                "the workload duration must be above zero".into(),
+            ));
+        }
         if self.ramp_rate.is_nan() || self.ramp_rate <= 0.0 {
             return Err(LoadError::Invalid(
                 "the ramp rate must be above 0 clients per second".into(),

@@ -360,7 +360,11 @@ impl PublisherWire {
                 outcome: outcome_of_letter(letter)?,
             });
         }
-        Ok(PublisherLog { records })
+        // A shard's recorder settles nothing, so its log starts at sequence number 1.
+        Ok(PublisherLog {
+            published: n as u64,
+            records: records.into(),
+        })
     }
 }
 
@@ -426,7 +430,13 @@ impl ReceiverWire {
                 let delivered = RangeSet::from_ranges(ranges.clone()).map_err(|e| {
                     format!("receiver {}, group {name}, publisher {p}: {e}", self.client)
                 })?;
-                streams.insert(*p, Stream { delivered });
+                streams.insert(
+                    *p,
+                    Stream {
+                        delivered,
+                        matched: 0,
+                    },
+                );
             }
             let intervals = g
                 .intervals
@@ -447,6 +457,7 @@ impl ReceiverWire {
                     reordered: g.reordered,
                     unexpected: g.unexpected,
                     delivered: g.delivered,
+                    ..GroupTrack::default()
                 },
             );
         }

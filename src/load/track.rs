@@ -12,7 +12,7 @@
 //! - a leave ends the interval when the leave was sent; a lost connection ends it as
 //!   *broken*, where only a gap below a later delivery counts as a loss (see the checker).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::rangeset::RangeSet;
@@ -63,6 +63,23 @@ impl Interval {
 pub struct Stream {
     /// Sequence numbers delivered.
     pub delivered: RangeSet,
+    /// Delivered numbers already matched with a publish that was settled (and dropped from
+    /// its publisher's log): the checker counts the rest of `delivered` against the log.
+    pub matched: u64,
+}
+
+/// Verdicts on publishes already settled against one receiver's group (see
+/// [`super::settle`]): the checker adds them to what it finds in the logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Expected and not delivered.
+    pub lost: u64,
+    /// Not delivered because the receiver's connection was lost.
+    pub allowed_gap: u64,
+    /// Not delivered, with an unknown outcome.
+    pub indeterminate: u64,
+    /// Delivered although refused or never sent.
+    pub unexpected: u64,
 }
 
 /// A receiver's record of one group.
@@ -80,6 +97,15 @@ pub struct GroupTrack {
     pub unexpected: u64,
     /// Deliveries with a valid stamp.
     pub delivered: u64,
+    /// Verdicts on settled publishes.
+    pub settled: Settled,
+    /// Settled publishes sent while the receiver's last connection was broken and no new
+    /// one had joined the group: allowed gaps once it comes back, nothing if it never does.
+    pub awaiting_reconnect: u64,
+    /// Publishes (with their publisher) dropped from their publisher's log but not yet
+    /// decidable here: undelivered while this receiver's interval was still open. Only
+    /// undelivered publishes park, so this holds what went missing, not what arrived.
+    pub parked: Vec<(u64, PublishRecord)>,
 }
 
 impl GroupTrack {
@@ -96,6 +122,11 @@ impl GroupTrack {
 
     fn open(&mut self, start_us: Option<u64>) {
         if self.open_interval().is_none() {
+            // Publishes settled while the last connection was broken were sent before this
+            // interval begins: the checker's reconnect window covers them.
+            if self.intervals.last().is_some_and(|i| i.end == End::Broken) {
+                self.settled.allowed_gap += std::mem::take(&mut self.awaiting_reconnect);
+            }
             self.intervals.push(Interval::open(start_us));
         }
     }
@@ -266,11 +297,17 @@ impl ReceiverTrack {
     /// Whether the socket dropped between `from_us` and `to_us` (inclusive), or after
     /// `from_us` when `to_us` is `None`.
     pub fn broke_between(&self, from_us: u64, to_us: Option<u64>) -> bool {
-        let i = self.breaks.partition_point(|b| *b < from_us);
-        self.breaks
-            .get(i)
-            .is_some_and(|b| to_us.is_none_or(|to| *b <= to))
+        broke_between(&self.breaks, from_us, to_us)
     }
+}
+
+/// Whether one of `breaks` (sorted) lies between `from_us` and `to_us` (inclusive), or
+/// after `from_us` when `to_us` is `None`.
+pub fn broke_between(breaks: &[u64], from_us: u64, to_us: Option<u64>) -> bool {
+    let i = breaks.partition_point(|b| *b < from_us);
+    breaks
+        .get(i)
+        .is_some_and(|b| to_us.is_none_or(|to| *b <= to))
 }
 
 /// How a publish ended.
@@ -305,18 +342,21 @@ pub struct PublishRecord {
     pub outcome: Outcome,
 }
 
-/// Everything one publisher published, in sequence order.
+/// What one publisher published and has not been settled yet, in sequence order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublisherLog {
-    /// The records; `records[n].seq == n + 1`.
-    pub records: Vec<PublishRecord>,
+    /// The records not settled yet, consecutive sequence numbers, oldest first.
+    pub records: VecDeque<PublishRecord>,
+    /// Publishes begun so far (the last sequence number).
+    pub published: u64,
 }
 
 impl PublisherLog {
     /// Records a new publish to `group` at `sent_us`; returns its sequence number.
     pub fn begin(&mut self, group: Arc<str>, sent_us: u64) -> u64 {
-        let seq = self.records.len() as u64 + 1;
-        self.records.push(PublishRecord {
+        self.published += 1;
+        let seq = self.published;
+        self.records.push_back(PublishRecord {
             seq,
             group,
             sent_us,
@@ -326,14 +366,30 @@ impl PublisherLog {
         seq
     }
 
-    /// Records how publish `seq` ended.
+    /// Records how publish `seq` ended (nothing if it was settled already).
     pub fn end(&mut self, seq: u64, outcome: Outcome, at_us: u64) {
+        let first = self.records.front().map_or(u64::MAX, |r| r.seq);
         if let Some(record) = seq
-            .checked_sub(1)
+            .checked_sub(first)
             .and_then(|i| self.records.get_mut(i as usize))
         {
             record.outcome = outcome;
             record.done_us = Some(at_us);
         }
+    }
+
+    /// Removes and returns up to `max` records from the front whose outcome was known by
+    /// `resolved_by_us`. Stops at the first one still pending: settling keeps sequence
+    /// order, and a pending publish resolves within the ack timeout.
+    pub fn take_resolved(&mut self, resolved_by_us: u64, max: usize) -> Vec<PublishRecord> {
+        let mut taken = Vec::new();
+        while taken.len() < max
+            && self.records.front().is_some_and(|r| {
+                r.outcome != Outcome::Pending && r.done_us.is_some_and(|d| d <= resolved_by_us)
+            })
+        {
+            taken.extend(self.records.pop_front());
+        }
+        taken
     }
 }
