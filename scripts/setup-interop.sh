@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the official Azure Web PubSub SDKs, pinned, used by the interop tests:
 #   - Python, into target/interop/venv: the server SDK and PyJWT (tests/credential_compat.rs),
-#     the client SDK with its aio extra (tests/interop_*.rs);
+#     the client SDK with its aio extra (tests/interop_*.rs), and kubernetes-validate for the
+#     rendered Kubernetes manifests (scripts/test.sh);
 #   - JavaScript, into target/interop/node: the client and server SDKs, pinned by the committed
 #     tests/interop/package.json and package-lock.json (installed with `npm ci`).
 # Idempotent: each part does nothing when its marker says it already holds exactly these pins,
@@ -23,6 +24,9 @@ PINS=(
     # exercise, so they are pinned too (the client SDK only asks for a minimum).
     "websocket-client==1.9.2"
     "aiohttp==3.14.5"
+    # Not an SDK: validates the manifests `webpubsub-fleet k8s` renders against the bundled
+    # Kubernetes schemas, offline (scripts/test.sh).
+    "kubernetes-validate==1.37.0"
 )
 WANTED="$(printf '%s\n' "${PINS[@]}")"
 

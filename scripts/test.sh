@@ -14,6 +14,24 @@ for example in quickstart token_provider; do
 done
 cargo run --quiet --example embed_actix_web -- --once
 
+# The manifests of a sharded run on Kubernetes validate against the schemas of two minor
+# versions, offline (kubernetes-validate bundles them), strictly (unknown fields fail); a
+# manifest with a misspelt field must fail, or the validation proves nothing.
+manifests="$(mktemp -d)"
+trap 'rm -rf "$manifests"' EXIT
+cargo run --quiet -- k8s --shards 4 --clients 20000 --image webpubsub-fleet:test --seed 1 \
+    --max-loss 0 >"$manifests/run.yaml"
+sed 's/completionMode:/completionMod:/' "$manifests/run.yaml" >"$manifests/broken.yaml"
+for version in 1.30.0 1.37.0; do
+    target/interop/venv/bin/kubernetes-validate --strict --quiet -k "$version" "$manifests/run.yaml"
+    if target/interop/venv/bin/kubernetes-validate --strict --quiet -k "$version" \
+        "$manifests/broken.yaml" >/dev/null 2>&1; then
+        echo "test.sh: kubernetes-validate $version accepted a manifest with an unknown field" >&2
+        exit 1
+    fi
+done
+echo "test.sh: the k8s manifests validate against Kubernetes 1.30 and 1.37"
+
 # A small fleet against the in-process hub, with 5 % of connections dropped abruptly every
 # 2 s: any lost, duplicated, reordered or unexpected delivery fails the run (exit 1).
 cargo run --quiet -- load --clients 200 --duration 10s --chaos 5%:2s --max-loss 0

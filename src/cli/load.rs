@@ -17,6 +17,7 @@ use webpubsub_fleet::load::{
 use webpubsub_fleet::protocol::Subprotocol;
 
 use super::args::{CONNECTION_STRING_ENV, ChaosSpec, chaos, connection_string, duration};
+use super::shard::ShardArgs;
 
 /// Load a hub with a fleet of clients.
 #[derive(Debug, Args)]
@@ -42,7 +43,7 @@ pub struct LoadArgs {
     /// Workload length after the ramp-up (500ms, 25s, 2m, ...).
     #[arg(long, default_value = "25s", value_parser = duration)]
     duration: Duration,
-    /// New clients per second during the ramp-up.
+    /// New clients per second during the ramp-up (of the whole run, when sharded).
     #[arg(long, default_value_t = webpubsub_fleet::fleet::DEFAULT_CONNECT_RATE)]
     ramp_rate: f64,
     /// Subprotocol.
@@ -63,6 +64,21 @@ pub struct LoadArgs {
     /// Write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    #[command(flatten)]
+    thresholds: ThresholdArgs,
+    /// Seed of the simulated users' random choices (printed when not given).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Arbiter threads for the clients (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    arbiters: usize,
+    #[command(flatten)]
+    shard: ShardArgs,
+}
+
+/// Thresholds that turn a report into an exit status (`load` and `report merge`).
+#[derive(Debug, Clone, Args)]
+pub struct ThresholdArgs {
     /// Fail (exit 1) when more messages are lost: a count (0) or a share of expected (0.1%);
     /// any duplicated, reordered or unexpected delivery then fails the run too.
     #[arg(long)]
@@ -73,12 +89,17 @@ pub struct LoadArgs {
     /// Fail (exit 1) when fewer clients are connected at the end: a count or a share (99%).
     #[arg(long)]
     min_connected: Option<Limit>,
-    /// Seed of the simulated users' random choices (printed when not given).
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Arbiter threads for the clients (0: one per core).
-    #[arg(long, default_value_t = 0)]
-    arbiters: usize,
+}
+
+impl ThresholdArgs {
+    /// The thresholds.
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            max_loss: self.max_loss,
+            max_p99_ms: self.max_p99_ms,
+            min_connected: self.min_connected,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -139,11 +160,7 @@ impl LoadArgs {
             size: self.size,
             seed,
             arbiters: self.arbiters,
-            thresholds: Thresholds {
-                max_loss: self.max_loss,
-                max_p99_ms: self.max_p99_ms,
-                min_connected: self.min_connected,
-            },
+            thresholds: self.thresholds.thresholds(),
             ..LoadPlan::default()
         }
     }
@@ -152,6 +169,9 @@ impl LoadArgs {
 pub fn run(args: LoadArgs) -> ExitCode {
     if let Some(rate) = args.rate.filter(|r| r.is_nan() || *r <= 0.0) {
         return super::fail(format!("--rate {rate} must be above 0"));
+    }
+    if args.shard.is_sharded() {
+        return run_sharded(args);
     }
     let seed = args.seed.unwrap_or_else(rand::random);
     eprintln!("seed {seed} (replay with --seed {seed})");
@@ -215,8 +235,86 @@ async fn run_local(args: &LoadArgs, seed: u64) -> Result<LoadReport, String> {
     result.map_err(|e| e.to_string())
 }
 
+/// A shard of a sharded run: against a hub every shard reaches, coordinated through shard 0
+/// or writing its report to a file.
+fn run_sharded(args: LoadArgs) -> ExitCode {
+    let Some(cs) = args.connection_string.clone() else {
+        return super::fail(
+            "a sharded run needs a hub every shard reaches: give --connection-string (or set WebPubSubConnectionString); `webpubsub-fleet hub` runs a local one",
+        );
+    };
+    if args.chaos.is_some() {
+        return super::fail("--chaos needs the in-process hub, which a sharded run cannot use");
+    }
+    if let Some(rate) = args.rate.filter(|r| r.is_nan() || *r <= 0.0) {
+        return super::fail(format!("--rate {rate} must be above 0"));
+    }
+    let target_name = format!("{} hub {}", cs.endpoint_str(), args.hub);
+    let workload = args.workload_hash(cs.endpoint_str());
+    let target = FleetTarget::new(cs, args.hub.clone());
+    let plan = {
+        let mut plan = args.plan(0);
+        plan.target_name = target_name;
+        plan
+    };
+    let run = super::shard::ShardRun {
+        plan,
+        seed: args.seed,
+        workload,
+        target,
+        simulation: args.simulation(),
+        json: args.json.clone(),
+    };
+    super::shard::run(&args.shard, run)
+}
+
+impl LoadArgs {
+    /// `--shards`.
+    pub fn shard_count(&self) -> u64 {
+        self.shard.shards
+    }
+
+    /// `--clients`.
+    pub fn client_count(&self) -> u64 {
+        self.clients
+    }
+
+    /// Whether a connection string was given (flag or environment).
+    pub fn has_connection_string(&self) -> bool {
+        self.connection_string.is_some()
+    }
+
+    /// A hash of every flag that shapes the run, which all shards must share (the
+    /// endpoint, not the key: the hash is logged and sent over the network).
+    fn workload_hash(&self, endpoint: &str) -> String {
+        use sha2::Digest as _;
+        let text = format!(
+            "{:?} {:?}",
+            (
+                self.scenario,
+                self.clients,
+                self.group_size,
+                self.senders,
+                self.rate.map(f64::to_bits),
+                self.size,
+                self.duration,
+            ),
+            (
+                self.ramp_rate.to_bits(),
+                self.protocol,
+                self.fire_and_forget,
+                &self.hub,
+                endpoint,
+                self.shard.shards,
+            )
+        );
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// Prints the table, writes the JSON, and turns thresholds into the exit status.
-fn finish(report: &LoadReport, json: Option<PathBuf>) -> ExitCode {
+pub(super) fn finish(report: &LoadReport, json: Option<PathBuf>) -> ExitCode {
     println!("{report}");
     if let Some(path) = json {
         let text = match serde_json::to_string_pretty(report) {

@@ -1,9 +1,13 @@
-//! The `webpubsub-fleet` command line: `load` (load a hub with a fleet), `token` (mint a
-//! client access URL), and `hub` (run the local hub).
+//! The `webpubsub-fleet` command line: `load` (load a hub with a fleet, or one shard of a
+//! bigger run), `token` (mint a client access URL), `hub` (run the local hub), `k8s` (render
+//! the manifests of a sharded run) and `report merge` (merge shard reports).
 
 mod args;
 mod hub;
+mod k8s;
 mod load;
+mod report;
+mod shard;
 mod token;
 
 use std::process::ExitCode;
@@ -26,6 +30,11 @@ enum Command {
     Token(token::TokenArgs),
     /// Run the local hub until Ctrl-C (first stdout line: its connection string).
     Hub(hub::HubArgs),
+    /// Render Kubernetes manifests (Indexed Job, headless Service) for a sharded load run.
+    K8s(k8s::K8sArgs),
+    /// Work with reports: merge the shard reports of a sharded run.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 /// Parses the command line, sets up logging, runs the command.
@@ -43,6 +52,18 @@ pub fn main() -> ExitCode {
         Command::Hub(args) => {
             init_tracing("info");
             hub::run(args)
+        }
+        Command::K8s(args) => {
+            init_tracing("warn");
+            let argv: Vec<String> = std::env::args()
+                .skip_while(|a| a != "k8s")
+                .skip(1)
+                .collect();
+            k8s::run(args, &argv)
+        }
+        Command::Report(command) => {
+            init_tracing("warn");
+            report::run(command)
         }
     }
 }

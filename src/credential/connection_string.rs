@@ -198,6 +198,20 @@ fn check_endpoint(mut url: Url) -> Result<Url, CredentialError> {
             reason: "it has no host".into(),
         });
     }
+    // IDNA maps some code points to `;` or `=` (U+037E GREEK QUESTION MARK becomes `;`), and
+    // a host holding either would not survive `expose()` (found by fuzzing).
+    if url.host_str().is_some_and(|host| host.contains([';', '='])) {
+        return Err(CredentialError::InvalidEndpoint {
+            reason: "its host contains `;` or `=` (after international name mapping): use a DNS name or an IP address".into(),
+        });
+    }
+    // `Port=0` is refused when parsing, so an endpoint with `:0` must be too: otherwise
+    // `expose()` would write `Port=0` and not parse back (found by fuzzing).
+    if url.port() == Some(0) {
+        return Err(CredentialError::InvalidEndpoint {
+            reason: "its port is 0: use a port from 1 to 65535".into(),
+        });
+    }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(CredentialError::InvalidEndpoint {
             reason: "it has a query or a fragment".into(),
@@ -349,6 +363,12 @@ mod tests {
                 E::InvalidPort,
             ),
             (
+                "Endpoint=https://a\u{37e}b.example.com;AccessKey=k",
+                E::InvalidEndpoint {
+                    reason: "its host contains `;` or `=` (after international name mapping): use a DNS name or an IP address".into(),
+                },
+            ),
+            (
                 "Endpoint=https://x.example.com;Port=70000;AccessKey=k",
                 E::InvalidPort,
             ),
@@ -371,6 +391,8 @@ mod tests {
             "Endpoint=https://user:pw@x.example.com;AccessKey=k",
             "Endpoint=http://[::1;AccessKey=k",
             "Endpoint=https://exa mple.com;AccessKey=k",
+            "Endpoint=https://x.example.com:0;AccessKey=k",
+            "Endpoint=x.example.com:0;AccessKey=k",
         ] {
             assert!(
                 matches!(

@@ -142,24 +142,5 @@ pub enum CredentialError {
     },
 }
 
-/// Keeps at most `max` characters of a value a peer chose, so an error stays short and a
-/// huge token header cannot blow up a log line.
-pub(crate) fn shorten(value: &str, max: usize) -> String {
-    match value.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}...", &value[..cut]),
-        None => value.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shorten_keeps_short_values_and_cuts_long_ones_on_char_boundaries() {
-        assert_eq!(shorten("HS256", 16), "HS256");
-        assert_eq!(shorten("abcdef", 3), "abc...");
-        assert_eq!(shorten("ééééé", 2), "éé...");
-        assert_eq!(shorten("", 2), "");
-    }
-}
+/// Shortens peer-chosen values kept in these errors (shared with the protocol layer).
+pub(crate) use crate::protocol::error::shorten;

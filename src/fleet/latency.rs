@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Largest latency a histogram holds exactly (longer ones are counted at this value): 10 min.
 pub const MAX_LATENCY_US: u64 = 600_000_000;
@@ -21,7 +21,7 @@ pub fn record_duration(h: &mut Histogram<u64>, d: Duration) {
 }
 
 /// Percentiles of a latency histogram, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     /// Values recorded.
     pub count: u64,

@@ -290,6 +290,26 @@ impl FleetCounters {
         }
     }
 
+    /// Recovery durations so far, µs (sharded runs merge these exactly).
+    pub fn recovery_histogram(&self) -> Histogram<u64> {
+        let mut recovery = latency_histogram();
+        for shard in &self.recovery {
+            if let Ok(h) = shard.lock() {
+                // Same bounds, so adding cannot fail.
+                let _ = recovery.add(&*h);
+            }
+        }
+        recovery
+    }
+
+    /// Connect latencies so far, µs (sharded runs merge these exactly).
+    pub fn connect_histogram(&self) -> Histogram<u64> {
+        self.connect
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|_| latency_histogram())
+    }
+
     /// A snapshot.
     pub fn snapshot(&self) -> FleetStats {
         let mut by_phase = [0u64; 7];
@@ -299,18 +319,8 @@ impl FleetCounters {
             by_phase[ClientPhase::from_bits(bits) as usize] += 1;
             ever_connected += u64::from(bits & EVER_CONNECTED != 0);
         }
-        let mut recovery = latency_histogram();
-        for shard in &self.recovery {
-            if let Ok(h) = shard.lock() {
-                // Same bounds, so adding cannot fail.
-                let _ = recovery.add(&*h);
-            }
-        }
-        let connect = self
-            .connect
-            .lock()
-            .map(|h| LatencySummary::of(&h))
-            .unwrap_or_default();
+        let recovery = self.recovery_histogram();
+        let connect = LatencySummary::of(&self.connect_histogram());
         let stops = |i: usize| self.stops[i].load(Relaxed);
         FleetStats {
             requested: self.phases.len() as u64,

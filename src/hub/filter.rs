@@ -214,13 +214,36 @@ impl Parser {
     }
 }
 
-/// A scalar value of an operand for one connection.
-fn scalar(operand: &Operand, conn: &Connection) -> Option<Option<String>> {
+/// What a filter can ask of a connection. The hub's [`Connection`] answers from its state;
+/// the fuzz target (feature `fuzzing`) answers from a plain value.
+trait Subject {
+    fn connection_id(&self) -> &str;
+    fn user_id(&self) -> Option<&str>;
+    fn is_in_group(&self, group: &str) -> bool;
+}
+
+impl Subject for Connection {
+    fn connection_id(&self) -> &str {
+        &self.id
+    }
+
+    fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
+    fn is_in_group(&self, group: &str) -> bool {
+        Connection::is_in_group(self, group)
+    }
+}
+
+/// A scalar value of an operand for one connection: `None` for operands that are not
+/// scalars (`groups`, a list), `Some(None)` for null or a connection without a user.
+fn scalar<'a>(operand: &'a Operand, subject: &'a impl Subject) -> Option<Option<&'a str>> {
     match operand {
-        Operand::Str(s) => Some(Some(s.clone())),
+        Operand::Str(s) => Some(Some(s)),
         Operand::Null => Some(None),
-        Operand::UserId => Some(conn.user_id.clone()),
-        Operand::ConnectionId => Some(Some(conn.id.clone())),
+        Operand::UserId => Some(subject.user_id()),
+        Operand::ConnectionId => Some(Some(subject.connection_id())),
         Operand::Groups | Operand::List(_) => None,
     }
 }
@@ -249,7 +272,7 @@ impl Filter {
     }
 }
 
-fn eval(expr: &Expr, conn: &Connection) -> bool {
+fn eval(expr: &Expr, conn: &impl Subject) -> bool {
     match expr {
         Expr::Eq(a, b) => {
             matches!((scalar(a, conn), scalar(b, conn)), (Some(x), Some(y)) if x == y)
@@ -258,7 +281,7 @@ fn eval(expr: &Expr, conn: &Connection) -> bool {
             matches!((scalar(a, conn), scalar(b, conn)), (Some(x), Some(y)) if x != y)
         }
         Expr::In(item, Operand::Groups) => match scalar(item, conn) {
-            Some(Some(group)) => conn.is_in_group(&group),
+            Some(Some(group)) => conn.is_in_group(group),
             _ => false,
         },
         Expr::In(item, Operand::List(list)) => {
@@ -269,6 +292,147 @@ fn eval(expr: &Expr, conn: &Connection) -> bool {
         Expr::Not(inner) => !eval(inner, conn),
         Expr::And(a, b) => eval(a, conn) && eval(b, conn),
         Expr::Or(a, b) => eval(a, conn) || eval(b, conn),
+    }
+}
+
+/// Writes a parsed filter back as OData, with parentheses only where precedence needs them,
+/// so that parsing the text gives the same filter and never nests deeper than the original.
+/// Used to check the parser (unit tests and the fuzz target), not by the hub.
+#[cfg(any(test, feature = "fuzzing"))]
+mod print {
+    use super::{Expr, Operand};
+
+    /// Binding strength: `or` binds loosest, then `and`, then `not` and comparisons.
+    #[derive(Clone, Copy, PartialEq, PartialOrd)]
+    enum Level {
+        Or,
+        And,
+        Unary,
+    }
+
+    pub(super) fn expr(e: &Expr) -> String {
+        let mut out = String::new();
+        write_expr(e, Level::Or, &mut out);
+        out
+    }
+
+    fn write_expr(e: &Expr, at: Level, out: &mut String) {
+        let own = match e {
+            Expr::Or(..) => Level::Or,
+            Expr::And(..) => Level::And,
+            _ => Level::Unary,
+        };
+        if own < at {
+            out.push('(');
+            write_expr(e, Level::Or, out);
+            out.push(')');
+            return;
+        }
+        match e {
+            // Both are left-associative: the right side must bind tighter.
+            Expr::Or(a, b) => {
+                write_expr(a, Level::Or, out);
+                out.push_str(" or ");
+                write_expr(b, Level::And, out);
+            }
+            Expr::And(a, b) => {
+                write_expr(a, Level::And, out);
+                out.push_str(" and ");
+                write_expr(b, Level::Unary, out);
+            }
+            Expr::Not(inner) => {
+                out.push_str("not ");
+                write_expr(inner, Level::Unary, out);
+            }
+            Expr::Eq(a, b) => comparison(a, "eq", b, out),
+            Expr::Ne(a, b) => comparison(a, "ne", b, out),
+            Expr::In(a, b) => comparison(a, "in", b, out),
+        }
+    }
+
+    fn comparison(a: &Operand, op: &str, b: &Operand, out: &mut String) {
+        operand(a, out);
+        out.push(' ');
+        out.push_str(op);
+        out.push(' ');
+        operand(b, out);
+    }
+
+    fn operand(o: &Operand, out: &mut String) {
+        match o {
+            Operand::Str(s) => {
+                out.push('\'');
+                out.push_str(&s.replace('\'', "''"));
+                out.push('\'');
+            }
+            Operand::Null => out.push_str("null"),
+            Operand::UserId => out.push_str("userId"),
+            Operand::ConnectionId => out.push_str("connectionId"),
+            Operand::Groups => out.push_str("groups"),
+            Operand::List(items) => {
+                out.push('(');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    operand(item, out);
+                }
+                out.push(')');
+            }
+        }
+    }
+}
+
+/// Entry points for the fuzz target `odata_filter` (cargo feature `fuzzing`); not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{Filter, Subject};
+
+    /// A parsed filter.
+    #[derive(Debug, PartialEq)]
+    pub struct ParsedFilter(Filter);
+
+    /// A connection as a filter sees it.
+    #[derive(Debug, Default)]
+    pub struct Probe {
+        /// Its connection id.
+        pub connection_id: String,
+        /// Its user, if any.
+        pub user_id: Option<String>,
+        /// The groups it is in.
+        pub groups: Vec<String>,
+    }
+
+    impl Subject for Probe {
+        fn connection_id(&self) -> &str {
+            &self.connection_id
+        }
+
+        fn user_id(&self) -> Option<&str> {
+            self.user_id.as_deref()
+        }
+
+        fn is_in_group(&self, group: &str) -> bool {
+            self.groups.iter().any(|g| g == group)
+        }
+    }
+
+    /// Parses a filter as the hub's REST API does.
+    pub fn parse(text: &str) -> Result<ParsedFilter, String> {
+        Filter::parse(text).map(ParsedFilter)
+    }
+
+    impl ParsedFilter {
+        /// The filter written back as OData (see `print`).
+        pub fn to_odata(&self) -> String {
+            super::print::expr(&(self.0).0)
+        }
+
+        /// Whether the filter selects `probe`.
+        pub fn matches(&self, probe: &Probe) -> bool {
+            super::eval(&(self.0).0, probe)
+        }
     }
 }
 
@@ -303,6 +467,23 @@ mod tests {
             &"(".repeat(100),
         ] {
             assert!(Filter::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prints_back_to_the_same_filter() {
+        for text in [
+            "userId eq 'a''b'",
+            "not('group1' in groups)",
+            "userId eq 'u' and ('g' in groups or connectionId eq 'c')",
+            "(userId eq 'u' and 'g' in groups) or not not connectionId ne null",
+            "userId in ('a', 'b') or userId eq 'x' or userId eq 'y'",
+            "userId eq 'a' or (userId eq 'b' or userId eq 'c')",
+            "userId eq 'a' and (userId eq 'b' and userId eq 'c')",
+        ] {
+            let filter = Filter::parse(text).unwrap();
+            let printed = print::expr(&filter.0);
+            assert_eq!(Filter::parse(&printed), Ok(filter), "{text} -> {printed}");
         }
     }
 }

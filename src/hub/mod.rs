@@ -115,6 +115,11 @@ use crate::credential::ConnectionString;
 use crate::protocol::{CLOSE_GOING_AWAY, Secret};
 use state::HubState;
 
+/// The OData filter parser, for the fuzz targets in fuzz/ only.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use filter::fuzzing as filter_fuzzing;
+
 /// Why a hub could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {

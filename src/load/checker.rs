@@ -22,12 +22,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::track::{ECHO_GROUP, End, Outcome, PublishRecord, PublisherLog, ReceiverTrack};
 
 /// Counts of one receiver, one group, or the whole run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// Deliveries with a valid stamp in a group the receiver had joined.
     pub delivered: u64,
@@ -53,19 +53,23 @@ impl Counts {
 }
 
 impl Counts {
-    fn add(&mut self, other: &Counts) {
-        self.delivered += other.delivered;
-        self.lost += other.lost;
-        self.duplicated += other.duplicated;
-        self.reordered += other.reordered;
-        self.unexpected += other.unexpected;
-        self.allowed_gap += other.allowed_gap;
-        self.indeterminate += other.indeterminate;
+    /// Adds `other` to these counts.
+    /// (Saturating: merged counts may come from reports read off the network.)
+    pub fn add(&mut self, other: &Counts) {
+        self.delivered = self.delivered.saturating_add(other.delivered);
+        self.lost = self.lost.saturating_add(other.lost);
+        self.duplicated = self.duplicated.saturating_add(other.duplicated);
+        self.reordered = self.reordered.saturating_add(other.reordered);
+        self.unexpected = self.unexpected.saturating_add(other.unexpected);
+        self.allowed_gap = self.allowed_gap.saturating_add(other.allowed_gap);
+        self.indeterminate = self.indeterminate.saturating_add(other.indeterminate);
     }
 
     /// Lost, duplicated, reordered or unexpected deliveries.
     pub fn violations(&self) -> u64 {
-        self.lost + self.duplicated + self.reordered + self.unexpected
+        (self.lost.saturating_add(self.duplicated))
+            .saturating_add(self.reordered)
+            .saturating_add(self.unexpected)
     }
 }
 
@@ -81,6 +85,9 @@ pub struct CheckReport {
     /// Publishes whose outcome never resolved (no ack, no error) by the end of the run: a
     /// client that left an operation hanging, which no delivery count would show.
     pub unresolved: u64,
+    /// Deliveries from publishers whose logs this check did not have (a shard checked alone,
+    /// or a merge missing a shard): judged for duplicates and order, not for loss.
+    pub unchecked: u64,
 }
 
 /// What one (publish, interval) pair says about a publish that was not delivered.
@@ -95,19 +102,32 @@ enum Expectation {
 /// Checks every receiver against every publisher. `receivers[i]` and `publishers[i]` are
 /// client `i`'s tracks (a client can be both).
 pub fn check(receivers: &[ReceiverTrack], publishers: &[PublisherLog]) -> CheckReport {
+    let receivers: BTreeMap<u64, &ReceiverTrack> = (0u64..).zip(receivers).collect();
+    let publishers: BTreeMap<u64, &PublisherLog> = (0u64..).zip(publishers).collect();
+    check_clients(&receivers, &publishers, |_| true)
+}
+
+/// Checks the receivers against the publishers, both by global client index, as [`check`]
+/// does for a whole run; a sharded run's merge calls it with every shard's tracks. Deliveries
+/// from a publisher that `publisher_known` says nothing about (it lives on a shard whose
+/// report is absent) can be judged for duplicates and order only: they are counted as
+/// `unchecked`, neither lost nor unexpected. A known publisher without a log published
+/// nothing.
+pub fn check_clients(
+    receivers: &BTreeMap<u64, &ReceiverTrack>,
+    publishers: &BTreeMap<u64, &PublisherLog>,
+    publisher_known: impl Fn(u64) -> bool,
+) -> CheckReport {
     // Index: (publisher, group) -> its records to that group, in sequence order.
     let mut by_target: HashMap<(u64, &str), Vec<&PublishRecord>> = HashMap::new();
     let mut publishers_of: HashMap<&str, Vec<u64>> = HashMap::new();
     let mut unresolved = 0;
-    for (p, log) in publishers.iter().enumerate() {
+    for (&p, log) in publishers {
         for record in &log.records {
             unresolved += u64::from(record.outcome == Outcome::Pending);
-            let list = by_target.entry((p as u64, &*record.group)).or_default();
+            let list = by_target.entry((p, &*record.group)).or_default();
             if list.is_empty() {
-                publishers_of
-                    .entry(&*record.group)
-                    .or_default()
-                    .push(p as u64);
+                publishers_of.entry(&*record.group).or_default().push(p);
             }
             list.push(record);
         }
@@ -117,8 +137,7 @@ pub fn check(receivers: &[ReceiverTrack], publishers: &[PublisherLog]) -> CheckR
         unresolved,
         ..CheckReport::default()
     };
-    for (r, receiver) in receivers.iter().enumerate() {
-        let r = r as u64;
+    for (&r, receiver) in receivers {
         let mut receiver_counts = Counts::default();
         for (group, track) in &receiver.groups {
             let mut counts = Counts {
@@ -135,7 +154,7 @@ pub fn check(receivers: &[ReceiverTrack], publishers: &[PublisherLog]) -> CheckR
                 }
                 let records = &by_target[&(p, group.as_str())];
                 let stream = track.streams.get(&p);
-                let publisher = receivers.get(p as usize);
+                let publisher = receivers.get(&p).copied();
                 let mut matched = 0;
                 for record in records {
                     let delivered = stream.is_some_and(|s| s.delivered.contains(record.seq));
@@ -154,12 +173,20 @@ pub fn check(receivers: &[ReceiverTrack], publishers: &[PublisherLog]) -> CheckR
                     }
                 }
                 // Numbers delivered that this publisher never published to this group.
-                counts.unexpected += stream.map_or(0, |s| s.delivered.len()) - matched;
+                let stray = stream
+                    .map_or(0, |s| s.delivered.len())
+                    .saturating_sub(matched);
+                counts.unexpected = counts.unexpected.saturating_add(stray);
             }
             // Streams from publishers that never published to this group at all.
             for (p, stream) in &track.streams {
-                if !publishers_here.contains(p) || (group == ECHO_GROUP && *p != r) {
-                    counts.unexpected += stream.delivered.len();
+                if publishers_here.contains(p) && !(group == ECHO_GROUP && *p != r) {
+                    continue;
+                }
+                if publisher_known(*p) {
+                    counts.unexpected = counts.unexpected.saturating_add(stream.delivered.len());
+                } else {
+                    report.unchecked = report.unchecked.saturating_add(stream.delivered.len());
                 }
             }
             if counts.violations() + counts.allowed_gap > 0 {

@@ -15,11 +15,14 @@
 
 pub mod chat;
 pub mod checker;
+pub mod coordinator;
+pub mod merge;
 pub mod process;
 pub mod rangeset;
 pub mod recorder;
 pub mod report;
 pub mod runner;
+pub mod shard;
 pub mod sim;
 pub mod stamp;
 pub mod track;
@@ -30,13 +33,15 @@ use thiserror::Error;
 use crate::fleet::FleetError;
 
 pub use chat::Chat;
-pub use checker::{CheckReport, Counts, check};
+pub use checker::{CheckReport, Counts, check, check_clients};
+pub use merge::{Absent, merge};
 pub use recorder::{Recorder, RecorderStats};
-pub use report::{BenchmarkRule, Limit, LoadReport, Thresholds};
+pub use report::{BenchmarkRule, Limit, LoadReport, ShardRow, Thresholds};
 pub use runner::{
-    Chaos, ChaosFn, DEFAULT_CLIENTS, DEFAULT_DRAIN, DEFAULT_DURATION, DEFAULT_SIZE, LoadPlan,
-    Phase, Progress, run,
+    BarrierFn, Chaos, ChaosFn, DEFAULT_CLIENTS, DEFAULT_DRAIN, DEFAULT_DURATION, DEFAULT_SIZE,
+    LoadPlan, Phase, Progress, run, run_shard,
 };
+pub use shard::{RunKey, ShardReport, ShardSpec};
 pub use sim::{ECHO_EVENT, SimSettings, SimUser, Simulation};
 pub use stamp::{Clock, Stamp, StampError};
 pub use workloads::{BROADCAST_GROUP, Broadcast, Echo, GROUP_TEMPLATE, Groups};
@@ -50,4 +55,7 @@ pub enum LoadError {
     /// The plan is inconsistent.
     #[error("invalid load plan: {0}")]
     Invalid(String),
+    /// A sharded run's coordination failed (barrier, registration).
+    #[error("{0}")]
+    Coordination(String),
 }

@@ -73,6 +73,28 @@ impl RangeSet {
     pub fn ranges(&self) -> &[(u64, u64)] {
         &self.ranges
     }
+
+    /// A set from ranges as [`RangeSet::ranges`] gives them (from a shard report: the text
+    /// came over the network, so anything but sorted, disjoint, non-adjacent inclusive
+    /// ranges is refused).
+    pub fn from_ranges(ranges: Vec<(u64, u64)>) -> Result<RangeSet, String> {
+        let mut len: u64 = 0;
+        for (i, &(lo, hi)) in ranges.iter().enumerate() {
+            if lo > hi {
+                return Err(format!("range {lo}-{hi} ends before it starts"));
+            }
+            if i > 0 && ranges[i - 1].1.saturating_add(1) >= lo {
+                return Err(format!(
+                    "range {lo}-{hi} overlaps or touches the one before it"
+                ));
+            }
+            len = len
+                .checked_add(hi - lo)
+                .and_then(|n| n.checked_add(1))
+                .ok_or("the ranges hold more than 2^64 numbers")?;
+        }
+        Ok(RangeSet { ranges, len })
+    }
 }
 
 #[cfg(test)]
@@ -106,6 +128,29 @@ mod tests {
         assert_eq!(s.len(), 9);
         assert!(s.insert(0));
         assert_eq!(s.ranges(), &[(0, 9)]);
+    }
+
+    #[test]
+    fn from_ranges_round_trips_and_refuses_bad_ranges() {
+        let mut s = RangeSet::new();
+        for n in [1, 2, 3, 7, 9, 10] {
+            s.insert(n);
+        }
+        assert_eq!(RangeSet::from_ranges(s.ranges().to_vec()), Ok(s));
+        assert!(RangeSet::from_ranges(vec![(3, 2)]).is_err());
+        assert!(RangeSet::from_ranges(vec![(1, 4), (4, 6)]).is_err());
+        assert!(
+            RangeSet::from_ranges(vec![(1, 4), (5, 6)]).is_err(),
+            "adjacent"
+        );
+        assert!(
+            RangeSet::from_ranges(vec![(5, 6), (1, 2)]).is_err(),
+            "unsorted"
+        );
+        assert!(
+            RangeSet::from_ranges(vec![(0, u64::MAX)]).is_err(),
+            "too many"
+        );
     }
 
     #[test]

@@ -16,7 +16,8 @@ use crate::fleet::{
 };
 use crate::protocol::AckErrorName;
 
-use super::checker::{CheckReport, check};
+use super::checker::{CheckReport, check_clients};
+use super::shard::ShardSpec;
 use super::stamp::{Clock, Stamp, StampError};
 use super::track::{ECHO_GROUP, Outcome, PublisherLog, ReceiverTrack, Verdict};
 
@@ -31,6 +32,10 @@ struct LatencyShard {
 /// Records a load run. Create it before the fleet, pass it as the fleet's observer.
 pub struct Recorder {
     clock: Clock,
+    /// Which clients of the run this process holds (all of them unless sharded); tracks are
+    /// kept per owned client and addressed by global client index.
+    shard: ShardSpec,
+    clients: u64,
     receivers: Box<[Mutex<ReceiverTrack>]>,
     publishers: Box<[Mutex<PublisherLog>]>,
     latency: Box<[Mutex<LatencyShard>]>,
@@ -64,12 +69,26 @@ impl Recorder {
     /// A recorder for `clients` clients; `static_groups(i)` are the groups client `i` joins
     /// on every connect (its token's groups, plus [`ECHO_GROUP`] if it expects echoes).
     pub fn new(clients: u64, clock: Clock, static_groups: impl Fn(u64) -> Vec<String>) -> Recorder {
+        Recorder::for_shard(ShardSpec::WHOLE, clients, clock, static_groups)
+    }
+
+    /// A recorder for the clients `shard` owns out of a run of `clients`; every call takes
+    /// global client indices, and calls about clients of other shards are ignored.
+    pub fn for_shard(
+        shard: ShardSpec,
+        clients: u64,
+        clock: Clock,
+        static_groups: impl Fn(u64) -> Vec<String>,
+    ) -> Recorder {
+        let owned = shard.len(clients);
         Recorder {
             clock,
-            receivers: (0..clients)
-                .map(|i| Mutex::new(ReceiverTrack::new(static_groups(i))))
+            shard,
+            clients,
+            receivers: (0..owned)
+                .map(|slot| Mutex::new(ReceiverTrack::new(static_groups(shard.global(slot)))))
                 .collect(),
-            publishers: (0..clients)
+            publishers: (0..owned)
                 .map(|_| Mutex::new(PublisherLog::default()))
                 .collect(),
             latency: (0..SHARDS)
@@ -98,14 +117,23 @@ impl Recorder {
     }
 
     fn receiver(&self, client: u64) -> Option<MutexGuard<'_, ReceiverTrack>> {
-        self.receivers.get(client as usize).map(lock)
+        self.shard
+            .slot(client)
+            .and_then(|slot| self.receivers.get(slot))
+            .map(lock)
+    }
+
+    fn publisher_log(&self, client: u64) -> Option<&Mutex<PublisherLog>> {
+        self.shard
+            .slot(client)
+            .and_then(|slot| self.publishers.get(slot))
     }
 
     /// Starts a publish by `publisher` to `group`: returns its sequence number and the
     /// stamped payload of `size` bytes. Call [`Recorder::end_publish`] with the outcome.
     pub fn begin_publish(&self, publisher: u64, group: &Arc<str>, size: usize) -> (u64, String) {
         let sent_us = self.clock.now_us();
-        let seq = match self.publishers.get(publisher as usize) {
+        let seq = match self.publisher_log(publisher) {
             Some(log) => lock(log).begin(group.clone(), sent_us),
             None => 0,
         };
@@ -135,7 +163,7 @@ impl Recorder {
                 outcome_of_error(e)
             }
         };
-        if let Some(log) = self.publishers.get(publisher as usize) {
+        if let Some(log) = self.publisher_log(publisher) {
             lock(log).end(seq, outcome, self.clock.now_us());
         }
         // Never below zero, even for an `end` without its `begin`.
@@ -192,13 +220,33 @@ impl Recorder {
         }
     }
 
-    /// Runs the checker over everything recorded (after [`Recorder::finish`]).
+    /// Runs the checker over everything recorded (after [`Recorder::finish`]). A shard's
+    /// recorder checks its receivers against its own publishers only: deliveries from other
+    /// shards' publishers are `unchecked` until the merge.
     pub fn check(&self) -> CheckReport {
-        let receivers: Vec<ReceiverTrack> =
-            self.receivers.iter().map(|r| lock(r).clone()).collect();
-        let publishers: Vec<PublisherLog> =
-            self.publishers.iter().map(|p| lock(p).clone()).collect();
-        check(&receivers, &publishers)
+        let (receivers, publishers) = self.tracks();
+        let receivers = receivers.iter().map(|(i, t)| (*i, t)).collect();
+        let publishers = publishers.iter().map(|(i, l)| (*i, l)).collect();
+        let (shard, clients) = (self.shard, self.clients);
+        check_clients(&receivers, &publishers, |p| p >= clients || shard.owns(p))
+    }
+
+    /// Copies of every track, by global client index: receivers, then publishers.
+    #[allow(clippy::type_complexity)]
+    pub fn tracks(&self) -> (Vec<(u64, ReceiverTrack)>, Vec<(u64, PublisherLog)>) {
+        let global = |slot: usize| self.shard.global(slot as u64);
+        let receivers = (self.receivers.iter().enumerate())
+            .map(|(slot, r)| (global(slot), lock(r).clone()))
+            .collect();
+        let publishers = (self.publishers.iter().enumerate())
+            .map(|(slot, p)| (global(slot), lock(p).clone()))
+            .collect();
+        (receivers, publishers)
+    }
+
+    /// The delivery latency of the whole run, µs (what [`RecorderStats::latency_ms`] sums up).
+    pub fn latency_histogram(&self) -> Histogram<u64> {
+        self.merged(|s| &s.total)
     }
 
     /// The counters and the run's latency so far.

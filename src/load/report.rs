@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::checker::Counts;
 
 use crate::fleet::LatencySummary;
 
 /// The whole report. Field names are the JSON keys.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadReport {
     /// The scenario's name.
     pub scenario: String,
@@ -45,10 +45,38 @@ pub struct LoadReport {
     pub benchmark: BenchmarkRule,
     /// Thresholds given on the command line, and the ones that failed.
     pub thresholds: ThresholdResult,
+    /// A sharded run: one row per shard (merged reports), or this shard's place (a shard's own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRow>,
+    /// Why the report lacks part of the run (shards that never registered, died or never
+    /// reported); empty when complete. An incomplete report never passes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
+}
+
+/// One shard of a sharded run, as the merged report lists it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardRow {
+    /// The shard's index.
+    pub index: u64,
+    /// Shards in the run.
+    pub of: u64,
+    /// Its clients.
+    pub requested: u64,
+    /// Its clients connected at the end of the workload.
+    pub connected: u64,
+    /// Its publishes.
+    pub sent: u64,
+    /// Deliveries to its clients.
+    pub delivered: u64,
+    /// Its process's CPU time, seconds.
+    pub cpu_s: f64,
+    /// Its process's resident memory, MiB.
+    pub rss_mib: f64,
 }
 
 /// Clients.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientsReport {
     /// Asked for.
     pub requested: u64,
@@ -63,7 +91,7 @@ pub struct ClientsReport {
 }
 
 /// Connecting.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConnectReport {
     /// Clients connected by their first start, per second of ramp-up.
     pub rate_per_s: f64,
@@ -74,7 +102,7 @@ pub struct ConnectReport {
 }
 
 /// Messages.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessagesReport {
     /// Published (or echo events sent).
     pub sent: u64,
@@ -83,10 +111,18 @@ pub struct MessagesReport {
     pub checked: Counts,
     /// Publishes whose outcome never resolved by the end of the run.
     pub unresolved: u64,
+    /// Deliveries from publishers whose records this report lacks (other shards): checked
+    /// for duplicates and order only, not for loss.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unchecked: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencyReport {
     /// Median.
     pub p50: f64,
@@ -113,7 +149,7 @@ impl From<LatencySummary> for LatencyReport {
 }
 
 /// Rates.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ThroughputReport {
     /// Publishes per second.
     pub sent_per_s: f64,
@@ -122,7 +158,7 @@ pub struct ThroughputReport {
 }
 
 /// The process.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessReport {
     /// Resident memory with every client up, MiB.
     pub rss_mib: f64,
@@ -139,7 +175,7 @@ pub struct ProcessReport {
 /// most 5 % of the connections reconnect, at least 95 % of the expected messages are
 /// delivered, at least 75 % of the connections are up, and at most 5 % of the deliveries take
 /// over 2 s.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BenchmarkRule {
     /// Reconnects and restarts per requested client, percent.
     pub reconnecting_pct: f64,
@@ -243,7 +279,7 @@ pub struct Thresholds {
 }
 
 /// Which thresholds failed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdResult {
     /// No threshold failed (true when none was given).
     pub passed: bool,
@@ -295,6 +331,9 @@ impl Thresholds {
                     report.clients.connected
                 ));
             }
+        }
+        if !report.incomplete.is_empty() {
+            failures.push(format!("incomplete: {}", report.incomplete.join("; ")));
         }
         ThresholdResult {
             passed: failures.is_empty(),
@@ -382,6 +421,16 @@ impl fmt::Display for LoadReport {
             parts.join(", ")
         };
         row(f, "errors", errors)?;
+        if m.unchecked > 0 {
+            row(
+                f,
+                "unchecked",
+                format!(
+                    "{} deliveries from other shards' publishers: checked for duplicates and order, for loss only in the merge",
+                    m.unchecked
+                ),
+            )?;
+        }
         let p = &self.process;
         row(
             f,
@@ -404,6 +453,19 @@ impl fmt::Display for LoadReport {
                 b.over_2s_pct
             ),
         )?;
+        for s in &self.shards {
+            row(
+                f,
+                &format!("shard {} of {}", s.index, s.of),
+                format!(
+                    "{} connected of {}, {} sent, {} delivered, CPU {:.1} s, RSS {:.0} MiB",
+                    s.connected, s.requested, s.sent, s.delivered, s.cpu_s, s.rss_mib
+                ),
+            )?;
+        }
+        for reason in &self.incomplete {
+            row(f, "INCOMPLETE", reason.clone())?;
+        }
         if !self.thresholds.failures.is_empty() {
             row(
                 f,

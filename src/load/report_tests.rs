@@ -22,6 +22,7 @@ fn sample() -> LoadReport {
                 ..Counts::default()
             },
             unresolved: 0,
+            unchecked: 0,
         },
         latency_ms: LatencyReport {
             p50: 1.0,

@@ -4,18 +4,26 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, LocalBoxFuture};
 use tokio::sync::watch;
 use tracing::warn;
 
-use crate::client::ClientOptions;
-use crate::fleet::{Fleet, FleetOptions, FleetStats, FleetTarget, RestartPolicy, Selection};
+use hdrhistogram::Histogram;
+
+use crate::client::{ClientOptions, Event, Observer};
+use crate::fleet::{
+    Fleet, FleetOptions, FleetStats, FleetTarget, Identities, RestartPolicy, Selection,
+};
 use crate::protocol::Subprotocol;
 
 use super::LoadError;
 use super::process::ProcessSample;
 use super::recorder::Recorder;
 use super::report::*;
+use super::shard::{
+    Histograms, PublisherWire, ReceiverWire, RunKey, SHARD_REPORT_FORMAT, ShardReport, ShardSpec,
+    encode_histogram,
+};
 use super::sim::{SimSettings, SimUser, Simulation};
 use super::stamp::Clock;
 use super::track::ECHO_GROUP;
@@ -43,6 +51,11 @@ impl fmt::Debug for Chaos {
     }
 }
 
+/// Waits, once every client of this process is ramped up, until the workload may start:
+/// a sharded run's barrier (it resolves at the instant every shard starts). An error ends
+/// the run with [`LoadError::Coordination`].
+pub type BarrierFn = Arc<dyn Fn() -> LocalBoxFuture<'static, Result<(), String>> + Send + Sync>;
+
 /// Clients of the default run: enough to be a fleet, few enough for a laptop and 30 s.
 pub const DEFAULT_CLIENTS: u64 = 1000;
 /// Workload length of the default run, after the ramp-up: the whole run takes about 30 s.
@@ -53,13 +66,16 @@ pub const DEFAULT_SIZE: usize = 128;
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 /// Deliveries count as drained when none arrived for this long.
 const QUIET: Duration = Duration::from_millis(500);
+/// The same for a shard: its receivers also wait for other shards' publishers, whose
+/// in-flight publishes it cannot see, so it waits longer for the last of them.
+const SHARD_QUIET: Duration = Duration::from_secs(2);
 
 /// How to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LoadPlan {
     /// Clients.
     pub clients: u64,
-    /// New clients per second during the ramp-up.
+    /// New clients per second during the ramp-up (of the whole run: a shard ramps at its share).
     pub ramp_rate: f64,
     /// Workload length after the ramp-up.
     pub duration: Duration,
@@ -87,6 +103,10 @@ pub struct LoadPlan {
     pub target_name: String,
     /// Thresholds that decide `thresholds.passed`.
     pub thresholds: Thresholds,
+    /// Which share of `clients` this process runs (all of them by default).
+    pub shard: ShardSpec,
+    /// Awaited between the ramp-up and the workload (a sharded run's barrier).
+    pub barrier: Option<BarrierFn>,
 }
 
 impl Default for LoadPlan {
@@ -107,7 +127,24 @@ impl Default for LoadPlan {
             arbiters: 0,
             target_name: String::new(),
             thresholds: Thresholds::default(),
+            shard: ShardSpec::WHOLE,
+            barrier: None,
         }
+    }
+}
+
+impl fmt::Debug for LoadPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadPlan")
+            .field("clients", &self.clients)
+            .field("ramp_rate", &self.ramp_rate)
+            .field("duration", &self.duration)
+            .field("protocol", &self.protocol)
+            .field("size", &self.size)
+            .field("seed", &self.seed)
+            .field("shard", &self.shard)
+            .field("chaos", &self.chaos)
+            .finish_non_exhaustive()
     }
 }
 
@@ -211,26 +248,113 @@ pub async fn run(
     target: FleetTarget,
     plan: LoadPlan,
     simulation: Arc<dyn Simulation>,
-    mut progress: impl FnMut(&Progress),
+    progress: impl FnMut(&Progress),
 ) -> Result<LoadReport, LoadError> {
+    Ok(execute(target, plan, simulation, progress).await?.report)
+}
+
+/// Runs this process's shard of a sharded run (`plan.shard`, `plan.barrier`) and returns its
+/// report: its own slice's [`LoadReport`] and the tracks the merge needs.
+pub async fn run_shard(
+    target: FleetTarget,
+    plan: LoadPlan,
+    key: RunKey,
+    simulation: Arc<dyn Simulation>,
+    progress: impl FnMut(&Progress),
+) -> Result<ShardReport, LoadError> {
+    let shard = plan.shard;
+    let done = execute(target, plan, simulation, progress).await?;
+    let (receivers, publishers) = done.recorder.tracks();
+    Ok(ShardReport {
+        format: SHARD_REPORT_FORMAT.to_owned(),
+        shard: shard.index,
+        run: key,
+        report: done.report,
+        histograms: Histograms {
+            delivery: encode_histogram(&done.recorder.latency_histogram()),
+            connect: encode_histogram(&done.connect),
+            recovery: encode_histogram(&done.recovery),
+        },
+        publishers: (publishers.iter())
+            .map(|(i, log)| PublisherWire::from_log(*i, log))
+            .collect(),
+        receivers: (receivers.iter())
+            .map(|(i, track)| ReceiverWire::from_track(*i, track))
+            .collect(),
+    })
+}
+
+/// A finished run: its report, and what a shard report adds to it.
+struct Finished {
+    report: LoadReport,
+    recorder: Arc<Recorder>,
+    connect: Histogram<u64>,
+    recovery: Histogram<u64>,
+}
+
+/// Tells the recorder of the fleet's events under the clients' global indices (the fleet
+/// numbers a shard's clients from 0).
+struct GlobalIndices {
+    recorder: Arc<Recorder>,
+    shard: ShardSpec,
+}
+
+impl Observer for GlobalIndices {
+    fn observe(&self, client: u64, event: &Event) {
+        self.recorder.observe(self.shard.global(client), event);
+    }
+}
+
+async fn execute(
+    target: FleetTarget,
+    plan: LoadPlan,
+    simulation: Arc<dyn Simulation>,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Finished, LoadError> {
     plan.validate()?;
     let baseline = ProcessSample::now();
+    let shard = plan.shard;
     let identities = simulation.identities();
+    if let Identities::Template(t) = &identities {
+        t.validate()?;
+    }
     let echo = simulation.expects_echo();
-    let recorder = Arc::new(Recorder::new(plan.clients, Clock::new(), |i| {
+    // Shards compare times across processes: they count from the Unix epoch.
+    let clock = if shard.is_sharded() {
+        Clock::wall()
+    } else {
+        Clock::new()
+    };
+    let recorder = Arc::new(Recorder::for_shard(shard, plan.clients, clock, |i| {
         let mut groups = identities.identity(i).groups;
         if echo {
             groups.push(ECHO_GROUP.to_owned());
         }
         groups
     }));
-    let options = FleetOptions::new(plan.clients)
-        .with_connect_rate(plan.ramp_rate)
+    let observer: Arc<dyn Observer> = if shard.is_sharded() {
+        Arc::new(GlobalIndices {
+            recorder: recorder.clone(),
+            shard,
+        })
+    } else {
+        recorder.clone()
+    };
+    let identities = if shard.is_sharded() {
+        Identities::Custom(Arc::new(move |local| {
+            identities.identity(shard.global(local))
+        }))
+    } else {
+        identities
+    };
+    // The ramp rate is the whole run's: each shard takes its share.
+    let options = FleetOptions::new(shard.len(plan.clients))
+        .with_connect_rate(plan.ramp_rate / shard.count as f64)
         .with_arbiters(plan.arbiters)
         .with_client_options(plan.client.clone().with_protocol(plan.protocol))
         .with_restart(plan.restart)
         .with_fds_per_client(plan.fds_per_client)
-        .with_observer(recorder.clone());
+        .with_observer(observer);
     let options = FleetOptions {
         identities,
         ..options
@@ -257,6 +381,14 @@ pub async fn run(
         }
     };
 
+    // The barrier of a sharded run: the workload starts at one instant on every shard.
+    if let Some(barrier) = &plan.barrier {
+        if let Err(why) = barrier().await {
+            let _ = fleet.stop().await;
+            return Err(LoadError::Coordination(why));
+        }
+    }
+
     // Workload.
     let (stop_tx, stop_rx) = watch::channel(false);
     let settings = Arc::new(SimSettings {
@@ -271,7 +403,7 @@ pub async fn run(
         .into_iter()
         .map(|(index, client)| {
             let user = SimUser::new(
-                index,
+                shard.global(index),
                 client,
                 recorder.clone(),
                 settings.clone(),
@@ -313,13 +445,18 @@ pub async fn run(
     }
 
     // Drain: wait for outcomes of publishes in flight and for the last deliveries.
+    let quiet = if shard.is_sharded() {
+        SHARD_QUIET
+    } else {
+        QUIET
+    };
     let drain_until = Instant::now() + plan.drain_timeout;
     let mut last_delivered = (recorder.stats().delivered, Instant::now());
     while Instant::now() < drain_until {
         let stats = recorder.stats();
         if stats.delivered != last_delivered.0 {
             last_delivered = (stats.delivered, Instant::now());
-        } else if stats.in_flight == 0 && last_delivered.1.elapsed() >= QUIET {
+        } else if stats.in_flight == 0 && last_delivered.1.elapsed() >= quiet {
             break;
         }
         tokio::select! {
@@ -345,7 +482,7 @@ pub async fn run(
         protocol: plan.protocol.name().to_owned(),
         duration_s: run_elapsed.as_secs_f64(),
         clients: ClientsReport {
-            requested: plan.clients,
+            requested: shard.len(plan.clients),
             connected: at_end.connected,
             ever_connected: fleet_end.ever_connected,
             restarts: fleet_end.restarts,
@@ -360,6 +497,7 @@ pub async fn run(
             sent: stats.sent,
             checked: check.total,
             unresolved: check.unresolved,
+            unchecked: check.unchecked,
         },
         latency_ms: stats.latency_ms.into(),
         throughput: ThroughputReport {
@@ -374,9 +512,27 @@ pub async fn run(
         process: process_report(baseline, process_at_end, at_end.connected),
         ..LoadReport::default()
     };
+    if shard.is_sharded() {
+        report.shards.push(ShardRow {
+            index: shard.index,
+            of: shard.count,
+            requested: report.clients.requested,
+            connected: report.clients.connected,
+            sent: report.messages.sent,
+            delivered: report.messages.checked.delivered,
+            cpu_s: report.process.cpu_s,
+            rss_mib: report.process.rss_mib,
+        });
+    }
     report.benchmark = BenchmarkRule::evaluate(&report, stats.slow_deliveries);
     report.thresholds = plan.thresholds.evaluate(&report);
-    Ok(report)
+    let counters = fleet.counters();
+    Ok(Finished {
+        report,
+        connect: counters.connect_histogram(),
+        recovery: counters.recovery_histogram(),
+        recorder,
+    })
 }
 
 impl LoadPlan {

@@ -91,10 +91,14 @@ fn field(rest: &mut &str, name: &'static str) -> Result<u64, StampError> {
 }
 
 /// The run's shared time base: every publisher stamps and every receiver measures against
-/// the same monotonic epoch (all clients live in this process).
+/// the same monotonic epoch (all clients live in this process). A sharded run's processes
+/// share no `Instant`, so their clocks count from the Unix epoch instead ([`Clock::wall`]):
+/// times from different shards compare as well as the machines' clocks agree.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     epoch: Instant,
+    /// Microseconds added to the time since `epoch` (the wall time at `epoch` for a wall clock).
+    offset_us: u64,
 }
 
 impl Clock {
@@ -102,15 +106,29 @@ impl Clock {
     pub fn new() -> Clock {
         Clock {
             epoch: Instant::now(),
+            offset_us: 0,
+        }
+    }
+
+    /// A clock that reads microseconds since the Unix epoch, read once from the system clock
+    /// and then advanced monotonically (a clock step during the run does not move it).
+    pub fn wall() -> Clock {
+        let since_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Clock {
+            epoch: Instant::now(),
+            offset_us: u64::try_from(since_unix.as_micros()).unwrap_or(u64::MAX),
         }
     }
 
     /// Microseconds since the epoch.
     pub fn now_us(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+        let elapsed = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.offset_us.saturating_add(elapsed)
     }
 
-    /// The epoch.
+    /// The instant the clock counts from (a wall clock adds the Unix time it read then).
     pub fn epoch(&self) -> Instant {
         self.epoch
     }

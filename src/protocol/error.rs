@@ -61,10 +61,10 @@ pub enum ProtocolError {
     IdNotAnInteger {
         /// The field name.
         field: &'static str,
-        /// The number as sent.
+        /// The number as sent, cut after 64 characters.
         value: String,
     },
-    /// `dataType` names no known data type.
+    /// `dataType` names no known data type (kept: its first 64 characters).
     #[error("`dataType` is `{0}`: use text, json, binary or protobuf")]
     UnknownDataType(String),
     /// `data` of a binary or protobuf payload is not valid base64.
@@ -78,7 +78,7 @@ pub enum ProtocolError {
     /// A `sequenceId` of zero: sequence ids start at 1.
     #[error("`sequenceId` is 0: sequence ids start at 1")]
     ZeroSequenceId,
-    /// A client frame whose `type` the service does not know.
+    /// A client frame whose `type` the service does not know (kept: its first 64 characters).
     #[error(
         "frame type `{0}` is not a client request: use joinGroup, leaveGroup, sendToGroup, event, sequenceAck or ping"
     )]
@@ -91,4 +91,26 @@ pub enum ProtocolError {
         /// Why.
         reason: &'static str,
     },
+}
+
+/// Keeps at most `max` characters of a value a peer chose, so an error stays short and a
+/// huge frame or token cannot blow up an ack, a close reason or a log line.
+pub(crate) fn shorten(value: &str, max: usize) -> String {
+    match value.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &value[..cut]),
+        None => value.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorten_keeps_short_values_and_cuts_long_ones_on_char_boundaries() {
+        assert_eq!(shorten("HS256", 16), "HS256");
+        assert_eq!(shorten("abcdef", 3), "abc...");
+        assert_eq!(shorten("ééééé", 2), "éé...");
+        assert_eq!(shorten("", 2), "");
+    }
 }

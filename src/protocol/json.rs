@@ -16,7 +16,11 @@ use serde::Deserialize;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 
+use super::error::shorten;
 use super::{AckError, AckErrorName, AckId, Inbound, Outbound, Payload, ProtocolError, Secret};
+
+/// Most characters of a peer's value (a `type`, a `dataType`, a number) an error repeats.
+const ECHO_MAX: usize = 64;
 
 /// Every field either direction may carry, kept raw so each can be checked with a precise error.
 #[derive(Deserialize, Default)]
@@ -144,7 +148,7 @@ fn id_field(raw: &RawValue, field: &'static str) -> Result<u64, ProtocolError> {
         Ok(v) if v < 0 => Err(ProtocolError::NegativeId { field, value: v }),
         _ => Err(ProtocolError::IdNotAnInteger {
             field,
-            value: text.to_owned(),
+            value: shorten(text, ECHO_MAX),
         }),
     }
 }
@@ -206,7 +210,7 @@ fn payload(
             }),
         "binary" => base64_data(data, "binary").map(Payload::Binary),
         "protobuf" => base64_data(data, "protobuf").map(Payload::Protobuf),
-        _ => Err(ProtocolError::UnknownDataType(kind)),
+        _ => Err(ProtocolError::UnknownDataType(shorten(&kind, ECHO_MAX))),
     }
 }
 
@@ -284,7 +288,7 @@ pub fn decode_outbound(text: &str) -> Result<Outbound, ProtocolError> {
             },
         },
         "ping" => Outbound::Ping,
-        other => return Err(ProtocolError::UnknownRequestType(other.to_owned())),
+        other => return Err(ProtocolError::UnknownRequestType(shorten(other, ECHO_MAX))),
     })
 }
 

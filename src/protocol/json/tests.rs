@@ -172,6 +172,22 @@ fn largest_u64_ids_survive() {
 }
 
 #[test]
+fn json_numbers_in_data_reach_the_receiver_as_the_same_f64() {
+    // Found by fuzzing: without serde_json's float_roundtrip these came back one ulp off.
+    for number in [-9.999999999999999e-31_f64, 1.1844674407370955e20] {
+        let text = format!(r#"{{"type":"sendToGroup","group":"g","data":[{number:e}]}}"#);
+        let Outbound::SendToGroup { data, .. } = decode_outbound(&text).unwrap() else {
+            panic!("not a sendToGroup: {text}");
+        };
+        assert_eq!(
+            data.as_json().and_then(|v| v[0].as_f64()),
+            Some(number),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn binary_frames_holding_json_decode_and_bad_utf8_is_named() {
     assert_eq!(
         decode_outbound_bytes(br#"{"type":"ping"}"#).unwrap(),
@@ -436,4 +452,30 @@ fn errors_say_what_to_do() {
         e.to_string(),
         "field `ackId` is negative (-1): ids are unsigned 64-bit integers"
     );
+}
+
+/// The hub sends an error's text back in a failed ack or a close reason and logs it: a
+/// peer's megabyte-long `type`, `dataType` or number must not come back whole (found by the
+/// request_decode fuzz target).
+#[test]
+fn errors_echo_at_most_a_short_prefix_of_what_the_peer_sent() {
+    let long = "x".repeat(10_000);
+    let digits = "9".repeat(10_000);
+    for text in [
+        format!(r#"{{"type":"{long}"}}"#),
+        format!(r#"{{"type":"sendToGroup","group":"g","dataType":"{long}","data":"x"}}"#),
+        format!(r#"{{"type":"joinGroup","group":"g","ackId":{digits}}}"#),
+        format!(r#"{{"type":"joinGroup","group":"g","ackId":1.{digits}}}"#),
+    ] {
+        let message = decode_outbound(&text).unwrap_err().to_string();
+        assert!(
+            message.len() < 300,
+            "{} bytes: {message:.120}",
+            message.len()
+        );
+        assert!(
+            message.contains("xxxx") || message.contains("9999"),
+            "{message:.120}"
+        );
+    }
 }

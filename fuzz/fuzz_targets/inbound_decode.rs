@@ -1,0 +1,77 @@
+//! What a client decodes from the service: any bytes as a text or binary frame.
+//!
+//! Checks beyond "no panic": a decoded frame encodes back to text that decodes to the same
+//! frame; a data message stamped with a sequence id by the hub's fan-out encoder
+//! (`MessageFrame`) decodes to the same message with that sequence id; a reconnection token
+//! never shows in the frame's `Debug` output; an error's message stays under 512 bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use webpubsub_fleet::protocol::json::{
+    MessageFrame, decode_inbound, decode_inbound_bytes, encode_inbound,
+};
+use webpubsub_fleet::protocol::{Inbound, Secret};
+use webpubsub_fleet_fuzz::decoded_or_short_error;
+
+fuzz_target!(|data: &[u8]| {
+    let Some(frame) = decoded_or_short_error(decode_inbound_bytes(data)) else {
+        return;
+    };
+    let text = encode_inbound(&frame);
+    let again = decode_inbound(&text)
+        .unwrap_or_else(|e| panic!("re-encoded frame does not decode: {e}\n{text}"));
+    assert_eq!(again, frame, "decode(encode(frame)) differs\n{text}");
+
+    match &frame {
+        Inbound::GroupMessage {
+            group,
+            from_user_id,
+            data,
+            sequence_id,
+        } => {
+            let stamp = sequence_id.unwrap_or(data.len() as u64);
+            let bytes =
+                MessageFrame::group(group, from_user_id.as_deref(), data).with_sequence_id(stamp);
+            let stamped = decode_inbound_bytes(&bytes).expect("a stamped group message decodes");
+            assert_eq!(
+                stamped,
+                Inbound::GroupMessage {
+                    sequence_id: Some(stamp),
+                    group: group.clone(),
+                    from_user_id: from_user_id.clone(),
+                    data: data.clone(),
+                }
+            );
+        }
+        Inbound::ServerMessage { data, sequence_id } => {
+            let stamp = sequence_id.unwrap_or(u64::MAX);
+            let bytes = MessageFrame::server(data).with_sequence_id(stamp);
+            let stamped = decode_inbound_bytes(&bytes).expect("a stamped server message decodes");
+            assert_eq!(
+                stamped,
+                Inbound::ServerMessage {
+                    sequence_id: Some(stamp),
+                    data: data.clone(),
+                }
+            );
+        }
+        Inbound::Connected {
+            connection_id,
+            user_id,
+            reconnection_token: Some(_),
+        } => {
+            // Debug must not depend on the token at all.
+            let other = Inbound::Connected {
+                connection_id: connection_id.clone(),
+                user_id: user_id.clone(),
+                reconnection_token: Some(Secret::new("another token")),
+            };
+            assert_eq!(
+                format!("{frame:?}"),
+                format!("{other:?}"),
+                "the reconnection token shows in Debug"
+            );
+        }
+        _ => {}
+    }
+});

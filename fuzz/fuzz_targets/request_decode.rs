@@ -1,0 +1,29 @@
+//! What the hub decodes from a client: any bytes as a text or binary frame
+//! (`decode_outbound_bytes`, the hub's entry point for both).
+//!
+//! Checks beyond "no panic": a decoded request encodes back (with the client's encoder) to
+//! text that decodes to the same request; group and event names of accepted requests are
+//! never empty; an error's message stays under 512 bytes (it never echoes a large input back).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use webpubsub_fleet::protocol::Outbound;
+use webpubsub_fleet::protocol::json::{decode_outbound, decode_outbound_bytes, encode_outbound};
+use webpubsub_fleet_fuzz::decoded_or_short_error;
+
+fuzz_target!(|data: &[u8]| {
+    let Some(request) = decoded_or_short_error(decode_outbound_bytes(data)) else {
+        return;
+    };
+    match &request {
+        Outbound::JoinGroup { group, .. }
+        | Outbound::LeaveGroup { group, .. }
+        | Outbound::SendToGroup { group, .. } => assert!(!group.is_empty()),
+        Outbound::Event { event, .. } => assert!(!event.is_empty()),
+        Outbound::SequenceAck { .. } | Outbound::Ping => {}
+    }
+    let text = encode_outbound(&request);
+    let again = decode_outbound(&text)
+        .unwrap_or_else(|e| panic!("re-encoded request does not decode: {e}\n{text}"));
+    assert_eq!(again, request, "decode(encode(request)) differs\n{text}");
+});

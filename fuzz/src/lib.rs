@@ -1,0 +1,23 @@
+//! What more than one fuzz target checks.
+
+use webpubsub_fleet::protocol::ProtocolError;
+
+/// Longest error message a decoder may produce. The hub sends it back in a failed ack or a
+/// close reason and clients log it: a peer's megabyte must not come back in it.
+pub const MAX_ERROR_LEN: usize = 512;
+
+/// The decoded frame, or `None` after checking that the error's message is short.
+pub fn decoded_or_short_error<T>(result: Result<T, ProtocolError>) -> Option<T> {
+    match result {
+        Ok(frame) => Some(frame),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                message.len() <= MAX_ERROR_LEN,
+                "error message of {} bytes",
+                message.len()
+            );
+            None
+        }
+    }
+}
