@@ -10,6 +10,7 @@
 //! | [`fleet`] | many clients in one process: ramp-up, supervision and restarts, counters |
 //! | [`load`] | load scenarios, stamped payloads, the delivery recorder and checker, reports |
 //! | [`hub`] | the local hub: the service's client protocol and REST API, fault injection, counters |
+//! | [`service`] | the server side: a client of the service's data-plane REST API ([`service::ServiceClient`]) |
 //!
 //! # Runtime
 //!
@@ -184,6 +185,7 @@ pub mod hub;
 pub mod load;
 pub mod metrics;
 pub mod protocol;
+pub mod service;
 pub mod session;
 #[cfg(test)]
 mod simulator;
