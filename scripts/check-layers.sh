@@ -39,10 +39,11 @@ except() { echo "$all" | grep -v -x -F "$@"; }
 
 # shellcheck disable=SC2046 # file lists are split on purpose
 {
-    # awc: the client transport (WebSocket), the outbound-HTTP seam `service/` and, until it
-    # moves behind that seam, the shard coordinator's HTTP in cli/shard.rs (a known exception).
-    rule "only client/transport.rs, service/ and cli/shard.rs name awc" '(^|[^a-z_])awc::' \
-        $(echo "$all" | grep -v -x -F -e src/client/transport.rs -e src/cli/shard.rs | grep -v '^src/service/')
+    # awc: the client transport (WebSocket), the outbound-HTTP seams of `service/` and of the
+    # hub (its event handler calls, hub/upstream.rs) and, until it moves behind a seam, the
+    # shard coordinator's HTTP in cli/shard.rs (a known exception).
+    rule "only client/transport.rs, service/, hub/upstream.rs and cli/shard.rs name awc" '(^|[^a-z_])awc::' \
+        $(echo "$all" | grep -v -x -F -e src/client/transport.rs -e src/cli/shard.rs -e src/hub/upstream.rs | grep -v '^src/service/')
     rule "only hub/socket.rs names actix-web-actors" 'actix_web_actors' $(except src/hub/socket.rs)
     rule "hub/ never imports client/" 'crate::client' $(find src/hub -name '*.rs')
     rule "client/ never imports hub/" 'crate::hub' $(find src/client -name '*.rs')

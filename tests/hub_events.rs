@@ -16,6 +16,7 @@ use webpubsub_fleet::hub::{Hub, HubConfig, HubError};
 /// One request the fake handler received.
 #[derive(Debug)]
 struct Received {
+    method: String,
     path: String,
     headers: HashMap<String, String>,
     body: Vec<u8>,
@@ -51,7 +52,9 @@ async fn fake_handler() -> (String, mpsc::UnboundedReceiver<Received>) {
                     }
                 };
                 let mut lines = head.split("\r\n");
-                let path = lines.next().unwrap().split(' ').nth(1).unwrap().to_owned();
+                let request_line = lines.next().unwrap().to_owned();
+                let method = request_line.split(' ').next().unwrap().to_owned();
+                let path = request_line.split(' ').nth(1).unwrap().to_owned();
                 let headers: HashMap<String, String> = lines
                     .filter_map(|l| l.split_once(':'))
                     .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -68,21 +71,26 @@ async fn fake_handler() -> (String, mpsc::UnboundedReceiver<Received>) {
                     body.extend_from_slice(&buf[..n]);
                 }
                 let response = match path.as_str() {
+                    // Allows every origin: passes the abuse-protection check.
+                    _ if method == "OPTIONS" => {
+                        "HTTP/1.1 200 OK\r\nWebHook-Allowed-Origin: *\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+                    }
                     "/api/echo" => {
                         let reply = format!("re: {}", String::from_utf8_lossy(&body));
                         format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{reply}",
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
                             reply.len()
                         )
                     }
                     "/api/fail" => {
-                        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_owned()
+                        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
                     }
-                    _ => "HTTP/1.1 204 No Content\r\n\r\n".to_owned(),
+                    _ => "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".to_owned(),
                 };
                 let _ = stream.write_all(response.as_bytes()).await;
                 let _ = stream.shutdown().await;
                 let _ = tx.send(Received {
+                    method,
                     path,
                     headers,
                     body,
@@ -93,11 +101,17 @@ async fn fake_handler() -> (String, mpsc::UnboundedReceiver<Received>) {
     (url, rx)
 }
 
+/// The next event (the abuse-protection `OPTIONS` skipped).
 async fn next(rx: &mut mpsc::UnboundedReceiver<Received>) -> Received {
-    tokio::time::timeout(DEADLINE, rx.recv())
-        .await
-        .expect("a call in time")
-        .expect("handler alive")
+    loop {
+        let received = tokio::time::timeout(DEADLINE, rx.recv())
+            .await
+            .expect("a call in time")
+            .expect("handler alive");
+        if received.method != "OPTIONS" {
+            return received;
+        }
+    }
 }
 
 #[tokio::test]
@@ -218,12 +232,14 @@ async fn an_unreachable_handler_fails_the_event_not_the_connection() {
 }
 
 #[tokio::test]
-async fn only_http_handlers_are_accepted() {
+async fn only_http_and_https_handlers_are_accepted() {
     let config = HubConfig::new()
         .bind("127.0.0.1:0".parse().unwrap())
-        .event_handler("https://example.com/{event}".parse().unwrap());
-    assert!(matches!(
-        Hub::start(config).await,
-        Err(HubError::InvalidEventHandler(_))
-    ));
+        .event_handler("ftp://example.com/{event}".parse().unwrap());
+    match Hub::start(config).await {
+        Err(HubError::InvalidEventHandler(why)) => {
+            assert!(why.contains("use http:// or https://"), "{why}")
+        }
+        other => panic!("expected InvalidEventHandler, got {other:?}"),
+    }
 }

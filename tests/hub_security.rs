@@ -14,7 +14,7 @@ use hub_support::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use webpubsub_fleet::hub::Hub;
+use webpubsub_fleet::hub::{EventHandler, Hub};
 
 const LIMIT: usize = 4096;
 
@@ -484,7 +484,8 @@ async fn fake_handler(silent: bool) -> (String, Arc<Mutex<Vec<String>>>) {
                     .unwrap()
                     .push(text.lines().next().unwrap_or("").to_owned());
                 let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    // The header passes the hub's abuse-protection check (its `OPTIONS`).
+                    .write_all(b"HTTP/1.1 200 OK\r\nWebHook-Allowed-Origin: *\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                     .await;
             });
         }
@@ -531,7 +532,9 @@ async fn hostile_event_names_are_refused_and_never_reach_the_handler() {
         "{seen:?}"
     );
     for line in &seen {
-        assert!(line.starts_with("POST /api/events/"), "{line}");
+        // `OPTIONS`: the hub's abuse-protection check, sent to the first event's URL.
+        let method_ok = line.starts_with("POST ") || line.starts_with("OPTIONS ");
+        assert!(method_ok && line.contains(" /api/events/"), "{line}");
         assert!(!line.contains("escaped") && !line.contains("inj"), "{line}");
     }
     hub.stop().await;
@@ -540,7 +543,10 @@ async fn hostile_event_names_are_refused_and_never_reach_the_handler() {
 #[tokio::test]
 async fn upstream_calls_past_the_limit_are_refused_at_once_and_counted() {
     let (url, seen) = fake_handler(true).await;
-    let hub = start_hub_with(|c| c.event_handler(url.parse().unwrap()).max_upstream_calls(3)).await;
+    // Without abuse protection: a handler that never answers would hold every call at its
+    // `OPTIONS` check, and this test counts the calls that reach it.
+    let handler = EventHandler::new(url).abuse_protection(false);
+    let hub = start_hub_with(|c| c.handler(handler).max_upstream_calls(3)).await;
     // `connected` takes one call; two events take the other two. None is ever answered.
     let mut client = connect(&hub, JSON, Some("u"), &[], &[]).await;
     for ack_id in [1, 2] {

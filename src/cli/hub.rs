@@ -24,9 +24,19 @@ pub struct HubArgs {
     /// Echo every client event back to its sender as a server message.
     #[arg(long)]
     echo_events: bool,
-    /// Forward client events to this upstream (CloudEvents over HTTP, as the service does).
+    /// Forward client events to this upstream (CloudEvents over HTTP or HTTPS, as the service
+    /// does; `{hub}` and `{event}` are replaced): every user event, `connected` and
+    /// `disconnected`. Handlers with filters and the blocking `connect`: --config.
     #[arg(long, value_name = "URL")]
     event_handler: Option<Url>,
+    /// Settings from a TOML file (event handlers with filters, limits, keys); flags given on
+    /// the command line apply after it. The keys are documented in the README and on
+    /// `HubConfig::with_toml`; an unknown key is an error.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also trust the CA certificates in this PEM file when calling https event handlers.
+    #[arg(long, value_name = "FILE")]
+    handler_ca: Option<PathBuf>,
     /// Serve https/wss with this PEM certificate chain (needs --tls-key).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -48,10 +58,22 @@ pub struct HubArgs {
 
 impl HubArgs {
     fn config(&self) -> Result<HubConfig, String> {
-        let mut config = HubConfig::new()
-            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)))
-            .echo_events(self.echo_events)
-            .trust_host_header(self.trust_host_header);
+        let mut config = HubConfig::new().bind(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)));
+        if let Some(path) = &self.config {
+            config = config.with_file(path).map_err(|e| e.to_string())?;
+        }
+        // Switches override the file only when given.
+        if self.echo_events {
+            config = config.echo_events(true);
+        }
+        if self.trust_host_header {
+            config = config.trust_host_header(true);
+        }
+        if let Some(path) = &self.handler_ca {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read the handler CA file {}: {e}", path.display()))?;
+            config = config.upstream_ca(pem);
+        }
         if let Some(n) = self.max_connections {
             config = config.max_connections(usize::try_from(n).unwrap_or(usize::MAX));
         }

@@ -2,10 +2,15 @@
 //! as defaults so that a client tested against the local hub meets the same limits in Azure.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
+
+use serde::Deserialize;
 
 use url::Url;
 
+use super::HubError;
+use super::handlers::{EventHandler, SystemEvent};
 use crate::protocol::Secret;
 
 /// Where a hub listens unless told otherwise: loopback only, on the port Microsoft's own
@@ -115,7 +120,10 @@ pub struct HubConfig {
     pub(crate) remembered_ack_ids: usize,
     pub(crate) workers: usize,
     pub(crate) echo_events: bool,
-    pub(crate) event_handler: Option<Url>,
+    pub(crate) event_handlers: Vec<EventHandler>,
+    pub(crate) secondary_access_key: Option<Secret>,
+    pub(crate) upstream_ca_pem: Vec<Vec<u8>>,
+    pub(crate) webhook_origin: Option<String>,
     pub(crate) tls: Option<TlsPem>,
 }
 
@@ -155,7 +163,10 @@ impl Default for HubConfig {
             remembered_ack_ids: DEFAULT_REMEMBERED_ACK_IDS,
             workers: default_workers(),
             echo_events: false,
-            event_handler: None,
+            event_handlers: Vec::new(),
+            secondary_access_key: None,
+            upstream_ca_pem: Vec::new(),
+            webhook_origin: None,
             tls: None,
         }
     }
@@ -321,10 +332,44 @@ impl HubConfig {
         self
     }
 
-    /// An upstream event handler (CloudEvents over HTTP, `http://` only; `{event}` in the URL is
-    /// replaced by the event name). User events go there instead of being echoed.
+    /// Adds an upstream event handler for every user event and the `connected` and
+    /// `disconnected` system events (CloudEvents over HTTP; `{event}` and `{hub}` in the URL
+    /// are replaced). User events go there instead of being echoed. Use
+    /// [`HubConfig::handler`] for filters and the blocking `connect` event.
     pub fn event_handler(mut self, url: Url) -> HubConfig {
-        self.event_handler = Some(url);
+        self.event_handlers.push(EventHandler::from_url(&url));
+        self
+    }
+
+    /// Adds an upstream event handler; an event goes to the first handler, in the order
+    /// they were added, whose filters take it (as the service's hub settings do).
+    pub fn handler(mut self, handler: EventHandler) -> HubConfig {
+        self.event_handlers.push(handler);
+        self
+    }
+
+    /// A second access key: event handler calls then carry two signatures in
+    /// `ce-signature`, one per key, as the service's do with its primary and secondary keys
+    /// (tokens are still signed and checked with [`HubConfig::access_key`] only).
+    pub fn secondary_access_key(mut self, key: impl Into<Secret>) -> HubConfig {
+        self.secondary_access_key = Some(key.into());
+        self
+    }
+
+    /// Also trusts the CA certificates in this PEM text when calling `https://` event
+    /// handlers (beside the Mozilla root set the hub always trusts): for a local app server
+    /// with a self-signed or private-CA certificate.
+    pub fn upstream_ca(mut self, pem: impl Into<Vec<u8>>) -> HubConfig {
+        self.upstream_ca_pem.push(pem.into());
+        self
+    }
+
+    /// The `WebHook-Request-Origin` the hub sends to event handlers (the service sends its
+    /// own host name, `xxx.webpubsub.azure.com`). Default: the hub's own `host:port` as a
+    /// client reaches it, which is what the official handler SDK derives from the endpoint
+    /// given in its `allowedEndpoints`.
+    pub fn webhook_origin(mut self, origin: impl Into<String>) -> HubConfig {
+        self.webhook_origin = Some(origin.into());
         self
     }
 
@@ -344,5 +389,207 @@ impl HubConfig {
     /// The configured listening address (port 0 until the hub is started).
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Applies the settings of a `hub.toml` file (see [`HubConfig::with_toml`]).
+    pub fn with_file(self, path: &Path) -> Result<HubConfig, HubError> {
+        let text = std::fs::read_to_string(path).map_err(|e| HubError::ConfigFile {
+            path: path.display().to_string(),
+            problem: format!("cannot read it: {e}"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        self.with_toml(&text, base)
+            .map_err(|problem| HubError::ConfigFile {
+                path: path.display().to_string(),
+                problem,
+            })
+    }
+
+    /// Applies settings written in TOML; relative file names are read from `base_dir`.
+    /// Every key is optional; an unknown key is refused (a typo would otherwise be a setting
+    /// silently not applied):
+    ///
+    /// ```toml
+    /// access_key = "..."              # at least 32 characters
+    /// secondary_access_key = "..."    # a second ce-signature
+    /// echo_events = false
+    /// max_connections = 10000
+    /// max_message_size = 1048576      # bytes
+    /// max_upstream_calls = 256
+    /// upstream_timeout_seconds = 30
+    /// upstream_ca_file = "app-ca.pem" # trusted for https handlers, beside the web PKI roots
+    /// webhook_origin = "127.0.0.1:8080"
+    /// trust_host_header = false
+    ///
+    /// [[event_handler]]               # as many as needed; the first that takes an event gets it
+    /// url = "http://localhost:3000/api/{hub}/{event}"
+    /// user_events = "*"               # "*", "name", "a,b" or "" for none
+    /// system_events = ["connect", "connected", "disconnected"]
+    /// hub = "chat"                    # only this hub's events (default: every hub)
+    /// abuse_protection = true
+    /// ```
+    pub fn with_toml(mut self, text: &str, base_dir: &Path) -> Result<HubConfig, String> {
+        let file: FileSettings = toml::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(key) = file.access_key {
+            self = self.access_key(key);
+        }
+        if let Some(key) = file.secondary_access_key {
+            self = self.secondary_access_key(key);
+        }
+        if let Some(echo) = file.echo_events {
+            self = self.echo_events(echo);
+        }
+        if let Some(n) = file.max_connections {
+            self = self.max_connections(n);
+        }
+        if let Some(n) = file.max_message_size {
+            self = self.max_message_size(n);
+        }
+        if let Some(n) = file.max_upstream_calls {
+            self = self.max_upstream_calls(n);
+        }
+        if let Some(seconds) = file.upstream_timeout_seconds {
+            let timeout = Duration::try_from_secs_f64(seconds)
+                .ok()
+                .filter(|t| !t.is_zero())
+                .ok_or("upstream_timeout_seconds must be a positive number of seconds")?;
+            self = self.upstream_timeout(timeout);
+        }
+        if let Some(name) = file.upstream_ca_file {
+            let path = base_dir.join(&name);
+            let pem = std::fs::read(&path)
+                .map_err(|e| format!("upstream_ca_file: cannot read {}: {e}", path.display()))?;
+            self = self.upstream_ca(pem);
+        }
+        if let Some(origin) = file.webhook_origin {
+            self = self.webhook_origin(origin);
+        }
+        if let Some(trust) = file.trust_host_header {
+            self = self.trust_host_header(trust);
+        }
+        for (i, h) in file.event_handlers.into_iter().enumerate() {
+            let mut handler = EventHandler::new(h.url).user_events(&h.user_events);
+            if let Some(events) = h.system_events {
+                let events = events
+                    .iter()
+                    .map(|e| e.parse::<SystemEvent>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("event_handler {}: {e}", i + 1))?;
+                handler = handler.system_events(events);
+            }
+            if let Some(hub) = h.hub {
+                handler = handler.hub(hub);
+            }
+            if let Some(check) = h.abuse_protection {
+                handler = handler.abuse_protection(check);
+            }
+            if let Some(problem) = handler.problem() {
+                return Err(format!("event_handler {}: {problem}", i + 1));
+            }
+            self = self.handler(handler);
+        }
+        Ok(self)
+    }
+}
+
+/// The keys of a `hub.toml` file (documented on [`HubConfig::with_toml`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    access_key: Option<String>,
+    secondary_access_key: Option<String>,
+    echo_events: Option<bool>,
+    max_connections: Option<usize>,
+    max_message_size: Option<usize>,
+    max_upstream_calls: Option<usize>,
+    upstream_timeout_seconds: Option<f64>,
+    upstream_ca_file: Option<String>,
+    webhook_origin: Option<String>,
+    trust_host_header: Option<bool>,
+    #[serde(default, rename = "event_handler")]
+    event_handlers: Vec<FileHandler>,
+}
+
+/// One `[[event_handler]]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHandler {
+    url: String,
+    #[serde(default = "every_user_event")]
+    user_events: String,
+    system_events: Option<Vec<String>>,
+    hub: Option<String>,
+    abuse_protection: Option<bool>,
+}
+
+fn every_user_event() -> String {
+    "*".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(text: &str) -> Result<HubConfig, String> {
+        HubConfig::new().with_toml(text, Path::new("."))
+    }
+
+    #[test]
+    fn a_file_with_handlers_and_limits() {
+        let config = apply(
+            r#"
+            echo_events = true
+            upstream_timeout_seconds = 2.5
+            secondary_access_key = "s"
+            [[event_handler]]
+            url = "http://localhost:3000/{hub}/{event}"
+            system_events = ["connect"]
+            user_events = "a,b"
+            [[event_handler]]
+            url = "https://example.com/{event}"
+            hub = "chat"
+            abuse_protection = false
+            "#,
+        )
+        .unwrap();
+        assert!(config.echo_events);
+        assert_eq!(config.upstream_timeout, Duration::from_millis(2500));
+        assert!(config.secondary_access_key.is_some());
+        assert_eq!(
+            config.event_handlers,
+            vec![
+                EventHandler::new("http://localhost:3000/{hub}/{event}")
+                    .system_events([SystemEvent::Connect])
+                    .user_events("a,b"),
+                EventHandler::new("https://example.com/{event}")
+                    .hub("chat")
+                    .abuse_protection(false),
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_the_reason() {
+        let unknown = apply("echo_event = true").unwrap_err();
+        assert!(unknown.contains("unknown field `echo_event`"), "{unknown}");
+        assert!(
+            unknown.contains("echo_events"),
+            "lists the known keys: {unknown}"
+        );
+        let nested = apply("[[event_handler]]\nurl = 'http://h/'\nsystem_event = []").unwrap_err();
+        assert!(nested.contains("unknown field `system_event`"), "{nested}");
+        let scheme = apply("[[event_handler]]\nurl = 'ftp://h/'").unwrap_err();
+        assert!(scheme.starts_with("event_handler 1:"), "{scheme}");
+        assert!(scheme.contains("http://"), "{scheme}");
+        let event =
+            apply("[[event_handler]]\nurl = 'http://h/'\nsystem_events = ['joined']").unwrap_err();
+        assert!(event.contains("unknown system event `joined`"), "{event}");
+        let timeout = apply("upstream_timeout_seconds = -1").unwrap_err();
+        assert!(timeout.contains("positive"), "{timeout}");
+        let missing = apply("upstream_ca_file = '/nonexistent/ca.pem'").unwrap_err();
+        assert!(
+            missing.contains("cannot read /nonexistent/ca.pem"),
+            "{missing}"
+        );
     }
 }

@@ -78,6 +78,7 @@ mod config;
 mod faults;
 mod filter;
 mod frame_guard;
+mod handlers;
 mod http;
 mod names;
 pub(crate) mod outbox;
@@ -108,6 +109,7 @@ pub use config::{
 };
 pub use faults::{Fault, FaultRequest, Target};
 pub use frame_guard::{FrameGuard, Guarded};
+pub use handlers::{EventHandler, SystemEvent};
 pub use stats::HubStats;
 
 use url::Url;
@@ -149,9 +151,17 @@ pub enum HubError {
         "the TLS certificate or private key is unusable: {0}; give a PEM certificate chain and a PEM private key"
     )]
     Tls(String),
-    /// The event handler URL cannot be called.
-    #[error("the event handler URL is unusable: {0}")]
-    InvalidEventHandler(&'static str),
+    /// An event handler setting cannot be used (its URL, or the extra CA certificates).
+    #[error("the event handler setting is unusable: {0}")]
+    InvalidEventHandler(String),
+    /// The `hub.toml` file could not be read or holds an unusable setting.
+    #[error("the hub config file {path} is unusable: {problem}")]
+    ConfigFile {
+        /// The file.
+        path: String,
+        /// What is wrong, with the key and line where TOML says.
+        problem: String,
+    },
     /// The server thread could not be started.
     #[error("the hub's server thread failed to start: {0}")]
     Startup(String),
@@ -236,6 +246,18 @@ fn tls_config(pem: &config::TlsPem) -> Result<rustls::ServerConfig, HubError> {
         .map_err(|e| HubError::Tls(e.to_string()))
 }
 
+/// The `host:port` a client reaches the hub at, as a URL's host is written (no port when it
+/// is the scheme's default): what the official handler SDK compares origins with.
+fn origin_of(bound: SocketAddr, tls: bool) -> String {
+    let addr = reachable(bound);
+    let default = if tls { 443 } else { 80 };
+    match (addr.ip(), addr.port()) {
+        (IpAddr::V6(ip), p) if p == default => format!("[{ip}]"),
+        (ip, p) if p == default => ip.to_string(),
+        _ => addr.to_string(),
+    }
+}
+
 /// A reachable address for an address the hub is bound to (an unspecified one means loopback
 /// for local clients).
 fn reachable(addr: SocketAddr) -> SocketAddr {
@@ -317,13 +339,10 @@ impl Hub {
     pub async fn start(config: HubConfig) -> Result<Hub, HubError> {
         let key = resolve_key(&config)?;
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
-        if let Some(url) = &config.event_handler {
-            if url.scheme() != "http" || url.host_str().is_none() {
-                return Err(HubError::InvalidEventHandler(
-                    "use an http:// URL with a host (https is not supported by the local hub)",
-                ));
-            }
+        if let Some(problem) = config.event_handlers.iter().find_map(|h| h.problem()) {
+            return Err(HubError::InvalidEventHandler(problem));
         }
+        let upstream_tls = upstream::client_tls(&config)?;
         let is_tls = tls.is_some();
         let state = Arc::new(HubState::new(config, key));
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -347,12 +366,21 @@ impl Hub {
                             }
                             authorities.extend(thread_state.config.authorities.iter().cloned());
                             thread_state.set_authorities(authorities);
-                            if let Some(url) = thread_state.config.event_handler.clone() {
-                                let (upstream, task) = upstream::channel(
-                                    url,
-                                    thread_state.key.clone(),
-                                    &thread_state.config,
-                                );
+                            let config = &thread_state.config;
+                            if !config.event_handlers.is_empty() {
+                                let settings = upstream::Settings {
+                                    handlers: config.event_handlers.clone(),
+                                    keys: std::iter::once(thread_state.key.clone())
+                                        .chain(config.secondary_access_key.clone())
+                                        .collect(),
+                                    origin: config
+                                        .webhook_origin
+                                        .clone()
+                                        .unwrap_or_else(|| origin_of(bound, is_tls)),
+                                    tls: upstream_tls,
+                                    checks: thread_state.stats.handler_checks.clone(),
+                                };
+                                let (upstream, task) = upstream::channel(settings, config);
                                 thread_state.set_upstream(upstream);
                                 actix_rt::spawn(task);
                             }

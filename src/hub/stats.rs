@@ -55,6 +55,12 @@ pub struct HubStats {
     /// Events not sent because `max_upstream_calls` calls were in flight already: user
     /// events got an `InvocationFailed` ack at once, system events were dropped.
     pub upstream_dropped: u64,
+    /// Events not sent because their handler's host did not pass the abuse-protection check
+    /// (`OPTIONS` with `WebHook-Request-Origin`): refused, unreachable or garbled answer.
+    pub upstream_refused: u64,
+    /// Per handler host (`scheme://host:port`) that failed the abuse-protection check, why;
+    /// the entry goes once the host passes the check.
+    pub event_handlers_refused: BTreeMap<String, String>,
 }
 
 /// The live counters behind [`HubStats`].
@@ -79,6 +85,9 @@ pub(crate) struct Stats {
     pub(crate) faults_injected: AtomicU64,
     pub(crate) upstream_events: AtomicU64,
     pub(crate) upstream_dropped: AtomicU64,
+    /// Shared with the event handler's task on the hub's thread, which counts and explains
+    /// abuse-protection refusals.
+    pub(crate) handler_checks: std::sync::Arc<HandlerChecks>,
     // Closes are rare (not on the message path), so a mutex over a small map is fine.
     closes: Mutex<BTreeMap<u16, u64>>,
 }
@@ -126,6 +135,22 @@ impl Stats {
             faults_injected: self.faults_injected.load(Relaxed),
             upstream_events: self.upstream_events.load(Relaxed),
             upstream_dropped: self.upstream_dropped.load(Relaxed),
+            upstream_refused: self.handler_checks.refused_events.load(Relaxed),
+            event_handlers_refused: self
+                .handler_checks
+                .refused_hosts
+                .lock()
+                .map(|m| m.clone())
+                .unwrap_or_default(),
         }
     }
+}
+
+/// The outcome of the abuse-protection checks of the event handler hosts.
+#[derive(Default)]
+pub(crate) struct HandlerChecks {
+    /// Events not sent because their host was refused.
+    pub(crate) refused_events: AtomicU64,
+    /// Refused hosts and why (at most one entry per configured handler host).
+    pub(crate) refused_hosts: Mutex<BTreeMap<String, String>>,
 }

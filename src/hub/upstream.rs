@@ -1,37 +1,63 @@
-//! The upstream event handler: CloudEvents in HTTP binary mode (protocol.md 8.2), POSTed to
-//! `HubConfig::event_handler` with `{event}` in the URL replaced by the event name.
+//! The upstream caller: CloudEvents in HTTP binary mode (protocol.md 8.2) to the event
+//! handlers of `HubConfig` (`handlers.rs` picks the handler and its URL), over awc with
+//! rustls. This is the hub's only outbound-HTTP seam and the only hub file that names awc.
 //!
-//! Sent: `connected` and `disconnected` (fire-and-forget) and user events (`event` requests,
-//! and every message of a simple client in sendEvent mode), whose reply body, if any, goes back
-//! to the connection as a server message. Not sent: the blocking `connect` event (tokens alone
-//! decide user, roles and groups here) and the `OPTIONS` abuse-protection handshake.
+//! Sent: the blocking `connect` (the upgrade waits for its answer), `connected` and
+//! `disconnected` (fire-and-forget), and user events (`event` requests, and every message of
+//! a simple client in sendEvent mode), whose reply body, if any, goes back to the connection
+//! as a server message. Each carries every header the service sends, `ce-awpsversion` and
+//! `WebHook-Request-Origin` included: the official handler SDK ignores a request without them.
 //!
-//! Every call runs on the hub's own thread, fed through a channel, so any thread can emit an
-//! event. A call holds one of `HubConfig::max_upstream_calls` permits from the moment it is
-//! queued until it has finished, so a handler that never answers holds at most that many
-//! sockets and tasks: without a permit, fire-and-forget events are dropped and user events
-//! fail at once (both counted as `upstream_dropped`).
+//! Abuse protection: before the first event to a handler host (`scheme://host:port`) the
+//! hub sends `OPTIONS` with `WebHook-Request-Origin`; a host that does not answer with a
+//! `WebHook-Allowed-Origin` naming that origin (or `*`) gets no events: they fail as a failed
+//! call would, the reason is logged and shown in `HubStats::event_handlers_refused`. A passed
+//! check holds for the hub's life; a failed one is tried again after [`RECHECK_AFTER`], so an
+//! app server started after the hub is picked up.
 //!
-//! The event name is substituted into the URL percent-encoded (names are also validated
-//! before they get here: `names::event_name_problem`).
+//! Every call runs on the hub's own thread (awc's client is not `Send`), fed through a
+//! channel, so any worker thread can emit an event. A call holds one of
+//! `HubConfig::max_upstream_calls` permits from the moment it is queued until it has
+//! finished, so a handler that never answers holds at most that many sockets and tasks:
+//! without a permit, fire-and-forget events are dropped, user events fail at once and a
+//! `connect` is answered 503 (all counted as `upstream_dropped`). Each call, its check
+//! included, is bounded by `HubConfig::upstream_timeout`, and an answer's body by
+//! `HubConfig::max_message_size`.
 //!
-//! The HTTP client is a minimal HTTP/1.1 one (one connection per call, `Connection: close`,
-//! `http://` only): the hub may not use the client layer's HTTP stack.
+//! TLS: the Mozilla root set of `webpki-roots` (the same roots the client transport and the
+//! service client trust, identical on every machine, so a hub in a bare container can call
+//! a public `https` handler), plus the CA certificates given with `HubConfig::upstream_ca`
+//! for a local app server with its own certificate. The system store is not read: a
+//! corporate CA is added with the same option.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
+use serde::Deserialize;
 use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use url::Url;
 
+use super::HubError;
 use super::config::HubConfig;
+use super::handlers::{self, Event, EventHandler, SystemEvent};
+use super::stats::HandlerChecks;
 use crate::protocol::{DataType, Payload, Secret};
+
+/// How long a failed abuse-protection check is remembered before the host is asked again.
+pub(crate) const RECHECK_AFTER: Duration = Duration::from_secs(5);
+
+/// Hosts whose refusal is kept for `HubStats` at most (templates may put `{hub}` in the host).
+const MAX_REPORTED_HOSTS: usize = 64;
+
+/// The `ce-awpsversion` the hub speaks.
+const AWPS_VERSION: &str = "1.0";
 
 /// What the handler answered to a user event.
 #[derive(Debug)]
@@ -40,6 +66,38 @@ pub(crate) enum Reply {
     Ok(Option<Payload>),
     /// Anything else, or no answer; the reason for the ack.
     Failed(String),
+}
+
+/// What the handler answered to a `connect` event.
+#[allow(dead_code)] // read by the upgrade path in the next step (blocking connect)
+#[derive(Debug)]
+pub(crate) enum ConnectReply {
+    /// 204, or 200 with what to apply to the connection.
+    Accepted(ConnectResponse),
+    /// Refused: the HTTP status to answer the upgrade with, and why.
+    Refused {
+        /// A 4xx of the handler, 500 for its 5xx, 502 for no usable answer, 503 when too
+        /// many calls are in flight, 504 for no answer in time.
+        status: u16,
+        /// What the client is told (the handler's own text for a 4xx).
+        reason: String,
+    },
+}
+
+/// The body of a 200 answer to `connect` (protocol.md 8.2); every field optional.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+pub(crate) struct ConnectResponse {
+    /// Replaces the token's user id.
+    #[serde(rename = "userId")]
+    pub(crate) user_id: Option<String>,
+    /// Groups joined before the first frame, besides the token's.
+    #[serde(default)]
+    pub(crate) groups: Vec<String>,
+    /// Roles given besides the token's.
+    #[serde(default)]
+    pub(crate) roles: Vec<String>,
+    /// The subprotocol chosen among the offered ones.
+    pub(crate) subprotocol: Option<String>,
 }
 
 /// One event to POST.
@@ -62,67 +120,514 @@ pub(crate) struct Call {
     pub(crate) reply: Option<oneshot::Sender<Reply>>,
 }
 
+/// Where an answer goes.
+#[allow(dead_code)] // `Connect`: the next step (blocking connect)
+enum Respond {
+    /// Fire-and-forget.
+    Nowhere,
+    /// A user event's reply.
+    User(oneshot::Sender<Reply>),
+    /// A `connect` event's reply.
+    Connect(oneshot::Sender<ConnectReply>),
+}
+
+/// One request, ready for the hub's thread.
+struct Job {
+    url: String,
+    /// `scheme://host:port` of `url`: what abuse protection checks.
+    host: String,
+    /// Abuse protection on for its handler.
+    check: bool,
+    headers: Vec<(&'static str, String)>,
+    body: Bytes,
+    respond: Respond,
+}
+
 /// The sending side, kept in the hub's state.
 pub(crate) struct Upstream {
-    tx: mpsc::Sender<(Call, OwnedSemaphorePermit)>,
+    tx: mpsc::Sender<(Job, OwnedSemaphorePermit)>,
     permits: Arc<Semaphore>,
+    handlers: Vec<EventHandler>,
+    keys: Vec<Secret>,
+    origin: String,
+    ids: AtomicU64,
+}
+
+/// What the upstream caller is built from.
+pub(crate) struct Settings {
+    pub(crate) handlers: Vec<EventHandler>,
+    /// Every access key: one signature each.
+    pub(crate) keys: Vec<Secret>,
+    /// `WebHook-Request-Origin`.
+    pub(crate) origin: String,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    pub(crate) checks: Arc<HandlerChecks>,
 }
 
 impl Upstream {
-    /// Queues a call; false (and the call dropped) when `max_upstream_calls` calls are in
-    /// flight already.
+    /// Queues a user or fire-and-forget system event; false (and the call dropped) when
+    /// `max_upstream_calls` calls are in flight already. An event that no handler takes is
+    /// answered at once as a 204 would be.
     pub(crate) fn send(&self, call: Call) -> bool {
+        let system = call
+            .system
+            .then(|| call.event.parse::<SystemEvent>().ok())
+            .flatten();
+        let event = match system {
+            Some(e) => Event::System(e),
+            None if call.system => return true,
+            None => Event::User(&call.event),
+        };
+        let Some(handler) = self.handler_for(&call.hub, &event) else {
+            if let Some(reply) = call.reply {
+                let _ = reply.send(Reply::Ok(None));
+            }
+            return true;
+        };
+        let job = self.job(handler, &event, &call, call.body.0.clone());
+        let respond = match call.reply {
+            Some(reply) => Respond::User(reply),
+            None => Respond::Nowhere,
+        };
+        self.queue(Job { respond, ..job })
+    }
+
+    /// Whether some handler takes `connect` events of `hub`: the upgrade then waits for one.
+    #[allow(dead_code)] // the next step (blocking connect)
+    pub(crate) fn wants_connect(&self, hub: &str) -> bool {
+        self.handler_for(hub, &Event::System(SystemEvent::Connect))
+            .is_some()
+    }
+
+    /// Sends the blocking `connect` event of a connection about to be accepted; its answer
+    /// arrives on the receiver (`None`: no handler takes `connect` for this hub).
+    #[allow(dead_code)] // the next step (blocking connect)
+    pub(crate) fn connect(
+        &self,
+        identity: Call,
+        body: &serde_json::Value,
+    ) -> Option<oneshot::Receiver<ConnectReply>> {
+        let event = Event::System(SystemEvent::Connect);
+        let handler = self.handler_for(&identity.hub, &event)?;
+        let (tx, rx) = oneshot::channel();
+        let body = Bytes::from(body.to_string());
+        let job = Job {
+            respond: Respond::Connect(tx),
+            ..self.job(handler, &event, &identity, body)
+        };
+        if !self.queue(job) {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(ConnectReply::Refused {
+                status: 503,
+                reason: "The event handler is overloaded: too many calls in flight; retry later"
+                    .to_owned(),
+            });
+            return Some(rx);
+        }
+        Some(rx)
+    }
+
+    fn handler_for(&self, hub: &str, event: &Event<'_>) -> Option<&EventHandler> {
+        self.handlers.iter().find(|h| h.takes(hub, event))
+    }
+
+    fn queue(&self, job: Job) -> bool {
         match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => self.tx.try_send((call, permit)).is_ok(),
+            Ok(permit) => self.tx.try_send((job, permit)).is_ok(),
             Err(_) => false,
+        }
+    }
+
+    /// The request for `event` of `call`'s connection to `handler` (without its responder).
+    fn job(&self, handler: &EventHandler, event: &Event<'_>, call: &Call, body: Bytes) -> Job {
+        let url = handler.expand(&call.hub, event.name());
+        let host = Url::parse(&url)
+            .map(|u| handlers::handler_host(&u))
+            .unwrap_or_else(|_| url.clone());
+        let id = self.ids.fetch_add(1, Relaxed);
+        let signature: Vec<String> = self
+            .keys
+            .iter()
+            .map(|key| signature(key, &call.connection_id))
+            .collect();
+        let mut headers = vec![
+            ("content-type", call.body.1.to_owned()),
+            ("ce-awpsversion", AWPS_VERSION.to_owned()),
+            ("webhook-request-origin", self.origin.clone()),
+            ("ce-specversion", "1.0".to_owned()),
+            ("ce-type", event.ce_type()),
+            (
+                "ce-source",
+                format!("/hubs/{}/client/{}", call.hub, call.connection_id),
+            ),
+            ("ce-id", id.to_string()),
+            ("ce-time", rfc3339(SystemTime::now())),
+            ("ce-hub", call.hub.clone()),
+            ("ce-connectionId", call.connection_id.clone()),
+            ("ce-eventName", event.name().to_owned()),
+            ("ce-signature", signature.join(",")),
+        ];
+        if let Some(user) = &call.user_id {
+            headers.push(("ce-userId", user.clone()));
+        }
+        if let Some(p) = call.subprotocol {
+            headers.push(("ce-subprotocol", p.to_owned()));
+        }
+        Job {
+            url,
+            host,
+            check: handler.checks_origin(),
+            headers,
+            body,
+            respond: Respond::Nowhere,
         }
     }
 }
 
+/// The rustls configuration for `https` handlers: the web PKI roots plus the extra CAs.
+pub(crate) fn client_tls(config: &HubConfig) -> Result<Arc<rustls::ClientConfig>, HubError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = actix_tls::connect::rustls_0_23::webpki_roots_cert_store();
+    for pem in &config.upstream_ca_pem {
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                HubError::InvalidEventHandler(format!("the extra CA file is not PEM: {e}"))
+            })?;
+        if certs.is_empty() {
+            return Err(HubError::InvalidEventHandler(
+                "the extra CA file holds no certificate; give PEM CERTIFICATE blocks".to_owned(),
+            ));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| {
+                HubError::InvalidEventHandler(format!("an extra CA certificate is unusable: {e}"))
+            })?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HubError::InvalidEventHandler(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
+}
+
 /// The channel, and the task that drains it (to be spawned on the hub's thread).
 pub(crate) fn channel(
-    url: Url,
-    key: Secret,
+    settings: Settings,
     config: &HubConfig,
 ) -> (Upstream, impl Future<Output = ()> + use<>) {
     let max_calls = config.max_upstream_calls.max(1);
-    let max_body = config.max_message_size;
-    let call_timeout = config.upstream_timeout;
+    let limits = Limits {
+        max_body: config.max_message_size,
+        timeout: config.upstream_timeout,
+    };
+    let origin = settings.origin.clone();
     // Every queued call holds a permit, so the channel never holds more than `max_calls`.
-    let (tx, mut rx) = mpsc::channel::<(Call, OwnedSemaphorePermit)>(max_calls);
+    let (tx, mut rx) = mpsc::channel::<(Job, OwnedSemaphorePermit)>(max_calls);
     let permits = Arc::new(Semaphore::new(max_calls));
+    let tls = settings.tls;
+    let checks = settings.checks;
     let task = async move {
-        let ids = AtomicU64::new(1);
-        while let Some((call, permit)) = rx.recv().await {
-            let id = ids.fetch_add(1, Relaxed);
-            let request = build_request(&url, &key, &call, id);
-            let reply = call.reply;
+        let connector = awc::Connector::new()
+            .rustls_0_23(tls)
+            .timeout(limits.timeout)
+            .handshake_timeout(limits.timeout)
+            // The permits bound the calls; awc's own pool limit would only queue them.
+            .limit(0);
+        let client = awc::Client::builder()
+            .connector(connector)
+            // A redirect would carry the signature and the event elsewhere.
+            .disable_redirects()
+            .disable_timeout()
+            .finish();
+        let caller = Rc::new(Caller {
+            client,
+            limits,
+            origin,
+            checks,
+            verdicts: RefCell::new(HashMap::new()),
+        });
+        while let Some((job, permit)) = rx.recv().await {
+            let caller = caller.clone();
             actix_rt::spawn(async move {
-                let result = tokio::time::timeout(call_timeout, post(request, max_body)).await;
+                let answer =
+                    tokio::time::timeout(caller.limits.timeout, caller.deliver(&job)).await;
                 // The call is over (answered, failed or timed out): another may start.
                 drop(permit);
-                let outcome = match result {
-                    Err(_) => Reply::Failed("the event handler did not answer in time".to_owned()),
-                    Ok(Err(e)) => {
-                        Reply::Failed(format!("the event handler could not be called: {e}"))
-                    }
-                    Ok(Ok(response)) if (200..300).contains(&response.status) => {
-                        Reply::Ok(payload(response.content_type.as_deref(), response.body))
-                    }
-                    Ok(Ok(response)) => {
-                        Reply::Failed(format!("the event handler answered {}", response.status))
-                    }
-                };
-                if let Reply::Failed(reason) = &outcome {
-                    tracing::debug!(reason, "upstream event failed");
-                }
-                if let Some(reply) = reply {
-                    let _ = reply.send(outcome);
-                }
+                let answer = answer.unwrap_or(Err(Failure::Timeout));
+                respond(job.respond, &job.url, answer);
             });
         }
     };
-    (Upstream { tx, permits }, task)
+    let upstream = Upstream {
+        tx,
+        permits,
+        handlers: settings.handlers,
+        keys: settings.keys,
+        origin: settings.origin,
+        ids: AtomicU64::new(1),
+    };
+    (upstream, task)
+}
+
+#[derive(Clone, Copy)]
+struct Limits {
+    max_body: usize,
+    timeout: Duration,
+}
+
+/// Why a call has no usable answer.
+#[derive(Debug)]
+enum Failure {
+    /// Nothing within the timeout.
+    Timeout,
+    /// The host did not pass the abuse-protection check.
+    NotAllowed(String),
+    /// Connecting, sending or reading failed, or the answer is unusable.
+    Transport(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Timeout => f.write_str("the event handler did not answer in time"),
+            Failure::NotAllowed(why) => write!(f, "the event handler is not called: {why}"),
+            Failure::Transport(why) => write!(f, "the event handler could not be called: {why}"),
+        }
+    }
+}
+
+/// An answer, its body read up to the bound.
+struct Answer {
+    status: u16,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+/// The awc client and the abuse-protection verdicts, on the hub's thread.
+struct Caller {
+    client: awc::Client,
+    limits: Limits,
+    origin: String,
+    checks: Arc<HandlerChecks>,
+    /// Per host: the check, run once by whichever call comes first, the others waiting.
+    verdicts: RefCell<HashMap<String, Rc<OnceCell<Verdict>>>>,
+}
+
+#[derive(Clone)]
+struct Verdict {
+    allowed: Result<(), String>,
+    at: Instant,
+}
+
+impl Caller {
+    async fn deliver(&self, job: &Job) -> Result<Answer, Failure> {
+        if job.check {
+            if let Err(why) = self.check(job).await {
+                self.checks.refused_events.fetch_add(1, Relaxed);
+                return Err(Failure::NotAllowed(why));
+            }
+        }
+        let mut request = self.client.post(&job.url).timeout(self.limits.timeout);
+        for (name, value) in &job.headers {
+            request = request.insert_header((*name, value.as_str()));
+        }
+        let response = request
+            .send_body(job.body.clone())
+            .await
+            .map_err(|e| Failure::Transport(e.to_string()))?;
+        read(response, self.limits.max_body).await
+    }
+
+    /// The abuse-protection verdict for the job's host, asking it first if need be.
+    async fn check(&self, job: &Job) -> Result<(), String> {
+        let cell = {
+            let mut verdicts = self.verdicts.borrow_mut();
+            let stale = verdicts.get(&job.host).is_some_and(|cell| {
+                cell.get()
+                    .is_some_and(|v| v.allowed.is_err() && v.at.elapsed() >= RECHECK_AFTER)
+            });
+            if stale || verdicts.len() > 4 * MAX_REPORTED_HOSTS {
+                verdicts.remove(&job.host);
+                if verdicts.len() > 4 * MAX_REPORTED_HOSTS {
+                    verdicts.clear();
+                }
+            }
+            verdicts.entry(job.host.clone()).or_default().clone()
+        };
+        let verdict = cell
+            .get_or_init(|| async {
+                let allowed = self.ask(job).await;
+                self.report(&job.host, &allowed);
+                Verdict {
+                    allowed,
+                    at: Instant::now(),
+                }
+            })
+            .await;
+        verdict.allowed.clone()
+    }
+
+    /// `OPTIONS` with `WebHook-Request-Origin` (CloudEvents webhook spec 4.2), to the URL of
+    /// the event that prompted it, as the service validates each handler URL.
+    async fn ask(&self, job: &Job) -> Result<(), String> {
+        let host = &job.host;
+        let request = self
+            .client
+            .request(awc::http::Method::OPTIONS, &job.url)
+            .timeout(self.limits.timeout)
+            .insert_header(("webhook-request-origin", self.origin.as_str()))
+            .insert_header(("ce-awpsversion", AWPS_VERSION));
+        let response = request.send().await.map_err(|e| {
+            format!("{host} did not answer the abuse-protection OPTIONS request: {e}")
+        })?;
+        let status = response.status().as_u16();
+        let allowed: Vec<&str> = response
+            .headers()
+            .get_all("webhook-allowed-origin")
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if !(200..300).contains(&status) {
+            return Err(format!(
+                "{host} answered the abuse-protection OPTIONS request with {status}; it must answer 200 with WebHook-Allowed-Origin: {} (or *)",
+                self.origin
+            ));
+        }
+        if !handlers::origin_allowed(allowed.iter().copied(), &self.origin) {
+            return Err(format!(
+                "{host} does not allow the origin {}: its WebHook-Allowed-Origin is {:?}; allow it (or *), or set the hub's webhook origin to one it allows",
+                self.origin, allowed
+            ));
+        }
+        Ok(())
+    }
+
+    fn report(&self, host: &str, allowed: &Result<(), String>) {
+        let Ok(mut refused) = self.checks.refused_hosts.lock() else {
+            return;
+        };
+        match allowed {
+            Ok(()) => {
+                refused.remove(host);
+            }
+            Err(why) => {
+                tracing::warn!(host, reason = %why, "event handler host refused: no events go there");
+                if refused.len() < MAX_REPORTED_HOSTS || refused.contains_key(host) {
+                    refused.insert(host.to_owned(), why.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Reads status, content type and a bounded body.
+async fn read<S>(mut response: awc::ClientResponse<S>, max_body: usize) -> Result<Answer, Failure>
+where
+    S: futures::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.body().limit(max_body).await.map_err(|e| {
+        Failure::Transport(match e {
+            awc::error::PayloadError::Overflow => {
+                format!("its answer is larger than the {max_body}-byte message limit")
+            }
+            other => format!("reading its answer: {other}"),
+        })
+    })?;
+    Ok(Answer {
+        status,
+        content_type,
+        body,
+    })
+}
+
+/// Turns an answer (or its absence) into what the waiting side expects.
+fn respond(to: Respond, url: &str, answer: Result<Answer, Failure>) {
+    if let Err(failure) = &answer {
+        tracing::debug!(url, reason = %failure, "upstream event failed");
+    }
+    match to {
+        Respond::Nowhere => {}
+        Respond::User(tx) => {
+            let reply = match answer {
+                Err(failure) => Reply::Failed(failure.to_string()),
+                Ok(a) if (200..300).contains(&a.status) => {
+                    Reply::Ok(payload(a.content_type.as_deref(), a.body))
+                }
+                Ok(a) => Reply::Failed(format!("the event handler answered {}", a.status)),
+            };
+            let _ = tx.send(reply);
+        }
+        Respond::Connect(tx) => {
+            let _ = tx.send(connect_reply(answer));
+        }
+    }
+}
+
+/// The rules of protocol.md 8.2 for a `connect` answer.
+fn connect_reply(answer: Result<Answer, Failure>) -> ConnectReply {
+    let refused = |status: u16, reason: String| ConnectReply::Refused { status, reason };
+    let answer = match answer {
+        Ok(a) => a,
+        Err(Failure::Timeout) => {
+            return refused(
+                504,
+                "The event handler did not answer the connect event in time".to_owned(),
+            );
+        }
+        Err(other) => return refused(502, format!("Connect refused: {other}")),
+    };
+    match answer.status {
+        204 => ConnectReply::Accepted(ConnectResponse::default()),
+        200..=299 if answer.body.iter().all(u8::is_ascii_whitespace) => {
+            ConnectReply::Accepted(ConnectResponse::default())
+        }
+        200..=299 => match serde_json::from_slice::<ConnectResponse>(&answer.body) {
+            Ok(response) => ConnectReply::Accepted(response),
+            Err(e) => refused(
+                502,
+                format!(
+                    "The event handler's answer to connect is not the JSON object the service expects ({{\"userId\",\"groups\",\"roles\",\"subprotocol\"}}): {e}"
+                ),
+            ),
+        },
+        status @ 400..=499 => {
+            let text = printable(&answer.body);
+            refused(
+                status,
+                if text.is_empty() {
+                    format!("The event handler refused the connection ({status})")
+                } else {
+                    text
+                },
+            )
+        }
+        status => refused(
+            500,
+            format!("The event handler failed the connect event: it answered {status}"),
+        ),
+    }
+}
+
+/// At most 512 characters of a handler's text, without control characters.
+fn printable(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(512)
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 /// The body and content type of a user event's payload (protocol.md 8.2).
@@ -167,87 +672,6 @@ fn payload(content_type: Option<&str>, body: Bytes) -> Option<Payload> {
     })
 }
 
-struct Request {
-    host: String,
-    port: u16,
-    head: String,
-    body: Bytes,
-}
-
-/// `name` with every byte outside RFC 3986's unreserved set percent-encoded, so that it stays
-/// one path segment (or one query value) of the handler's URL whatever it holds.
-fn encode_component(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn build_request(url: &Url, key: &Secret, call: &Call, id: u64) -> Request {
-    let event = encode_component(&call.event);
-    let target = url
-        .as_str()
-        .replace("%7Bevent%7D", &event)
-        .replace("{event}", &event);
-    let target = Url::parse(&target).unwrap_or_else(|_| url.clone());
-    let host = target.host_str().unwrap_or("localhost").to_owned();
-    let port = target.port_or_known_default().unwrap_or(80);
-    let mut path = target.path().to_owned();
-    if let Some(q) = target.query() {
-        path.push('?');
-        path.push_str(q);
-    }
-    let ce_type = if call.system {
-        format!("azure.webpubsub.sys.{}", call.event)
-    } else {
-        format!("azure.webpubsub.user.{}", call.event)
-    };
-    let (body, content_type) = &call.body;
-    let mut headers = vec![
-        ("Host", format!("{host}:{port}")),
-        ("Content-Type", (*content_type).to_owned()),
-        ("Content-Length", body.len().to_string()),
-        ("Connection", "close".to_owned()),
-        ("ce-specversion", "1.0".to_owned()),
-        ("ce-type", ce_type),
-        (
-            "ce-source",
-            format!("/hubs/{}/client/{}", call.hub, call.connection_id),
-        ),
-        ("ce-id", id.to_string()),
-        ("ce-time", rfc3339(SystemTime::now())),
-        ("ce-hub", call.hub.clone()),
-        ("ce-connectionId", call.connection_id.clone()),
-        ("ce-eventName", call.event.clone()),
-        ("ce-signature", signature(key, &call.connection_id)),
-        ("WebHook-Request-Origin", "localhost".to_owned()),
-    ];
-    if let Some(user) = &call.user_id {
-        headers.push(("ce-userId", user.clone()));
-    }
-    if let Some(p) = call.subprotocol {
-        headers.push(("ce-subprotocol", p.to_owned()));
-    }
-    let mut head = format!("POST {path} HTTP/1.1\r\n");
-    for (name, value) in headers {
-        // Header values come from names the hub validated; strip line breaks all the same.
-        let value: String = value.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    Request {
-        host,
-        port,
-        head,
-        body: body.clone(),
-    }
-}
-
 /// `sha256={hex(HMAC-SHA256(access key, connection id))}`: lets the handler check the event
 /// comes from a holder of the key.
 fn signature(key: &Secret, connection_id: &str) -> String {
@@ -284,129 +708,9 @@ fn rfc3339(t: SystemTime) -> String {
     )
 }
 
-struct Response {
-    status: u16,
-    content_type: Option<String>,
-    body: Bytes,
-}
-
-async fn post(request: Request, max_body: usize) -> Result<Response, String> {
-    let mut stream = TcpStream::connect((request.host.as_str(), request.port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
-    stream
-        .write_all(request.head.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(&request.body)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    // Head plus body, bounded: a handler cannot make the hub buffer without limit.
-    let limit = (max_body + 64 * 1024) as u64;
-    (&mut stream)
-        .take(limit)
-        .read_to_end(&mut raw)
-        .await
-        .map_err(|e| e.to_string())?;
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> Result<Response, String> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("the response has no complete head")?;
-    let head = std::str::from_utf8(&raw[..split]).map_err(|_| "the response head is not UTF-8")?;
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or("the response has no status line")?;
-    let mut content_type = None;
-    let mut chunked = false;
-    let mut length = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-type" => content_type = Some(value.to_owned()),
-            "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-            "content-length" => length = value.parse::<usize>().ok(),
-            _ => {}
-        }
-    }
-    let rest = &raw[split + 4..];
-    let body = if chunked {
-        dechunk(rest)?
-    } else {
-        let n = length.unwrap_or(rest.len()).min(rest.len());
-        rest[..n].to_vec()
-    };
-    Ok(Response {
-        status,
-        content_type,
-        body: Bytes::from(body),
-    })
-}
-
-fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("a chunk size line is incomplete")?;
-        let size_text =
-            std::str::from_utf8(&rest[..line_end]).map_err(|_| "a chunk size is not text")?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| "a chunk size is not hex")?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if rest.len() < size {
-            return Err("a chunk is shorter than announced".to_owned());
-        }
-        out.extend_from_slice(&rest[..size]);
-        rest = rest.get(size + 2..).unwrap_or(&[]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-
-    #[test]
-    fn the_event_name_stays_one_segment_of_the_handler_url() {
-        let url = Url::parse("http://127.0.0.1:9/api/{event}/x").unwrap();
-        let call = |event: &str| Call {
-            event: event.to_owned(),
-            system: false,
-            hub: "h".to_owned(),
-            connection_id: "c".to_owned(),
-            user_id: None,
-            subprotocol: None,
-            body: (Bytes::new(), "text/plain"),
-            reply: None,
-        };
-        let key = Secret::new("k".repeat(40));
-        let head = |event: &str| build_request(&url, &key, &call(event), 1).head;
-        assert!(head("message").starts_with("POST /api/message/x HTTP/1.1\r\n"));
-        assert!(
-            head("../../escaped?inj=1").starts_with("POST /api/..%2F..%2Fescaped%3Finj%3D1/x "),
-            "{}",
-            head("../../escaped?inj=1")
-        );
-        assert!(head("a b#c").starts_with("POST /api/a%20b%23c/x "));
-    }
 
     #[test]
     fn rfc3339_of_known_instants() {
@@ -428,24 +732,6 @@ mod tests {
     }
 
     #[test]
-    fn responses_plain_and_chunked() {
-        let r = parse_response(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
-        )
-        .unwrap();
-        assert_eq!((r.status, r.body.as_ref()), (200, &b"hi"[..]));
-        let r = parse_response(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(r.body.as_ref(), b"abc");
-        assert!(parse_response(b"HTTP/1.1 200").is_err());
-        assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err()
-        );
-    }
-
-    #[test]
     fn reply_bodies_follow_their_content_type() {
         let p = |ct: Option<&str>, b: &'static [u8]| payload(ct, Bytes::from_static(b));
         assert_eq!(
@@ -461,5 +747,45 @@ mod tests {
             Some(Payload::Binary(Bytes::from_static(b"\x01")))
         );
         assert_eq!(p(Some("text/plain"), b""), None);
+    }
+
+    fn answer(status: u16, body: &'static str) -> Result<Answer, Failure> {
+        Ok(Answer {
+            status,
+            content_type: Some("application/json".to_owned()),
+            body: Bytes::from_static(body.as_bytes()),
+        })
+    }
+
+    #[test]
+    fn connect_answers_follow_the_service_rules() {
+        let status = |reply: ConnectReply| match reply {
+            ConnectReply::Accepted(_) => 0,
+            ConnectReply::Refused { status, .. } => status,
+        };
+        assert_eq!(status(connect_reply(answer(204, ""))), 0);
+        assert_eq!(status(connect_reply(answer(200, " \n"))), 0);
+        match connect_reply(answer(
+            200,
+            r#"{"userId":"u","groups":["g"],"roles":["r"],"x":1}"#,
+        )) {
+            ConnectReply::Accepted(r) => {
+                assert_eq!(r.user_id.as_deref(), Some("u"));
+                assert_eq!((r.groups, r.roles), (vec!["g".into()], vec!["r".into()]));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(status(connect_reply(answer(200, "<html>"))), 502);
+        assert_eq!(status(connect_reply(answer(200, r#"{"groups":"g"}"#))), 502);
+        assert_eq!(status(connect_reply(answer(401, "no"))), 401);
+        assert_eq!(status(connect_reply(answer(503, ""))), 500);
+        assert_eq!(status(connect_reply(answer(302, ""))), 500);
+        assert_eq!(status(connect_reply(Err(Failure::Timeout))), 504);
+        let not_allowed = Err(Failure::NotAllowed("x".into()));
+        assert_eq!(status(connect_reply(not_allowed)), 502);
+        match connect_reply(answer(403, "go away\r\nX: y")) {
+            ConnectReply::Refused { reason, .. } => assert_eq!(reason, "go awayX: y"),
+            other => panic!("{other:?}"),
+        }
     }
 }
