@@ -28,11 +28,15 @@
 //! - binary frames on a JSON subprotocol are refused (close 1003), while the service accepts
 //!   binary frames holding UTF-8 JSON;
 //! - protobuf subprotocols are not negotiated: such a client is treated as a simple client;
-//! - the event handler gets `connected`, `disconnected` and user events, not the blocking
-//!   `connect` event nor the `OPTIONS` validation; `http://` only; a failed user event with an
-//!   ack id gets an `InvocationFailed` ack (the connection stays); without a handler, `event`
-//!   requests are acked (and echoed with `echo_events`) and simple clients in sendEvent mode
-//!   are not disconnected;
+//! - event handlers ([`EventHandler`], `hub --config`): the service's contract (blocking
+//!   `connect`, `connected`, `disconnected`, user events, abuse protection, every header,
+//!   `ce-connectionState`), but no group `joined`/`left` events and no client certificates;
+//!   a failed user event with an ack id gets an `InvocationFailed` ack (the connection stays);
+//!   without a handler that takes it, an `event` request is acked (and echoed with
+//!   `echo_events`) and simple clients in sendEvent mode are not disconnected; `connect`
+//!   failures answer 500 (handler 5xx), 502 (no usable answer), 503 (too many calls in
+//!   flight) or 504 (no answer in time), and a `connect` answer's roles and groups add to the
+//!   token's;
 //! - adding a *user* to a group affects the user's current connections only;
 //! - a REST close of a reliable connection uses close code 1008, of others 1000;
 //! - a reconnection token never expires on its own; it dies with its session;
@@ -75,6 +79,7 @@
 
 mod auth;
 mod config;
+mod connect;
 mod faults;
 mod filter;
 mod frame_guard;

@@ -201,8 +201,14 @@ pub(crate) fn handler_replied(
     reply: Reply,
 ) -> Outcome {
     let done = match reply {
-        Reply::Ok(body) => {
-            if let Some(data) = body {
+        Reply::Ok {
+            data,
+            connection_state,
+        } => {
+            if let Some(new_state) = connection_state {
+                conn.set_handler_state(new_state);
+            }
+            if let Some(data) = data {
                 state.deliver(conn, &Publication::server(data));
             }
             Done::Ok

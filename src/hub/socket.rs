@@ -3,7 +3,8 @@
 //!
 //! Handshake order: hub name (400), recovery (`awps_connection_id`: the upgrade is accepted
 //! and a refused recovery is closed with 1008, as clients expect), connection limit (429),
-//! access token (401), token group claims (400), subprotocol and mode (400), upgrade.
+//! access token (401), token group claims (400), the blocking `connect` event when a handler
+//! takes it (its 4xx, or 500/502/503/504: `connect.rs`), subprotocol and mode (400), upgrade.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use base64::Engine as _;
 use futures::Stream;
 
 use super::auth;
+use super::connect;
 use super::frame_guard::{FrameGuard, Guarded};
 use super::http::{self, first, plain};
 use super::names;
@@ -195,32 +197,57 @@ pub(crate) async fn client_endpoint(
         );
     }
 
-    let mode = match &offered {
-        Some((Subprotocol::JsonReliable, _)) => Mode::JsonReliable,
-        Some(_) => Mode::Json,
-        None => match simple_mode(&query) {
+    // The blocking `connect` event, when a handler takes it (hub/connect.rs).
+    let all_offered = connect::offered_subprotocols(&req);
+    let admission = match connect::admit(&state, &req, &hub, token, claims, &all_offered).await {
+        Ok(admission) => admission,
+        Err((status, reason)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            return plain(status, &reason);
+        }
+    };
+    // A subprotocol the handler chose replaces the hub's own pick; one the hub does not
+    // speak makes a simple client that is told that name in the handshake.
+    let accepted: Option<(Option<Subprotocol>, String)> = match admission.subprotocol {
+        Some(name) => Some((
+            SUPPORTED
+                .iter()
+                .find(|p| p.name().eq_ignore_ascii_case(&name))
+                .copied(),
+            name,
+        )),
+        None => offered.map(|(p, name)| (Some(p), name)),
+    };
+    let mode = match &accepted {
+        Some((Some(Subprotocol::JsonReliable), _)) => Mode::JsonReliable,
+        Some((Some(_), _)) => Mode::Json,
+        _ => match simple_mode(&query) {
             Ok(mode) => mode,
             Err(reason) => return plain(StatusCode::BAD_REQUEST, reason),
         },
     };
     let conn = state.new_connection(
+        admission.connection_id,
         &hub,
-        claims.user_id.clone(),
+        admission.user_id,
         mode,
-        Roles::from_claims(&claims.roles),
+        Roles::from_claims(&admission.roles),
     );
+    if let Some(handler_state) = admission.connection_state {
+        conn.set_handler_state(handler_state);
+    }
     let actor = Session::new(
         state.clone(),
         conn,
         Start::New {
-            groups: claims.groups,
+            groups: admission.groups,
         },
     );
     start(
         actor,
         &req,
         payload,
-        offered.as_ref().map(|(_, name)| name.as_str()),
+        accepted.as_ref().map(|(_, name)| name.as_str()),
         max_size,
     )
 }

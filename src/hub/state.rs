@@ -236,6 +236,8 @@ pub(crate) struct Connection {
     pub(crate) user_id: Option<String>,
     /// The subprotocol.
     pub(crate) mode: Mode,
+    /// The `ce-connectionState` an event handler set (hook of the event handler, issue 12).
+    handler_state: Mutex<Option<String>>,
     reconnection_token: Option<Secret>,
     scope: Arc<Scope>,
     state: Mutex<ConnState>,
@@ -243,6 +245,16 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// The `ce-connectionState` an event handler set, sent on its later events.
+    pub(crate) fn handler_state(&self) -> Option<String> {
+        lock(&self.handler_state).clone()
+    }
+
+    /// Replaces the state (an event handler answered `ce-connectionState`; empty: none).
+    pub(crate) fn set_handler_state(&self, state: String) {
+        *lock(&self.handler_state) = Some(state).filter(|s| !s.is_empty());
+    }
+
     /// The reconnection token (reliable connections only).
     pub(crate) fn reconnection_token(&self) -> Option<&Secret> {
         self.reconnection_token.as_ref()
@@ -431,6 +443,11 @@ impl HubState {
         let _ = self.upstream.set(upstream);
     }
 
+    /// The event handler caller, when handlers are configured (the `connect` event).
+    pub(crate) fn upstream(&self) -> Option<&Upstream> {
+        self.upstream.get()
+    }
+
     fn call(
         &self,
         conn: &Connection,
@@ -450,6 +467,7 @@ impl HubState {
                 Mode::Simple { .. } => None,
             },
             body,
+            connection_state: conn.handler_state(),
             reply: None,
         }
     }
@@ -565,8 +583,10 @@ impl HubState {
     }
 
     /// A new connection, not yet registered (that happens when its socket attaches).
+    /// A connection with `id` (the one its `connect` event named), not yet registered.
     pub(crate) fn new_connection(
         &self,
+        id: String,
         hub: &str,
         user_id: Option<String>,
         mode: Mode,
@@ -576,10 +596,11 @@ impl HubState {
             .is_reliable()
             .then(|| Secret::new(names::new_reconnection_token()));
         Arc::new(Connection {
-            id: names::new_connection_id(),
+            id,
             hub: hub.to_owned(),
             user_id,
             mode,
+            handler_state: Mutex::new(None),
             reconnection_token,
             scope: self.scope(hub),
             state: Mutex::new(ConnState {

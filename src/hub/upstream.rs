@@ -62,14 +62,18 @@ const AWPS_VERSION: &str = "1.0";
 /// What the handler answered to a user event.
 #[derive(Debug)]
 pub(crate) enum Reply {
-    /// 2xx; the body (with its data type) to send back to the client, if not empty.
-    Ok(Option<Payload>),
+    /// 2xx.
+    Ok {
+        /// The body (with its data type) to send back to the client, if not empty.
+        data: Option<Payload>,
+        /// A `ce-connectionState` header: the connection's new state (empty: none).
+        connection_state: Option<String>,
+    },
     /// Anything else, or no answer; the reason for the ack.
     Failed(String),
 }
 
 /// What the handler answered to a `connect` event.
-#[allow(dead_code)] // read by the upgrade path in the next step (blocking connect)
 #[derive(Debug)]
 pub(crate) enum ConnectReply {
     /// 204, or 200 with what to apply to the connection.
@@ -98,6 +102,9 @@ pub(crate) struct ConnectResponse {
     pub(crate) roles: Vec<String>,
     /// The subprotocol chosen among the offered ones.
     pub(crate) subprotocol: Option<String>,
+    /// The answer's `ce-connectionState` header, carried on the connection's later events.
+    #[serde(skip)]
+    pub(crate) connection_state: Option<String>,
 }
 
 /// One event to POST.
@@ -116,12 +123,13 @@ pub(crate) struct Call {
     pub(crate) subprotocol: Option<&'static str>,
     /// The body and its content type.
     pub(crate) body: (Bytes, &'static str),
+    /// The connection's `ce-connectionState`, if a handler set one.
+    pub(crate) connection_state: Option<String>,
     /// Where to send the reply (user events only).
     pub(crate) reply: Option<oneshot::Sender<Reply>>,
 }
 
 /// Where an answer goes.
-#[allow(dead_code)] // `Connect`: the next step (blocking connect)
 enum Respond {
     /// Fire-and-forget.
     Nowhere,
@@ -180,7 +188,10 @@ impl Upstream {
         };
         let Some(handler) = self.handler_for(&call.hub, &event) else {
             if let Some(reply) = call.reply {
-                let _ = reply.send(Reply::Ok(None));
+                let _ = reply.send(Reply::Ok {
+                    data: None,
+                    connection_state: None,
+                });
             }
             return true;
         };
@@ -193,7 +204,6 @@ impl Upstream {
     }
 
     /// Whether some handler takes `connect` events of `hub`: the upgrade then waits for one.
-    #[allow(dead_code)] // the next step (blocking connect)
     pub(crate) fn wants_connect(&self, hub: &str) -> bool {
         self.handler_for(hub, &Event::System(SystemEvent::Connect))
             .is_some()
@@ -201,7 +211,6 @@ impl Upstream {
 
     /// Sends the blocking `connect` event of a connection about to be accepted; its answer
     /// arrives on the receiver (`None`: no handler takes `connect` for this hub).
-    #[allow(dead_code)] // the next step (blocking connect)
     pub(crate) fn connect(
         &self,
         identity: Call,
@@ -272,6 +281,9 @@ impl Upstream {
         }
         if let Some(p) = call.subprotocol {
             headers.push(("ce-subprotocol", p.to_owned()));
+        }
+        if let Some(state) = &call.connection_state {
+            headers.push(("ce-connectionState", state.clone()));
         }
         Job {
             url,
@@ -406,6 +418,7 @@ impl std::fmt::Display for Failure {
 struct Answer {
     status: u16,
     content_type: Option<String>,
+    connection_state: Option<String>,
     body: Bytes,
 }
 
@@ -440,7 +453,10 @@ impl Caller {
         let response = request
             .send_body(job.body.clone())
             .await
-            .map_err(|e| Failure::Transport(e.to_string()))?;
+            .map_err(|e| match e {
+                awc::error::SendRequestError::Timeout => Failure::Timeout,
+                other => Failure::Transport(other.to_string()),
+            })?;
         read(response, self.limits.max_body).await
     }
 
@@ -536,6 +552,21 @@ where
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let states: Vec<&str> = response
+        .headers()
+        .get_all("ce-connectionstate")
+        .map(|v| v.to_str())
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            Failure::Transport("its ce-connectionState header is not visible ASCII".to_owned())
+        })?;
+    if states.len() > 1 {
+        return Err(Failure::Transport(
+            "it answered more than one ce-connectionState header; the service allows one"
+                .to_owned(),
+        ));
+    }
+    let connection_state = states.first().map(|s| (*s).to_owned());
     let body = response.body().limit(max_body).await.map_err(|e| {
         Failure::Transport(match e {
             awc::error::PayloadError::Overflow => {
@@ -547,6 +578,7 @@ where
     Ok(Answer {
         status,
         content_type,
+        connection_state,
         body,
     })
 }
@@ -561,9 +593,10 @@ fn respond(to: Respond, url: &str, answer: Result<Answer, Failure>) {
         Respond::User(tx) => {
             let reply = match answer {
                 Err(failure) => Reply::Failed(failure.to_string()),
-                Ok(a) if (200..300).contains(&a.status) => {
-                    Reply::Ok(payload(a.content_type.as_deref(), a.body))
-                }
+                Ok(a) if (200..300).contains(&a.status) => Reply::Ok {
+                    data: payload(a.content_type.as_deref(), a.body),
+                    connection_state: a.connection_state,
+                },
                 Ok(a) => Reply::Failed(format!("the event handler answered {}", a.status)),
             };
             let _ = tx.send(reply);
@@ -587,13 +620,18 @@ fn connect_reply(answer: Result<Answer, Failure>) -> ConnectReply {
         }
         Err(other) => return refused(502, format!("Connect refused: {other}")),
     };
+    let accepted = |response: ConnectResponse| {
+        ConnectReply::Accepted(ConnectResponse {
+            connection_state: answer.connection_state.clone(),
+            ..response
+        })
+    };
     match answer.status {
-        204 => ConnectReply::Accepted(ConnectResponse::default()),
         200..=299 if answer.body.iter().all(u8::is_ascii_whitespace) => {
-            ConnectReply::Accepted(ConnectResponse::default())
+            accepted(ConnectResponse::default())
         }
         200..=299 => match serde_json::from_slice::<ConnectResponse>(&answer.body) {
-            Ok(response) => ConnectReply::Accepted(response),
+            Ok(response) => accepted(response),
             Err(e) => refused(
                 502,
                 format!(
@@ -753,6 +791,7 @@ mod tests {
         Ok(Answer {
             status,
             content_type: Some("application/json".to_owned()),
+            connection_state: None,
             body: Bytes::from_static(body.as_bytes()),
         })
     }
