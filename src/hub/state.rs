@@ -541,8 +541,8 @@ impl HubState {
         (self.stats.connections.load(Relaxed) as usize) < self.config.max_connections
     }
 
-    /// A new connection, not yet registered (that happens when its socket attaches).
-    /// A connection with `id` (the one its `connect` event named), not yet registered.
+    /// A new connection with `id` (the one its `connect` event named), not yet registered
+    /// (that happens when its socket attaches).
     pub(crate) fn new_connection(
         &self,
         id: String,
