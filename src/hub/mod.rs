@@ -31,7 +31,8 @@
 //! - event handlers ([`EventHandler`], `hub --config`): the service's contract (blocking
 //!   `connect`, `connected`, `disconnected`, user events, abuse protection, every header,
 //!   `ce-connectionState`), but no group `joined`/`left` events and no client certificates;
-//!   a failed user event with an ack id gets an `InvocationFailed` ack (the connection stays);
+//!   a failed user event with an ack id gets an `InvocationFailed` ack (the connection stays;
+//!   without an ack id the connection ends with 1008, as the service drops it);
 //!   without a handler that takes it, an `event` request is acked (and echoed with
 //!   `echo_events`) and simple clients in sendEvent mode are not disconnected; `connect`
 //!   failures answer 500 (handler 5xx), 502 (no usable answer), 503 (too many calls in

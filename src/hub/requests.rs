@@ -20,6 +20,9 @@ pub(crate) enum After {
     Continue,
     /// Drop the socket abruptly (the `close_after_processing` fault).
     DropSocket,
+    /// End the connection with this reason (close 1008: it cannot be recovered): an event
+    /// without an ack id whose handler call failed, as the service drops such a connection.
+    EndConnection(String),
     /// Wait for the event handler's reply, then ack (with this ack id, if any) and forward
     /// the reply's body to the client.
     AwaitHandler {
@@ -214,11 +217,17 @@ pub(crate) fn handler_replied(
             Done::Ok
         }
         Reply::Failed(reason) => {
+            let Some(id) = ack_id else {
+                // No ack to carry the failure: the service drops the connection (protocol.md
+                // 8.2); with an ack id it answers an `InvocationFailed` ack instead.
+                return Outcome {
+                    reply: None,
+                    after: After::EndConnection(format!("The event handler failed: {reason}")),
+                };
+            };
             // The event did not take effect: like a refused request, its ack id is judged
             // again if the client retries it.
-            if let Some(id) = ack_id {
-                conn.release_ack(id);
-            }
+            conn.release_ack(id);
             Done::Failed(AckErrorName::Other("InvocationFailed".into()), reason)
         }
     };

@@ -559,6 +559,7 @@ impl Session {
         match outcome.after {
             After::Continue => {}
             After::DropSocket => self.drop_now(ctx),
+            After::EndConnection(reason) => self.reject(ctx, CLOSE_UNRECOVERABLE, &reason),
             After::AwaitHandler { ack_id, reply } => {
                 ctx.spawn(reply.into_actor(self).map(move |result, act, ctx| {
                     let reply = result.unwrap_or_else(|_| {
