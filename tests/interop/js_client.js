@@ -186,6 +186,11 @@ async function run(command) {
         client.sendToGroup(command.group, data, dataType, { ...ack(s), noEcho: !!command.noEcho }),
       );
     }
+    case "event": {
+      // A user event to the hub's event handler (tests/interop_handler_express.rs).
+      const [dataType, data] = sendData(command);
+      return acked(command, (s) => client.sendEvent(command.event, data, dataType, ack(s)));
+    }
     case "server":
       return acked(command, () => serverSend(command));
     case "status":

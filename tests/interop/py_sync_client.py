@@ -73,6 +73,13 @@ def run(settings, client, command):
                 **ack,
             ),
         )
+    elif op == "event":
+        # A user event to the hub's event handler (tests/interop_handler_express.rs).
+        kind, data = common.decode_data(command)
+        acked(
+            command,
+            lambda: client.send_event(command["event"], data, WebPubSubDataType(kind), **ack),
+        )
     elif op == "server":
         acked(command, lambda: common.server_send(settings, command))
     elif op == "members":
