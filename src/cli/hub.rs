@@ -54,6 +54,10 @@ pub struct HubArgs {
     /// tokens for it (for a proxy in front of the hub). Off: only the hub's own addresses.
     #[arg(long)]
     trust_host_header: bool,
+    /// Let clients connect without an access token (the service's anonymousConnectPolicy
+    /// allow): no user id, no roles, no groups. Off by default.
+    #[arg(long)]
+    allow_anonymous: bool,
 }
 
 impl HubArgs {
@@ -68,6 +72,9 @@ impl HubArgs {
         }
         if self.trust_host_header {
             config = config.trust_host_header(true);
+        }
+        if self.allow_anonymous {
+            config = config.allow_anonymous(true);
         }
         if let Some(path) = &self.handler_ca {
             let pem = std::fs::read(path)

@@ -124,6 +124,7 @@ pub struct HubConfig {
     pub(crate) secondary_access_key: Option<Secret>,
     pub(crate) upstream_ca_pem: Vec<Vec<u8>>,
     pub(crate) webhook_origin: Option<String>,
+    pub(crate) allow_anonymous: bool,
     pub(crate) tls: Option<TlsPem>,
 }
 
@@ -167,6 +168,7 @@ impl Default for HubConfig {
             secondary_access_key: None,
             upstream_ca_pem: Vec::new(),
             webhook_origin: None,
+            allow_anonymous: false,
             tls: None,
         }
     }
@@ -373,6 +375,14 @@ impl HubConfig {
         self
     }
 
+    /// Lets clients connect without an access token, as the hub setting
+    /// `anonymousConnectPolicy: allow` does: such a connection has no user id, no roles and
+    /// no groups (a token, when given, is still checked). Off by default, as in the service.
+    pub fn allow_anonymous(mut self, allow: bool) -> HubConfig {
+        self.allow_anonymous = allow;
+        self
+    }
+
     /// Serves `https`/`wss` with this PEM certificate chain and PEM private key.
     pub fn tls(
         mut self,
@@ -420,6 +430,7 @@ impl HubConfig {
     /// upstream_ca_file = "app-ca.pem" # trusted for https handlers, beside the web PKI roots
     /// webhook_origin = "127.0.0.1:8080"
     /// trust_host_header = false
+    /// allow_anonymous = false         # clients without a token (anonymousConnectPolicy)
     ///
     /// [[event_handler]]               # as many as needed; the first that takes an event gets it
     /// url = "http://localhost:3000/api/{hub}/{event}"
@@ -467,6 +478,9 @@ impl HubConfig {
         if let Some(trust) = file.trust_host_header {
             self = self.trust_host_header(trust);
         }
+        if let Some(allow) = file.allow_anonymous {
+            self = self.allow_anonymous(allow);
+        }
         for (i, h) in file.event_handlers.into_iter().enumerate() {
             let mut handler = EventHandler::new(h.url).user_events(&h.user_events);
             if let Some(events) = h.system_events {
@@ -506,6 +520,7 @@ struct FileSettings {
     upstream_ca_file: Option<String>,
     webhook_origin: Option<String>,
     trust_host_header: Option<bool>,
+    allow_anonymous: Option<bool>,
     #[serde(default, rename = "event_handler")]
     event_handlers: Vec<FileHandler>,
 }

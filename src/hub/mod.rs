@@ -19,14 +19,13 @@
 //! upgrade (HTTP 401); roles and per-group roles, `Forbidden` and `Duplicate` acks, `noEcho`;
 //! reliable sessions with sequence ids, a replay buffer trimmed by `sequenceAck`, recovery
 //! within the window and close code 1008 when a session cannot be recovered; the REST API with
-//! bearer JWT auth. Beyond the service: [`Fault`] injection and [`HubStats`] counters, from Rust
+//! bearer JWT auth; a binary frame holding UTF-8 JSON is a request on the JSON subprotocols;
+//! fragmented messages are reassembled within the message limit; anonymous clients only with
+//! [`HubConfig::allow_anonymous`] (`anonymousConnectPolicy`). Beyond the service: [`Fault`]
+//! injection and [`HubStats`] counters, from Rust
 //! and from `POST /_fleet/faults` and `GET /_fleet/stats` (bearer auth as the REST API).
 //!
 //! Where it knowingly differs from the service:
-//! - fragmented WebSocket messages are refused (close 1003): actix-web-actors does not export
-//!   the fragment type; no official client fragments;
-//! - binary frames on a JSON subprotocol are refused (close 1003), while the service accepts
-//!   binary frames holding UTF-8 JSON;
 //! - protobuf subprotocols are not negotiated: such a client is treated as a simple client;
 //! - event handlers ([`EventHandler`], `hub --config`): the service's contract (blocking
 //!   `connect`, `connected`, `disconnected`, user events, abuse protection, every header,

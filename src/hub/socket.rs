@@ -14,9 +14,10 @@ use std::time::{Instant, SystemTime};
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, StreamHandler, WrapFuture,
 };
+use actix_http::ws::Item;
 use actix_web::error::PayloadError;
 use actix_web::http::{StatusCode, header};
-use actix_web::web::Bytes;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws::{self, CloseCode, CloseReason, Message, ProtocolError};
 use base64::Engine as _;
@@ -38,8 +39,7 @@ use super::upstream::Reply;
 use crate::protocol::json::{decode_outbound, encode_inbound};
 use crate::protocol::{
     CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG,
-    CLOSE_UNRECOVERABLE, CLOSE_UNSUPPORTED_DATA, Inbound, Payload, ProtocolError as FrameError,
-    Subprotocol,
+    CLOSE_UNRECOVERABLE, Inbound, Payload, ProtocolError as FrameError, Subprotocol,
 };
 
 /// The JSON subprotocols the hub speaks, in no particular order: the client's order decides.
@@ -157,23 +157,31 @@ pub(crate) async fn client_endpoint(
     let token = first(&query, "access_token")
         .filter(|t| !t.is_empty())
         .or_else(|| auth::bearer_token(http::authorization(&req)));
-    let Some(token) = token else {
-        bump(&state.stats.unauthorized);
-        return plain(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized: no access token (use access_token or Authorization: Bearer)",
-        );
-    };
     let authorities = http::audience_authorities(&req, &state);
     let path = format!("/client/hubs/{hub}");
-    let claims =
-        match auth::validate_for_path(token, &state.key, &authorities, &path, SystemTime::now()) {
-            Ok(claims) => claims,
-            Err(e) => {
-                bump(&state.stats.unauthorized);
-                return plain(StatusCode::UNAUTHORIZED, &auth::unauthorized_reason(&e));
+    let claims = match token {
+        // `anonymousConnectPolicy: allow`: no user, no roles, no groups (a token, when
+        // given, is still checked).
+        None if state.config.allow_anonymous => anonymous(),
+        None => {
+            bump(&state.stats.unauthorized);
+            return plain(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: no access token (use access_token or Authorization: Bearer)",
+            );
+        }
+        Some(token) => {
+            match auth::validate_for_path(token, &state.key, &authorities, &path, SystemTime::now())
+            {
+                Ok(claims) => claims,
+                Err(e) => {
+                    bump(&state.stats.unauthorized);
+                    return plain(StatusCode::UNAUTHORIZED, &auth::unauthorized_reason(&e));
+                }
             }
-        };
+        }
+    };
+    let token = token.unwrap_or_default();
     if let Some(problem) = claims
         .groups
         .iter()
@@ -250,6 +258,17 @@ pub(crate) async fn client_endpoint(
         accepted.as_ref().map(|(_, name)| name.as_str()),
         max_size,
     )
+}
+
+/// What an anonymous connection is: nobody, with no roles and no groups.
+fn anonymous() -> crate::credential::TokenClaims {
+    crate::credential::TokenClaims {
+        user_id: None,
+        roles: Vec::new(),
+        groups: Vec::new(),
+        expires_at: 0,
+        issued_at: None,
+    }
 }
 
 /// The mode of a client without a supported subprotocol (protocol.md 1.3).
@@ -404,6 +423,9 @@ pub(crate) struct Session {
     end: SocketEnd,
     /// A close frame was written (or the socket is being dropped): write nothing more.
     closed: bool,
+    /// A fragmented message being reassembled: whether it is text, and its bytes so far
+    /// (at most the message limit: more closes the socket with 1009).
+    fragments: Option<(bool, BytesMut)>,
 }
 
 impl Session {
@@ -418,6 +440,7 @@ impl Session {
             last_heard: Instant::now(),
             end: SocketEnd::Lost,
             closed: false,
+            fragments: None,
         }
     }
 
@@ -514,12 +537,66 @@ impl Session {
 
     fn on_binary(&mut self, bytes: Bytes, ctx: &mut ws::WebsocketContext<Self>) {
         match &self.conn.mode {
-            Mode::Json | Mode::JsonReliable => self.reject(
-                ctx,
-                CLOSE_UNSUPPORTED_DATA,
-                "Binary frames are not accepted on JSON subprotocols: send each request as a JSON text frame",
-            ),
+            // The service reads a binary frame holding UTF-8 JSON as it reads a text frame.
+            Mode::Json | Mode::JsonReliable => match std::str::from_utf8(&bytes) {
+                Ok(text) => self.on_request(text, ctx),
+                Err(_) => self.reject(
+                    ctx,
+                    CLOSE_INVALID_PAYLOAD,
+                    "A binary frame on a JSON subprotocol must hold UTF-8 JSON",
+                ),
+            },
             Mode::Simple { .. } => self.on_simple(Payload::Binary(bytes), ctx),
+        }
+    }
+
+    /// One frame of a fragmented message (RFC 6455 5.4): buffered up to the message limit,
+    /// then handled as the whole message it completes.
+    fn on_fragment(&mut self, item: Item, ctx: &mut ws::WebsocketContext<Self>) {
+        let (first, last, bytes) = match item {
+            Item::FirstText(b) => (Some(true), false, b),
+            Item::FirstBinary(b) => (Some(false), false, b),
+            Item::Continue(b) => (None, false, b),
+            Item::Last(b) => (None, true, b),
+        };
+        let max = self.state.config.max_message_size;
+        let (text, mut buffer) = match (first, self.fragments.take()) {
+            (Some(text), None) => (text, BytesMut::new()),
+            (None, Some(started)) => started,
+            (Some(_), Some(_)) => {
+                return self.reject(
+                    ctx,
+                    CLOSE_PROTOCOL_ERROR,
+                    "A fragmented message began before the previous one ended",
+                );
+            }
+            (None, None) => {
+                return self.reject(
+                    ctx,
+                    CLOSE_PROTOCOL_ERROR,
+                    "A continuation frame arrived with no fragmented message to continue",
+                );
+            }
+        };
+        if buffer.len() + bytes.len() > max {
+            return self.reject(
+                ctx,
+                CLOSE_TOO_BIG,
+                &format!("Message exceeds the {max}-byte limit"),
+            );
+        }
+        buffer.extend_from_slice(&bytes);
+        if !last {
+            self.fragments = Some((text, buffer));
+            return;
+        }
+        let whole = buffer.freeze();
+        if !text {
+            return self.on_binary(whole, ctx);
+        }
+        match std::str::from_utf8(&whole) {
+            Ok(t) => self.on_text(t, ctx),
+            Err(_) => self.reject(ctx, CLOSE_INVALID_PAYLOAD, "Text frame is not valid UTF-8"),
         }
     }
 
@@ -719,13 +796,7 @@ impl StreamHandler<Result<Message, ProtocolError>> for Session {
         match item {
             Ok(Message::Text(text)) => self.on_text(&text, ctx),
             Ok(Message::Binary(bytes)) => self.on_binary(bytes, ctx),
-            // actix-web-actors does not export the fragment type, so fragments cannot be
-            // reassembled here; no official client fragments its messages.
-            Ok(Message::Continuation(_)) => self.reject(
-                ctx,
-                CLOSE_UNSUPPORTED_DATA,
-                "Fragmented messages are not supported by the local hub: send each message in one frame",
-            ),
+            Ok(Message::Continuation(item)) => self.on_fragment(item, ctx),
             Ok(Message::Ping(payload)) => ctx.pong(&payload),
             Ok(Message::Pong(_)) | Ok(Message::Nop) => {}
             Ok(Message::Close(reason)) => {
@@ -741,7 +812,11 @@ impl StreamHandler<Result<Message, ProtocolError>> for Session {
             }
             Err(ProtocolError::Overflow) => {
                 let max = self.state.config.max_message_size;
-                self.reject(ctx, CLOSE_TOO_BIG, &format!("Message exceeds the {max}-byte limit"));
+                self.reject(
+                    ctx,
+                    CLOSE_TOO_BIG,
+                    &format!("Message exceeds the {max}-byte limit"),
+                );
             }
             // actix reports a text frame that is not UTF-8 as an I/O error carrying the
             // UTF-8 decoder's message; any other I/O error is the connection failing.
@@ -758,7 +833,11 @@ impl StreamHandler<Result<Message, ProtocolError>> for Session {
                 );
             }
             Err(ProtocolError::Io(_)) => self.drop_now(ctx),
-            Err(other) => self.reject(ctx, CLOSE_PROTOCOL_ERROR, &format!("WebSocket protocol error: {other}")),
+            Err(other) => self.reject(
+                ctx,
+                CLOSE_PROTOCOL_ERROR,
+                &format!("WebSocket protocol error: {other}"),
+            ),
         }
     }
 
