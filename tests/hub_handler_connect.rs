@@ -6,7 +6,7 @@ mod hub_support;
 
 use std::time::Duration;
 
-use handler_support::{Answer, AppServer, Received, app_server};
+use handler_support::{Answer, AppServer, Received, app_server, event};
 use hub_support::*;
 use serde_json::json;
 use webpubsub_fleet::hub::{EventHandler, Hub, HubConfig, SystemEvent};
@@ -105,13 +105,8 @@ async fn a_connect_answer_sets_user_groups_roles_subprotocol_and_state() {
     assert_eq!(echo["fromUserId"], "from-handler", "{echo}");
 
     // A user event's answer replaces the state; the next event carries the new one.
-    for (ack_id, event) in [(2, "state"), (3, "after")] {
-        let ack = client
-            .request(
-                json!({"type":"event","event":event,"dataType":"text","data":"x"}),
-                ack_id,
-            )
-            .await;
+    for (ack_id, name) in [(2, "state"), (3, "after")] {
+        let ack = event(&mut client, name, "x", ack_id).await;
         assert_eq!(ack["success"], true, "{ack}");
     }
     assert_eq!(

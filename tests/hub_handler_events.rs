@@ -6,7 +6,7 @@ mod handler_support;
 mod hub_support;
 
 use futures::SinkExt;
-use handler_support::{Answer, AppServer, Received, app_server};
+use handler_support::{Answer, AppServer, Received, app_server, event};
 use hub_support::*;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -38,17 +38,12 @@ async fn reply_bodies_come_back_typed_by_their_content_type() {
     let app = scripted_app().await;
     let hub = hub_for(&app).await;
     let mut client = connect(&hub, JSON, Some("alice"), &[], &[]).await;
-    for (ack_id, event, data_type, data) in [
+    for (ack_id, name, data_type, data) in [
         (1, "json", "json", json!({"a":1})),
         (2, "bin", "binary", json!("AAEC")),
         (3, "text", "text", json!("plain")),
     ] {
-        let ack = client
-            .request(
-                json!({"type":"event","event":event,"dataType":"text","data":"x"}),
-                ack_id,
-            )
-            .await;
+        let ack = event(&mut client, name, "x", ack_id).await;
         assert_eq!(ack["success"], true, "{ack}");
         assert_eq!(
             client.next_json().await,
@@ -56,12 +51,7 @@ async fn reply_bodies_come_back_typed_by_their_content_type() {
         );
     }
     // 204: nothing comes back.
-    let ack = client
-        .request(
-            json!({"type":"event","event":"quiet","dataType":"text","data":"x"}),
-            4,
-        )
-        .await;
+    let ack = event(&mut client, "quiet", "x", 4).await;
     assert_eq!(ack["success"], true, "{ack}");
     client.expect_silence().await;
     hub.stop().await;

@@ -5,7 +5,7 @@
 mod handler_support;
 mod hub_support;
 
-use handler_support::{Answer, Received, app_server};
+use handler_support::{Answer, Received, app_server, event};
 use hmac::{Hmac, Mac};
 use hub_support::*;
 use serde_json::json;
@@ -98,12 +98,7 @@ async fn https_handler_trusted_through_the_extra_ca_gets_every_service_header() 
     );
     assert_eq!(connected.json(), json!({}));
 
-    let ack = client
-        .request(
-            json!({"type":"event","event":"echo","dataType":"text","data":"hi"}),
-            1,
-        )
-        .await;
+    let ack = event(&mut client, "echo", "hi", 1).await;
     assert_eq!(ack["success"], true, "{ack}");
     let event = app.next().await;
     assert_eq!(event.path, format!("/api/{HUB}/echo"));
@@ -130,12 +125,7 @@ async fn an_https_handler_whose_certificate_is_not_trusted_is_not_called() {
     let template = format!("{}/api/{{event}}", app.base());
     let hub = start_hub_with(|c| c.handler(EventHandler::new(template))).await;
     let mut client = connect(&hub, JSON, Some("alice"), &[], &[]).await;
-    let ack = client
-        .request(
-            json!({"type":"event","event":"e","dataType":"text","data":"x"}),
-            1,
-        )
-        .await;
+    let ack = event(&mut client, "e", "x", 1).await;
     assert_eq!(ack["error"]["name"], "InvocationFailed", "{ack}");
     let host = format!("https://localhost:{}", app.addr.port());
     let refused = hub.stats().event_handlers_refused;
@@ -160,12 +150,7 @@ async fn a_handler_that_does_not_allow_the_origin_gets_no_event_and_the_hub_says
     let template = format!("{}/api/{{event}}", app.base());
     let hub = start_hub_with(|c| c.handler(EventHandler::new(template))).await;
     let mut client = connect(&hub, JSON, Some("alice"), &[], &[]).await;
-    let ack = client
-        .request(
-            json!({"type":"event","event":"e","dataType":"text","data":"x"}),
-            1,
-        )
-        .await;
+    let ack = event(&mut client, "e", "x", 1).await;
     assert_eq!(ack["error"]["name"], "InvocationFailed", "{ack}");
     assert!(
         ack["error"]["message"]
@@ -221,13 +206,8 @@ async fn events_go_to_the_first_handler_whose_filters_take_them() {
     .await;
     let mut client = connect(&hub, JSON, Some("alice"), &[], &[]).await;
     assert_eq!(first.next_event().await.path, "/first/connected");
-    for (ack_id, event) in [(1, "b"), (2, "c")] {
-        let ack = client
-            .request(
-                json!({"type":"event","event":event,"dataType":"text","data":"x"}),
-                ack_id,
-            )
-            .await;
+    for (ack_id, name) in [(1, "b"), (2, "c")] {
+        let ack = event(&mut client, name, "x", ack_id).await;
         assert_eq!(ack["success"], true, "{ack}");
     }
     assert_eq!(first.next_event().await.path, "/first/b");
@@ -261,12 +241,7 @@ async fn an_answer_larger_than_the_message_limit_fails_the_event_not_the_hub() {
     })
     .await;
     let mut client = connect(&hub, JSON, Some("alice"), &[], &[]).await;
-    let ack = client
-        .request(
-            json!({"type":"event","event":"big","dataType":"text","data":"x"}),
-            1,
-        )
-        .await;
+    let ack = event(&mut client, "big", "x", 1).await;
     assert_eq!(ack["error"]["name"], "InvocationFailed", "{ack}");
     assert!(
         ack["error"]["message"]
@@ -276,12 +251,7 @@ async fn an_answer_larger_than_the_message_limit_fails_the_event_not_the_hub() {
         "{ack}"
     );
     // A body that is not what its content type says arrives as binary.
-    let ack = client
-        .request(
-            json!({"type":"event","event":"garbled","dataType":"text","data":"x"}),
-            2,
-        )
-        .await;
+    let ack = event(&mut client, "garbled", "x", 2).await;
     assert_eq!(ack["success"], true, "{ack}");
     let message = client.next_json().await;
     assert_eq!(message["dataType"], "binary", "{message}");

@@ -11,6 +11,17 @@ use std::time::Duration;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use tokio::sync::mpsc;
 
+/// Sends an `event` request with text data and an ack id; returns its ack.
+pub async fn event(
+    client: &mut super::hub_support::Client,
+    name: &str,
+    data: &str,
+    ack_id: u64,
+) -> serde_json::Value {
+    let request = serde_json::json!({"type":"event","event":name,"dataType":"text","data":data});
+    client.request(request, ack_id).await
+}
+
 /// Long enough for a loaded 2-core machine; short enough that a hang fails fast.
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
