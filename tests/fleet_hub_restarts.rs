@@ -2,8 +2,11 @@
 //! restarted, clients stopped on request are not, a full hub makes the fleet give up
 //! after its restart budget, and a client actor that died is replaced.
 
-use std::time::{Duration, Instant};
+mod support;
 
+use std::time::Duration;
+
+use support::eventually;
 use webpubsub_fleet::client::{ClientOptions, PanicForTest};
 use webpubsub_fleet::fleet::{
     ClientPhase, Command, Fleet, FleetOptions, FleetStats, FleetTarget, Identities,
@@ -20,15 +23,15 @@ async fn hub(max_connections: usize) -> Hub {
 }
 
 async fn wait_for(fleet: &Fleet, done: impl Fn(&FleetStats) -> bool) -> FleetStats {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("the fleet's counters", async || {
         let stats = fleet.stats();
         if done(&stats) {
-            return stats;
+            Ok(stats)
+        } else {
+            Err(format!("{stats:#?}"))
         }
-        assert!(Instant::now() < until, "condition not reached: {stats:#?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await
 }
 
 fn options(clients: u64, restarts: u32) -> FleetOptions {
