@@ -15,6 +15,19 @@ use webpubsub_fleet::client::{
 use webpubsub_fleet::protocol::{AckErrorName, Payload, Subprotocol};
 use webpubsub_fleet::session::{RetryMode, RetryPolicy};
 
+/// Waits until the client delivered `n` messages to its subscribers.
+async fn delivered(client: &Client, n: u64) {
+    eventually(format!("{n} messages delivered"), async || {
+        let delivered = client.status().await.unwrap().counters.delivered;
+        if delivered >= n {
+            Ok(())
+        } else {
+            Err(format!("{delivered} delivered"))
+        }
+    })
+    .await
+}
+
 fn quick_options() -> ClientOptions {
     ClientOptions::new()
         .with_start_timeout(Duration::from_secs(5))
@@ -501,15 +514,7 @@ async fn a_slow_stream_drops_newest_and_is_told_how_many() {
         conn.send_group_message(seq, "g", &format!("m{seq}")).await;
     }
     // A barrier: once the client delivered all six, the slow queue has had its chance.
-    eventually("6 messages delivered", async || {
-        let delivered = client.status().await.unwrap().counters.delivered;
-        if delivered >= 6 {
-            Ok(())
-        } else {
-            Err(format!("{delivered} delivered"))
-        }
-    })
-    .await;
+    delivered(&client, 6).await;
     let first: Vec<_> = [slow.recv().await.unwrap(), slow.recv().await.unwrap()]
         .into_iter()
         .map(|e| match e {
@@ -620,15 +625,7 @@ async fn stopped_reaches_a_stream_whose_queue_is_full() {
     for seq in 1..=5 {
         conn.send_group_message(seq, "g", "x").await;
     }
-    eventually("5 messages delivered", async || {
-        let delivered = client.status().await.unwrap().counters.delivered;
-        if delivered >= 5 {
-            Ok(())
-        } else {
-            Err(format!("{delivered} delivered"))
-        }
-    })
-    .await;
+    delivered(&client, 5).await;
     client.stop().await.unwrap();
     let last = within("stopped to reach the full stream", async {
         loop {

@@ -6,14 +6,15 @@ mod support;
 
 use std::time::Duration;
 
-use support::{QUIET, eventually};
+use support::QUIET;
+use support::client::fleet_reaches;
 use tokio::time::Instant;
 
 use webpubsub_fleet::client::ClientOptions;
 use webpubsub_fleet::credential::ConnectionString;
 use webpubsub_fleet::fleet::{
-    Command, Fleet, FleetError, FleetOptions, FleetStats, FleetTarget, IdentityTemplate,
-    RestartPolicy, Selection,
+    Command, Fleet, FleetError, FleetOptions, FleetTarget, IdentityTemplate, RestartPolicy,
+    Selection,
 };
 
 /// A loopback port with nothing listening: bind one, note it, close it.
@@ -27,19 +28,6 @@ fn target(port: u16) -> FleetTarget {
         "Endpoint=http://127.0.0.1;Port={port};AccessKey=0123456789abcdef0123456789abcdef;Version=1.0;"
     );
     FleetTarget::new(ConnectionString::parse(&cs).expect("valid"), "chat")
-}
-
-/// Polls the counters until `done` holds.
-async fn wait_for(fleet: &Fleet, done: impl Fn(&FleetStats) -> bool) -> FleetStats {
-    eventually("the fleet's counters", async || {
-        let stats = fleet.stats();
-        if done(&stats) {
-            Ok(stats)
-        } else {
-            Err(format!("{stats:#?}"))
-        }
-    })
-    .await
 }
 
 fn options(clients: u64, restarts: u32) -> FleetOptions {
@@ -56,7 +44,7 @@ async fn failed_starts_are_restarted_then_abandoned() {
     assert_eq!((ramp.created, ramp.first_starts_done), (4, 4));
     assert_eq!(ramp.first_starts_ok, 0);
 
-    let stats = wait_for(&fleet, |s| s.abandoned == 4).await;
+    let stats = fleet_reaches(&fleet, |s| s.abandoned == 4).await;
     // One first start and three restarts each, then abandoned.
     assert_eq!(stats.starts, 4 * 4, "{stats:#?}");
     assert_eq!(stats.restarts, 4 * 3, "{stats:#?}");
@@ -75,7 +63,7 @@ async fn failed_starts_are_restarted_then_abandoned() {
 async fn stopping_the_fleet_cancels_pending_restarts() {
     // Restarts are 20 ms apart and unlimited enough to still be running at stop time.
     let fleet = Fleet::start(target(closed_port()), options(3, 1000)).expect("fleet starts");
-    wait_for(&fleet, |s| s.restarts >= 6).await;
+    fleet_reaches(&fleet, |s| s.restarts >= 6).await;
     let report = fleet.stop().await.expect("stop");
     assert_eq!(report.stopped + report.timed_out, 3);
     let after_stop = fleet.stats().starts;
@@ -91,7 +79,7 @@ async fn stopping_the_fleet_cancels_pending_restarts() {
 async fn commands_reach_the_selected_clients() {
     let fleet = Fleet::start(target(closed_port()), options(5, 0)).expect("fleet starts");
     fleet.wait_ramped().await.expect("ramp-up ends");
-    wait_for(&fleet, |s| s.abandoned == 5).await;
+    fleet_reaches(&fleet, |s| s.abandoned == 5).await;
     let picked = fleet
         .clients(Selection::Range(1..3))
         .await

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use webpubsub_fleet::client::{Client, ClientOptions, Event, EventKind, EventStream};
 use webpubsub_fleet::credential::{ConnectionString, Credential, TokenOptions};
+use webpubsub_fleet::fleet::{Fleet, FleetStats};
 
 use super::{eventually, within};
 
@@ -110,6 +111,19 @@ pub async fn next_of(events: &mut EventStream, kind: EventKind) -> Event {
                 Some(_) => {}
                 None => panic!("event stream ended while waiting for {kind:?}"),
             }
+        }
+    })
+    .await
+}
+
+/// Polls a fleet's counters until `done` holds; returns them.
+pub async fn fleet_reaches(fleet: &Fleet, done: impl Fn(&FleetStats) -> bool) -> FleetStats {
+    eventually("the fleet's counters", async || {
+        let stats = fleet.stats();
+        if done(&stats) {
+            Ok(stats)
+        } else {
+            Err(format!("{stats:#?}"))
         }
     })
     .await
