@@ -429,6 +429,15 @@ impl LoadArgs {
 
 /// Prints the table, writes the JSON, and turns thresholds into the exit status.
 pub(super) fn finish(report: &LoadReport, json: Option<PathBuf>) -> ExitCode {
+    finish_report(report, &report.thresholds, json)
+}
+
+/// [`finish`] for any report (rest-broadcast has its own).
+pub(super) fn finish_report(
+    report: &(impl std::fmt::Display + serde::Serialize),
+    thresholds: &load::report::ThresholdResult,
+    json: Option<PathBuf>,
+) -> ExitCode {
     println!("{report}");
     if let Some(path) = json {
         let text = match serde_json::to_string_pretty(report) {
@@ -439,10 +448,10 @@ pub(super) fn finish(report: &LoadReport, json: Option<PathBuf>) -> ExitCode {
             return super::fail(format!("cannot write {}: {e}", path.display()));
         }
     }
-    if report.thresholds.passed {
+    if thresholds.passed {
         ExitCode::SUCCESS
     } else {
-        for failure in &report.thresholds.failures {
+        for failure in &thresholds.failures {
             eprintln!("threshold failed: {failure}");
         }
         ExitCode::from(1)

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 use webpubsub_fleet::hub::{Hub, HubConfig};
-use webpubsub_fleet::load::{RestBroadcastPlan, RestBroadcastReport, RestTarget, rest_broadcast};
+use webpubsub_fleet::load::{RestBroadcastPlan, RestTarget, rest_broadcast};
 use webpubsub_fleet::protocol::Subprotocol;
 
 use super::{LoadArgs, Protocol};
@@ -79,29 +79,7 @@ pub(super) fn run(args: LoadArgs) -> ExitCode {
         .map(|report| (report, args.json.clone()))
     });
     match outcome {
-        Ok((report, json)) => finish(&report, json),
+        Ok((report, json)) => super::finish_report(&report, &report.thresholds, json),
         Err(e) => crate::cli::fail(e),
-    }
-}
-
-/// Prints the table, writes the JSON, and turns thresholds into the exit status.
-fn finish(report: &RestBroadcastReport, json: Option<std::path::PathBuf>) -> ExitCode {
-    println!("{report}");
-    if let Some(path) = json {
-        let text = match serde_json::to_string_pretty(report) {
-            Ok(text) => text,
-            Err(e) => return crate::cli::fail(format!("cannot serialize the report: {e}")),
-        };
-        if let Err(e) = std::fs::write(&path, text + "\n") {
-            return crate::cli::fail(format!("cannot write {}: {e}", path.display()));
-        }
-    }
-    if report.thresholds.passed {
-        ExitCode::SUCCESS
-    } else {
-        for failure in &report.thresholds.failures {
-            eprintln!("threshold failed: {failure}");
-        }
-        ExitCode::from(1)
     }
 }
