@@ -47,6 +47,7 @@ except() { echo "$all" | grep -v -x -F "$@"; }
     rule "only hub/socket.rs names actix-web-actors" 'actix_web_actors' $(except src/hub/socket.rs)
     rule "hub/ never imports client/" 'crate::client' $(find src/hub -name '*.rs')
     rule "client/ never imports hub/" 'crate::hub' $(find src/client -name '*.rs')
+    rule "service/ never imports hub/, client/, fleet/ or load/" 'crate::(hub|client|fleet|load)' $(find src/service -name '*.rs')
     rule "session/ uses protocol/ only" 'crate::(client|hub|fleet|load|credential|cli)' $(find src/session -name '*.rs')
     rule "protocol/ uses nothing of the crate above it" 'crate::(client|hub|fleet|load|credential|cli|session)' $(find src/protocol -name '*.rs')
     rule "client/messages.rs does not import client/actor.rs (the actor imports its messages)" \
