@@ -1,14 +1,14 @@
 //! The blocking `connect` event: the handler's answer admits, shapes or refuses a connection
 //! before the upgrade, and the connection state it sets rides on later events.
 
-mod handler_support;
-mod hub_support;
+mod support;
 
 use std::time::Duration;
 
-use handler_support::{Answer, AppServer, Received, app_server, event};
-use hub_support::*;
 use serde_json::json;
+use support::app_server::{Answer, AppServer, Received, app_server, event};
+use support::hub::*;
+use support::ws::*;
 use webpubsub_fleet::hub::{EventHandler, Hub, HubConfig, SystemEvent};
 
 /// A hub whose handler at `app` takes `connect`, `connected` and every user event of `chat`.
@@ -55,7 +55,7 @@ async fn a_connect_answer_sets_user_groups_roles_subprotocol_and_state() {
     let ws = open(&url_with_query(&hub, &token), Some(&offered))
         .await
         .expect("admitted");
-    let mut client = Client::from_socket(ws).await;
+    let mut client = Peer::from_socket(ws).await;
     assert_eq!(client.connected["userId"], "from-handler");
     assert!(
         client.connected.get("reconnectionToken").is_none(),

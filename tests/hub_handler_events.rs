@@ -2,13 +2,14 @@
 //! the sender as a server message typed by its Content-Type; a failed call answers an ack id
 //! with an `InvocationFailed` ack and, without one, ends the connection.
 
-mod handler_support;
-mod hub_support;
+mod support;
 
 use futures::SinkExt;
-use handler_support::{Answer, AppServer, Received, app_server, event};
-use hub_support::*;
 use serde_json::json;
+use support::app_server::{Answer, AppServer, Received, app_server, event};
+use support::eventually;
+use support::hub::*;
+use support::ws::*;
 use tokio_tungstenite::tungstenite::Message;
 use webpubsub_fleet::hub::{EventHandler, Hub};
 
@@ -79,7 +80,7 @@ async fn a_failed_event_without_an_ack_id_ends_the_connection() {
             .contains("answered 500"),
         "{disconnected}"
     );
-    eventually("the session is gone", || hub.stats().connections == 0).await;
+    eventually("the session is gone", async || hub.stats().connections == 0).await;
 
     // A simple client's message event fails the same way.
     let token = client_token(&hub, HUB, Some("bob"), &[], &[]);

@@ -2,10 +2,11 @@
 //! is a request on the JSON subprotocols, fragmented messages are reassembled within the
 //! message limit, and anonymous clients connect only when allowed.
 
-mod hub_support;
+mod support;
 
-use hub_support::*;
 use serde_json::json;
+use support::hub::*;
+use support::ws::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -90,7 +91,7 @@ async fn anonymous_clients_connect_only_when_allowed() {
     let ws = open(&url(&allowed), Some(JSON))
         .await
         .expect("anonymous is let in");
-    let client = Client::from_socket(ws).await;
+    let client = Peer::from_socket(ws).await;
     assert!(
         client.connected.get("userId").is_none_or(|u| u.is_null()),
         "{}",

@@ -2,14 +2,15 @@
 //! filters, `https` with an extra CA, every header the service sends, abuse protection.
 //! The app server is a scripted actix-web server (tests/handler_support).
 
-mod handler_support;
-mod hub_support;
+mod support;
 
-use handler_support::{Answer, Received, app_server, event};
 use hmac::{Hmac, Mac};
-use hub_support::*;
 use serde_json::json;
 use sha2::Sha256;
+use support::app_server::{Answer, Received, app_server, event};
+use support::http::*;
+use support::hub::*;
+use support::ws::*;
 use webpubsub_fleet::hub::{EventHandler, Hub, HubConfig, HubError, SystemEvent};
 
 const SECONDARY: &str = "a-secondary-key-of-at-least-32-bytes-for-tests";

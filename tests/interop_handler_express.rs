@@ -7,7 +7,6 @@
 //!
 //! Run: `bash scripts/setup-interop.sh && cargo test --test interop_handler_express`.
 
-#[path = "interop/support.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
@@ -15,7 +14,8 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use serde_json::{Value, json};
-use support::{Agent, Identity, Sdk, WAIT};
+use support::DEADLINE;
+use support::interop::{Agent, Identity, Sdk};
 use tokio::sync::mpsc;
 use webpubsub_fleet::hub::{EventHandler, Hub, HubConfig, SystemEvent};
 
@@ -75,7 +75,7 @@ impl App {
         if let Some(v) = self.seen.iter().find(|v| matches(v)) {
             return v.clone();
         }
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             match tokio::time::timeout_at(deadline, self.lines.recv()).await {
                 Ok(Some(v)) => {

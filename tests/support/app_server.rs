@@ -1,29 +1,21 @@
 //! A scripted app server for the event handler tests: an actix-web server on its own thread
 //! (plain HTTP, or HTTPS with a throwaway rcgen certificate) that reports every request it
 //! gets and answers with what the test's function returns.
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use tokio::sync::mpsc;
 
+use super::within;
+use super::ws::Peer;
+
 /// Sends an `event` request with text data and an ack id; returns its ack.
-pub async fn event(
-    client: &mut super::hub_support::Client,
-    name: &str,
-    data: &str,
-    ack_id: u64,
-) -> serde_json::Value {
+pub async fn event(client: &mut Peer, name: &str, data: &str, ack_id: u64) -> serde_json::Value {
     let request = serde_json::json!({"type":"event","event":name,"dataType":"text","data":data});
     client.request(request, ack_id).await
 }
-
-/// Long enough for a loaded 2-core machine; short enough that a hang fails fast.
-pub const DEADLINE: Duration = Duration::from_secs(5);
 
 /// One request the app server received.
 #[derive(Clone, Debug)]
@@ -101,9 +93,8 @@ impl AppServer {
 
     /// The next request, in time.
     pub async fn next(&mut self) -> Received {
-        tokio::time::timeout(DEADLINE, self.requests.recv())
+        within("a request to the app server", self.requests.recv())
             .await
-            .expect("a request to the app server in time")
             .expect("the app server is running")
     }
 
