@@ -23,10 +23,10 @@ use bytes::Bytes;
 use dashmap::DashMap;
 
 use super::config::HubConfig;
-use super::faults::Faults;
+use super::faults::{Faults, Misdelivery};
 use super::names;
 use super::outbox::{
-    AckMemory, Detached, Outbox, RecoveryRefusal, RecoveryRequest, ReplayLimits, SocketEnd,
+    AckMemory, Detached, Outbox, Plan, RecoveryRefusal, RecoveryRequest, ReplayLimits, SocketEnd,
     Stamped, admit_recovery,
 };
 use super::roles::{Permission, Roles};
@@ -34,6 +34,13 @@ use super::stats::{Stats, bump, drop_one};
 use super::upstream::{self, Call, Reply, Upstream};
 use crate::protocol::json::MessageFrame;
 use crate::protocol::{CLOSE_UNRECOVERABLE, Payload, Secret};
+
+/// Adds one to `counter` if `happened`.
+fn count_if(happened: bool, counter: &AtomicU64) {
+    if happened {
+        bump(counter);
+    }
+}
 
 /// Locks a mutex, recovering from poisoning: every critical section here leaves the data
 /// consistent at each step, so the data is still good after a panic elsewhere.
@@ -141,6 +148,25 @@ impl Publication {
             Payload::Json(v) => RawFrame::Text(Bytes::from(v.to_string())),
             Payload::Binary(b) | Payload::Protobuf(b) => RawFrame::Binary(b.clone()),
         })
+    }
+
+    /// Whether two messages come from the same publisher (group and sender, or the server):
+    /// what an injected reorder swaps.
+    fn same_source(a: &Arc<Publication>, b: &Arc<Publication>) -> bool {
+        match (&a.source, &b.source) {
+            (
+                Source::Group {
+                    group: ga,
+                    from_user_id: ua,
+                },
+                Source::Group {
+                    group: gb,
+                    from_user_id: ub,
+                },
+            ) => ga == gb && ua == ub,
+            (Source::Server, Source::Server) => true,
+            _ => false,
+        }
     }
 
     /// Approximate bytes this message costs on a socket of `mode` (for buffer bounds).
@@ -275,6 +301,11 @@ impl Connection {
     /// Whether a socket is attached now.
     pub(crate) fn is_attached(&self) -> bool {
         lock(&self.outbox).socket().is_some()
+    }
+
+    /// Arms `count` misdeliveries of `kind` for the next messages to this connection.
+    pub(crate) fn arm(&self, kind: Misdelivery, count: u64) {
+        lock(&self.outbox).arm(kind, count);
     }
 
     /// Sends a control message to the attached socket, if any. True if sent.
@@ -505,6 +536,15 @@ impl HubState {
     pub(crate) fn all_connections(&self) -> Vec<Arc<Connection>> {
         let scopes: Vec<Arc<Scope>> = self.scopes.iter().map(|s| s.value().clone()).collect();
         scopes.iter().flat_map(|s| s.all_connections()).collect()
+    }
+
+    /// The connections of a user in any hub.
+    pub(crate) fn user_connections(&self, user: &str) -> Vec<Arc<Connection>> {
+        let scopes: Vec<Arc<Scope>> = self.scopes.iter().map(|s| s.value().clone()).collect();
+        scopes
+            .iter()
+            .flat_map(|s| s.user_connections(user))
+            .collect()
     }
 
     /// Finds a connection by id in any hub.
@@ -779,49 +819,84 @@ impl HubState {
     /// (reliable), and queues it for the socket if one is attached. A connection whose
     /// buffers overflow is removed as a slow client (close 1008: it cannot be recovered).
     pub(crate) fn deliver(&self, conn: &Arc<Connection>, publication: &Arc<Publication>) {
+        let queued = {
+            let mut ob = lock(&conn.outbox);
+            // Injected misdeliveries (faults.rs); `Deliver` at once when none is armed. Each is
+            // counted only once it happened, so the counts are exactly what a checker must see.
+            match ob.misdeliver(publication, Publication::same_source) {
+                Plan::Deliver => self.queue(&mut ob, conn, publication),
+                Plan::Lose => {
+                    bump(&self.stats.injected_lost);
+                    Ok(false)
+                }
+                Plan::Hold => {
+                    ob.hold(publication.clone());
+                    Ok(false)
+                }
+                Plan::Duplicate => match self.queue(&mut ob, conn, publication) {
+                    Ok(true) => self
+                        .queue(&mut ob, conn, publication)
+                        .inspect(|&second| count_if(second, &self.stats.injected_duplicated)),
+                    other => other,
+                },
+                Plan::Release(held) => match self.queue(&mut ob, conn, publication) {
+                    Ok(true) => self
+                        .queue(&mut ob, conn, &held)
+                        .inspect(|&late| count_if(late, &self.stats.injected_reordered)),
+                    other => other,
+                },
+            }
+        };
+        if let Err(reason) = queued {
+            bump(&self.stats.slow_clients);
+            tracing::warn!(connection_id = %conn.id, reason, "closing a slow client");
+            self.remove(conn, Some((CLOSE_UNRECOVERABLE, reason.to_owned())));
+        }
+    }
+
+    /// Stamps one message for `conn` under its outbox lock and hands it to the attached
+    /// socket (or keeps it for replay only, when detached). `Ok(false)`: the connection is
+    /// gone; `Err`: the slow-client reason when a bound is passed (the connection is then dead).
+    fn queue(
+        &self,
+        ob: &mut ConnOutbox,
+        conn: &Connection,
+        publication: &Arc<Publication>,
+    ) -> Result<bool, &'static str> {
         let cfg = &self.config;
         let limits = ReplayLimits {
             messages: cfg.replay_buffer_messages,
             bytes: cfg.replay_buffer_bytes,
         };
-        let overflow = {
-            let mut ob = lock(&conn.outbox);
-            let size = publication.wire_len(&conn.mode);
-            match ob.stamp(publication.clone(), size, conn.mode.is_reliable(), limits) {
-                Stamped::Dead => return,
-                Stamped::Overflow => {
-                    Some("SlowClient: more unacknowledged messages than the hub buffers")
-                }
-                Stamped::Send(sequence_id) => {
-                    let full = ob.socket().is_some_and(|socket| {
-                        let frames = socket.queue.frames.fetch_add(1, Relaxed) + 1;
-                        let bytes = socket.queue.bytes.fetch_add(size, Relaxed) + size;
-                        if frames > cfg.outbound_queue_messages || bytes > cfg.outbound_queue_bytes
-                        {
-                            return true;
-                        }
-                        socket.recipient.do_send(ToSocket::Frame(OutFrame {
-                            sequence_id,
-                            publication: publication.clone(),
-                            size,
-                        }));
-                        bump(&self.stats.messages_out);
-                        false
-                    });
-                    if full {
-                        // Stop queueing at once; `remove` finishes the job outside this lock.
-                        ob.kill();
-                        Some("SlowClient: the outbound queue of the connection is full")
-                    } else {
-                        None
-                    }
-                }
+        let size = publication.wire_len(&conn.mode);
+        let sequence_id = match ob.stamp(publication.clone(), size, conn.mode.is_reliable(), limits)
+        {
+            Stamped::Dead => return Ok(false),
+            Stamped::Overflow => {
+                return Err("SlowClient: more unacknowledged messages than the hub buffers");
             }
+            Stamped::Send(sequence_id) => sequence_id,
         };
-        if let Some(reason) = overflow {
-            bump(&self.stats.slow_clients);
-            tracing::warn!(connection_id = %conn.id, reason, "closing a slow client");
-            self.remove(conn, Some((CLOSE_UNRECOVERABLE, reason.to_owned())));
+        let full = ob.socket().is_some_and(|socket| {
+            let frames = socket.queue.frames.fetch_add(1, Relaxed) + 1;
+            let bytes = socket.queue.bytes.fetch_add(size, Relaxed) + size;
+            if frames > cfg.outbound_queue_messages || bytes > cfg.outbound_queue_bytes {
+                return true;
+            }
+            socket.recipient.do_send(ToSocket::Frame(OutFrame {
+                sequence_id,
+                publication: publication.clone(),
+                size,
+            }));
+            bump(&self.stats.messages_out);
+            false
+        });
+        if full {
+            // Stop queueing at once; `remove` finishes the job outside this lock.
+            ob.kill();
+            Err("SlowClient: the outbound queue of the connection is full")
+        } else {
+            Ok(true)
         }
     }
 
