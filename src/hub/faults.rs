@@ -57,6 +57,10 @@ pub enum Fault {
         /// The reason sent in the close frame and the `disconnected` message.
         reason: String,
     },
+    /// Stop reading the sockets; the hub still writes to them. The clients' frames back up and
+    /// their requests go unanswered until the hub's silence timeout drops the socket
+    /// (`HubConfig::client_timeout`), as a hub whose reader hung would.
+    StopReading(Target),
     /// Close the next `n` recovery attempts with 1008, as if the sessions had expired.
     RefuseRecoveries(u64),
     /// Process the next `n` requests that carry an ack id but send no ack for them.
@@ -85,7 +89,7 @@ pub enum Fault {
 ///
 /// ```json
 /// {"fault":"drop","connection_id":"abc"}    {"fault":"drop","fraction":0.05}   {"fault":"drop","all":true}
-/// {"fault":"close","all":true,"code":1011,"reason":"test"}
+/// {"fault":"close","all":true,"code":1011,"reason":"test"}   {"fault":"stop_reading","connection_id":"abc"}
 /// {"fault":"refuse_recoveries","count":3}   {"fault":"drop_acks","count":1}
 /// {"fault":"close_after_processing","count":1}   {"fault":"restart"}
 /// {"fault":"lose","user_id":"user-3","count":5}   {"fault":"duplicate","connection_id":"abc"}
@@ -94,8 +98,8 @@ pub enum Fault {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRequest {
-    /// `drop`, `close`, `refuse_recoveries`, `drop_acks`, `close_after_processing`, `restart`,
-    /// `lose`, `duplicate` or `reorder`.
+    /// `drop`, `close`, `stop_reading`, `refuse_recoveries`, `drop_acks`,
+    /// `close_after_processing`, `restart`, `lose`, `duplicate` or `reorder`.
     pub fault: String,
     /// Target of `drop`/`close`/`lose`/`duplicate`/`reorder`: one connection.
     #[serde(default)]
@@ -141,6 +145,7 @@ impl FaultRequest {
                         .unwrap_or_else(|| "Fault injected".to_owned()),
                 })
             }
+            "stop_reading" => Ok(Fault::StopReading(self.target()?)),
             "refuse_recoveries" => Ok(Fault::RefuseRecoveries(count)),
             "drop_acks" => Ok(Fault::DropAcks(count)),
             "close_after_processing" => Ok(Fault::CloseAfterProcessing(count)),
@@ -155,7 +160,7 @@ impl FaultRequest {
                 count,
             }),
             other => Err(format!(
-                "unknown fault `{other}`: use drop, close, refuse_recoveries, drop_acks, close_after_processing, restart, lose, duplicate or reorder"
+                "unknown fault `{other}`: use drop, close, stop_reading, refuse_recoveries, drop_acks, close_after_processing, restart, lose, duplicate or reorder"
             )),
         }
     }
@@ -291,6 +296,10 @@ mod tests {
             Ok(Fault::CloseAfterProcessing(2))
         );
         assert_eq!(parse(r#"{"fault":"restart"}"#), Ok(Fault::Restart));
+        assert_eq!(
+            parse(r#"{"fault":"stop_reading","connection_id":"c"}"#),
+            Ok(Fault::StopReading(Target::Connection("c".into())))
+        );
         assert_eq!(
             parse(r#"{"fault":"drop","user_id":"u"}"#),
             Ok(Fault::Drop(Target::User("u".into())))

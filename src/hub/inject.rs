@@ -32,6 +32,10 @@ pub(crate) fn apply(state: &HubState, fault: Fault) -> usize {
                 })
             })
             .count(),
+        Fault::StopReading(target) => select(state, &target)
+            .iter()
+            .filter(|c| c.signal(ToSocket::StopReading))
+            .count(),
         Fault::RefuseRecoveries(n) => {
             state.faults.arm_refuse_recoveries(n);
             usize::try_from(n).unwrap_or(usize::MAX)

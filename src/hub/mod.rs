@@ -83,6 +83,7 @@ mod http;
 mod inject;
 mod names;
 pub(crate) mod outbox;
+mod reading;
 mod requests;
 mod rest;
 mod roles;
@@ -492,6 +493,15 @@ impl Hub {
             kind,
             count,
         })
+    }
+
+    /// Stops reading one connection's socket (the hub still writes to it): the client's
+    /// frames back up and its requests go unanswered until the hub's silence timeout
+    /// ([`HubConfig::client_timeout`]) drops the socket. False if it has no socket.
+    pub fn stop_reading(&self, connection_id: &str) -> bool {
+        self.inject(Fault::StopReading(Target::Connection(
+            connection_id.to_owned(),
+        ))) > 0
     }
 
     /// Drops every socket and forgets every session; returns how many connections there were.

@@ -207,6 +207,8 @@ pub(crate) enum ToSocket {
     },
     /// Stop at once, without a close frame (a network failure, as the client sees it).
     Drop,
+    /// Read nothing more from the client (the `stop_reading` fault).
+    StopReading,
 }
 
 /// Frames handed to a socket actor and not yet written by it: the slow-client measure.
