@@ -83,6 +83,7 @@ mod http;
 mod inject;
 mod names;
 pub(crate) mod outbox;
+mod publication;
 mod reading;
 mod requests;
 mod rest;

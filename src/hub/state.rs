@@ -25,14 +25,15 @@ use dashmap::DashMap;
 use super::config::HubConfig;
 use super::faults::{Faults, Misdelivery};
 use super::names;
+// Re-exported so the socket, request and REST code keeps naming them through the state.
 use super::outbox::{
     AckMemory, Detached, Outbox, Plan, RecoveryRefusal, RecoveryRequest, ReplayLimits, SocketEnd,
     Stamped, admit_recovery,
 };
+pub(crate) use super::publication::{Mode, Publication, RawFrame};
 use super::roles::{Permission, Roles};
 use super::stats::{Stats, bump, drop_one};
 use super::upstream::{self, Call, Reply, Upstream};
-use crate::protocol::json::MessageFrame;
 use crate::protocol::{CLOSE_UNRECOVERABLE, Payload, Secret};
 
 /// Adds one to `counter` if `happened`.
@@ -46,139 +47,6 @@ fn count_if(happened: bool, counter: &AtomicU64) {
 /// consistent at each step, so the data is still good after a panic elsewhere.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// How a connection speaks.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// `json.webpubsub.azure.v1`.
-    Json,
-    /// `json.reliable.webpubsub.azure.v1`: sequence ids, replay, recovery.
-    JsonReliable,
-    /// A simple WebSocket client (no supported subprotocol): receives raw payloads. With a
-    /// group (`webpubsub_mode=sendToGroup&group=g`) every frame it sends is published there.
-    Simple {
-        /// The group its frames are published to, if any.
-        publish_to: Option<String>,
-    },
-}
-
-impl Mode {
-    pub(crate) fn is_reliable(&self) -> bool {
-        matches!(self, Mode::JsonReliable)
-    }
-
-    pub(crate) fn is_json(&self) -> bool {
-        matches!(self, Mode::Json | Mode::JsonReliable)
-    }
-}
-
-/// Where a published message comes from.
-#[derive(Clone, Debug)]
-enum Source {
-    Group {
-        group: String,
-        from_user_id: Option<String>,
-    },
-    Server,
-}
-
-/// A raw frame for simple WebSocket clients.
-#[derive(Clone, Debug)]
-pub(crate) enum RawFrame {
-    /// A text frame (text data, or JSON data serialized).
-    Text(Bytes),
-    /// A binary frame (binary or protobuf data).
-    Binary(Bytes),
-}
-
-/// One message on its way to any number of sockets. Each wire form is serialized at most once,
-/// on first use, and then shared by every receiver.
-#[derive(Debug)]
-pub(crate) struct Publication {
-    source: Source,
-    data: Payload,
-    json: OnceLock<MessageFrame>,
-    raw: OnceLock<RawFrame>,
-}
-
-impl Publication {
-    /// A message published to `group`.
-    pub(crate) fn group(
-        group: &str,
-        from_user_id: Option<&str>,
-        data: Payload,
-    ) -> Arc<Publication> {
-        Arc::new(Publication {
-            source: Source::Group {
-                group: group.to_owned(),
-                from_user_id: from_user_id.map(str::to_owned),
-            },
-            data,
-            json: OnceLock::new(),
-            raw: OnceLock::new(),
-        })
-    }
-
-    /// A message from the server (REST sends, echoed events).
-    pub(crate) fn server(data: Payload) -> Arc<Publication> {
-        Arc::new(Publication {
-            source: Source::Server,
-            data,
-            json: OnceLock::new(),
-            raw: OnceLock::new(),
-        })
-    }
-
-    /// The JSON subprotocol form, serialized once.
-    pub(crate) fn json(&self) -> &MessageFrame {
-        self.json.get_or_init(|| match &self.source {
-            Source::Group {
-                group,
-                from_user_id,
-            } => MessageFrame::group(group, from_user_id.as_deref(), &self.data),
-            Source::Server => MessageFrame::server(&self.data),
-        })
-    }
-
-    /// The simple-client form (protocol.md 2.5), built once.
-    pub(crate) fn raw(&self) -> &RawFrame {
-        self.raw.get_or_init(|| match &self.data {
-            Payload::Text(s) => RawFrame::Text(Bytes::copy_from_slice(s.as_bytes())),
-            Payload::Json(v) => RawFrame::Text(Bytes::from(v.to_string())),
-            Payload::Binary(b) | Payload::Protobuf(b) => RawFrame::Binary(b.clone()),
-        })
-    }
-
-    /// Whether two messages come from the same publisher (group and sender, or the server):
-    /// what an injected reorder swaps.
-    fn same_source(a: &Arc<Publication>, b: &Arc<Publication>) -> bool {
-        match (&a.source, &b.source) {
-            (
-                Source::Group {
-                    group: ga,
-                    from_user_id: ua,
-                },
-                Source::Group {
-                    group: gb,
-                    from_user_id: ub,
-                },
-            ) => ga == gb && ua == ub,
-            (Source::Server, Source::Server) => true,
-            _ => false,
-        }
-    }
-
-    /// Approximate bytes this message costs on a socket of `mode` (for buffer bounds).
-    fn wire_len(&self, mode: &Mode) -> usize {
-        match mode {
-            // `{"sequenceId":N,` adds at most 35 bytes.
-            Mode::Json | Mode::JsonReliable => self.json().len() + 35,
-            Mode::Simple { .. } => match self.raw() {
-                RawFrame::Text(b) | RawFrame::Binary(b) => b.len(),
-            },
-        }
-    }
 }
 
 /// A data message for one socket: the shared publication and this receiver's sequence id.
