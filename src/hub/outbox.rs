@@ -475,7 +475,9 @@ impl<M, S> Outbox<M, S> {
         message: &M,
         same_source: impl Fn(&M, &M) -> bool,
     ) -> Plan<M> {
-        let Some(armed) = self.armed.as_deref_mut() else {
+        // A connection going away gets nothing wrong: `stamp` drops the message anyway, and
+        // counting it as injected would make the counts differ from what a checker sees.
+        let Some(armed) = self.armed.as_deref_mut().filter(|_| !self.dead) else {
             return Plan::Deliver;
         };
         if armed
@@ -884,6 +886,12 @@ mod tests {
         assert_eq!(outbox.misdeliver(&2, |_, _| true), Plan::Release(1));
         assert!(outbox.armed.is_none());
         outbox.arm(Misdelivery::Lose, 1);
+        outbox.kill();
+        assert_eq!(
+            outbox.misdeliver(&3, |_, _| true),
+            Plan::Deliver,
+            "dead: nothing injected"
+        );
         let _ = outbox.close();
         assert!(
             outbox.armed.is_none(),
