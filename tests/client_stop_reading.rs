@@ -7,24 +7,21 @@
 
 use std::time::Duration;
 
-mod client_support;
+mod support;
 
-use client_support::Inbox;
+use support::client::{Inbox, ROLES, next_of};
+use support::within;
 use webpubsub_fleet::client::{Client, ClientOptions, EventKind, SendOptions};
-use webpubsub_fleet::credential::{Credential, TokenOptions};
 use webpubsub_fleet::hub::{Hub, HubConfig};
 
-const DEADLINE: Duration = Duration::from_secs(20);
-const ROLES: [&str; 2] = ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"];
-
 fn client(hub: &Hub, user: &str) -> Client {
-    let credential = Credential::from_connection_string(
-        hub.connection_string(),
+    support::client::client(
+        &hub.connection_string(),
         "chat",
-        TokenOptions::new().user_id(user).roles(ROLES),
+        user,
+        &ROLES,
+        ClientOptions::new(),
     )
-    .unwrap();
-    Client::new(credential, ClientOptions::new()).unwrap()
 }
 
 #[actix_rt::test]
@@ -63,12 +60,11 @@ async fn a_client_the_hub_stopped_reading_recovers_and_loses_nothing() {
             })
         })
         .collect();
-    let recovered = client_support::next_event(&mut events, EventKind::Recovered, DEADLINE).await;
+    let recovered = next_of(&mut events, EventKind::Recovered).await;
     eprintln!("{recovered:?}");
     for send in sends {
-        let ack = tokio::time::timeout(DEADLINE, send)
+        let ack = within("the send resolves", send)
             .await
-            .expect("the send resolves")
             .unwrap()
             .expect("the send succeeds after the recovery");
         // The hub never read the first attempt, so the resend is the one that ran.

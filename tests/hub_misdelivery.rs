@@ -2,10 +2,12 @@
 //! reorder on chosen connections (by connection id or user id), the sockets see exactly that,
 //! and `/_fleet/stats` counts what was injected.
 
-mod hub_support;
+mod support;
 
-use hub_support::*;
 use serde_json::{Value, json};
+use support::http::rest;
+use support::hub::{HUB, JSON, RELIABLE, start_hub};
+use support::ws::{Peer, connect};
 
 const V: &str = "api-version=2024-01-01";
 
@@ -32,7 +34,7 @@ async fn send_all(hub: &webpubsub_fleet::hub::Hub, texts: &[&str]) {
 }
 
 /// The next `n` data messages: (sequence id, data).
-async fn messages(client: &mut Client, n: usize) -> Vec<(Value, Value)> {
+async fn messages(client: &mut Peer, n: usize) -> Vec<(Value, Value)> {
     let mut out = Vec::new();
     while out.len() < n {
         let v = client.next_data().await;
