@@ -29,6 +29,7 @@ use super::frame_guard::{FrameGuard, Guarded};
 use super::http::{self, first, plain};
 use super::names;
 use super::outbox::SocketEnd;
+use super::reading::{ReadSwitch, Switched};
 use super::requests::{self, After, Outcome};
 use super::roles::Roles;
 use super::state::{
@@ -331,7 +332,10 @@ fn start(
     max_size: usize,
 ) -> HttpResponse {
     let protocols: Vec<&str> = protocol.into_iter().collect();
-    ws::WsResponseBuilder::new(actor, req, GuardedPayload::new(payload, max_size))
+    // The `stop_reading` fault flips this switch (hub/reading.rs).
+    let reading = actor.reading.clone();
+    let payload = Switched::new(GuardedPayload::new(payload, max_size), reading);
+    ws::WsResponseBuilder::new(actor, req, payload)
         .frame_size(max_size)
         .protocols(&protocols)
         .start()
@@ -426,6 +430,8 @@ pub(crate) struct Session {
     /// A fragmented message being reassembled: whether it is text, and its bytes so far
     /// (at most the message limit: more closes the socket with 1009).
     fragments: Option<(bool, BytesMut)>,
+    /// Turned off by the `stop_reading` fault.
+    reading: ReadSwitch,
 }
 
 impl Session {
@@ -441,6 +447,7 @@ impl Session {
             end: SocketEnd::Lost,
             closed: false,
             fragments: None,
+            reading: ReadSwitch::default(),
         }
     }
 
@@ -783,6 +790,7 @@ impl Handler<ToSocket> for Session {
                 self.close(ctx, code, &reason, end);
             }
             ToSocket::Drop => self.drop_now(ctx),
+            ToSocket::StopReading => self.reading.stop(),
         }
     }
 }
