@@ -43,8 +43,8 @@ pub use merge::{Absent, merge};
 pub use recorder::{Recorder, RecorderStats, Retained};
 pub use report::{BenchmarkRule, Limit, LoadReport, ShardRow, Thresholds};
 pub use runner::{
-    BarrierFn, Chaos, ChaosFn, DEFAULT_CLIENTS, DEFAULT_DRAIN, DEFAULT_DURATION, DEFAULT_SIZE,
-    LoadPlan, Phase, Progress, run, run_shard,
+    BarrierFn, Chaos, ChaosFn, ClientChaos, DEFAULT_CLIENTS, DEFAULT_DRAIN, DEFAULT_DURATION,
+    DEFAULT_SIZE, LoadPlan, Phase, Progress, run, run_shard,
 };
 pub use series::{REPORT_SCHEMA_VERSION, Series, SeriesPoint};
 pub use shard::{RunKey, ShardReport, ShardSpec};
