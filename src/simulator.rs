@@ -1,5 +1,6 @@
 //! A deterministic simulator: many [`ClientSession`]s against a hub built on the pure
-//! [`ReplayBuffer`] and [`AckMemory`], through a simulated network, in virtual time.
+//! [`Outbox`] (replay buffer, socket slot, recovery admission) and [`AckMemory`] of
+//! `hub/outbox.rs`, through a simulated network, in virtual time.
 //!
 //! One seed decides everything: the users' operations (join, leave, send with and without
 //! ack, events, caller ack ids, retries, stop, start), the network (delays, abrupt drops,
@@ -14,7 +15,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
 use std::time::{Duration, Instant};
 
-use crate::hub::outbox::{AckMemory, ReplayBuffer};
+use crate::hub::outbox::{
+    AckMemory, Detached, Outbox, RecoveryRefusal, RecoveryRequest, ReplayLimits, SocketEnd,
+    Stamped, admit_recovery,
+};
 use crate::protocol::{AckError, AckErrorName, AckId, Inbound, Outbound, Payload, Secret};
 use crate::session::client::Regressions;
 use crate::session::{
@@ -27,6 +31,10 @@ const SEC: Duration = Duration::from_secs(1);
 const GROUPS: [&str; 4] = ["g0", "g1", "g2", "g3"];
 const REPLAY_MESSAGES: usize = 1000;
 const REPLAY_BYTES: usize = 16 * 1024 * 1024;
+const REPLAY_LIMITS: ReplayLimits = ReplayLimits {
+    messages: REPLAY_MESSAGES,
+    bytes: REPLAY_BYTES,
+};
 const MAX_PENDING: usize = 64;
 /// How long the hub keeps a detached reliable session.
 const HUB_RECOVERY_WINDOW: Duration = Duration::from_secs(30);
@@ -102,9 +110,8 @@ struct HubConn {
     token: String,
     groups: BTreeSet<&'static str>,
     acks: AckMemory,
-    replay: ReplayBuffer<String>,
-    link: Option<LinkId>,
-    detached_at: Option<Duration>,
+    /// Publication ids, and the link attached now (its id is its generation).
+    outbox: Outbox<String, LinkId>,
     /// What ran, per ack id: a second run of one id is a deduplication failure.
     ran: HashSet<AckId>,
 }
@@ -340,14 +347,11 @@ impl Sim {
                 self.schedule(pause, Ev::Fault);
             }
             Ev::HubSweep => {
-                let now = self.now;
+                let now = self.at();
                 let expired: Vec<ConnId> = self
                     .conns
                     .iter()
-                    .filter(|(_, c)| {
-                        c.detached_at
-                            .is_some_and(|at| now.saturating_sub(at) >= HUB_RECOVERY_WINDOW)
-                    })
+                    .filter(|(_, c)| c.outbox.expired(now, HUB_RECOVERY_WINDOW))
                     .map(|(id, _)| *id)
                     .collect();
                 for id in expired {
@@ -400,17 +404,12 @@ impl Sim {
                     return Ok(());
                 };
                 self.links[link].closed = true;
-                let Some(hc) = self.conns.get_mut(&conn) else {
-                    return Ok(());
+                let end = if client_closed {
+                    SocketEnd::ClientClosed(1000)
+                } else {
+                    SocketEnd::Lost
                 };
-                if hc.link == Some(link) {
-                    hc.link = None;
-                    if client_closed {
-                        self.remove_conn(conn, None);
-                    } else {
-                        hc.detached_at = Some(self.now);
-                    }
-                }
+                self.detach(conn, link, end);
             }
             Ev::UpstreamDone(link, conn, ack_id) => {
                 let Some(hc) = self.conns.get_mut(&conn) else {
@@ -576,7 +575,7 @@ impl Sim {
                 let attached = self
                     .conns
                     .get(&id)
-                    .is_some_and(|hc| hc.link == link && link.is_some());
+                    .is_some_and(|hc| hc.outbox.socket().copied() == link && link.is_some());
                 ensure!(
                     attached,
                     "client {c}: reported Recovered for connection {id}, which the hub does not hold on this socket"
@@ -637,9 +636,10 @@ impl Sim {
     fn check_bounds(&self) -> Check {
         for (id, hc) in &self.conns {
             ensure!(
-                hc.replay.len() <= REPLAY_MESSAGES && hc.replay.bytes() <= REPLAY_BYTES,
+                hc.outbox.replay().len() <= REPLAY_MESSAGES
+                    && hc.outbox.replay().bytes() <= REPLAY_BYTES,
                 "hub: connection {id} buffers {} messages",
-                hc.replay.len()
+                hc.outbox.replay().len()
             );
         }
         Ok(())
@@ -717,7 +717,7 @@ impl Sim {
                     let conn = self.links[link].conn;
                     self.hub_drop(link, None);
                     if let Some(conn) = conn {
-                        self.detach(conn, link);
+                        self.detach(conn, link, SocketEnd::Lost);
                     }
                 }
             }
@@ -727,11 +727,13 @@ impl Sim {
                     let conn = self.links[link].conn;
                     self.hub_drop(link, Some(code));
                     if let Some(conn) = conn {
-                        if code == 1008 {
-                            self.remove_conn(conn, None);
+                        // As the hub's socket actor reports a close it sent.
+                        let end = if code == 1008 {
+                            SocketEnd::Ended
                         } else {
-                            self.detach(conn, link);
-                        }
+                            SocketEnd::ClosedRecoverable
+                        };
+                        self.detach(conn, link, end);
                     }
                 }
             }
@@ -783,6 +785,7 @@ impl Sim {
             return Ok(());
         }
         self.clients[c].link = Some(link);
+        let generation = link as u64;
         match kind {
             OpenKind::Connect => {
                 self.next_conn += 1;
@@ -795,12 +798,13 @@ impl Sim {
                         token: token.clone(),
                         groups: BTreeSet::new(),
                         acks: AckMemory::default(),
-                        replay: ReplayBuffer::default(),
-                        link: Some(link),
-                        detached_at: None,
+                        outbox: Outbox::default(),
                         ran: HashSet::new(),
                     },
                 );
+                if let Some(hc) = self.conns.get_mut(&id) {
+                    hc.outbox.attach(generation, link);
+                }
                 self.links[link].conn = Some(id);
                 self.hub_send(link, connected(id, &token))?;
             }
@@ -809,35 +813,51 @@ impl Sim {
                 reconnection_token,
             } => {
                 let id: ConnId = connection_id.parse().unwrap_or(0);
-                let known = self
-                    .conns
-                    .get(&id)
-                    .is_some_and(|hc| hc.token == reconnection_token.expose() && hc.client == c);
-                if !known || self.refuse_recoveries > 0 {
-                    if known {
-                        self.refuse_recoveries -= 1;
-                        self.remove_conn(id, None);
+                let session = self.conns.get(&id);
+                let request = RecoveryRequest {
+                    found: session.is_some(),
+                    reliable: true,
+                    token_matches: session.is_some_and(|hc| {
+                        hc.token == reconnection_token.expose() && hc.client == c
+                    }),
+                    offers_reliable: true,
+                };
+                let refuse_recoveries = &mut self.refuse_recoveries;
+                let admitted = admit_recovery(request, || {
+                    let armed = *refuse_recoveries > 0;
+                    *refuse_recoveries = refuse_recoveries.saturating_sub(1);
+                    armed
+                });
+                let attached = admitted.and_then(|()| {
+                    let hc = self.conns.get_mut(&id).expect("admitted, so known");
+                    hc.outbox.attach_recovered(generation, link, false)
+                });
+                match attached {
+                    Err(refusal) => {
+                        // A refusal fault ends the session, as if it had expired; the other
+                        // refusals name no session of this client.
+                        if refusal == RecoveryRefusal::Refused {
+                            self.remove_conn(id, None);
+                        }
+                        self.hub_drop(link, Some(1008));
                     }
-                    self.hub_drop(link, Some(1008));
-                } else {
-                    let hc = self.conns.get_mut(&id).expect("known");
-                    let stale = hc.link.replace(link);
-                    hc.detached_at = None;
-                    let token = hc.token.clone();
-                    let replay: Vec<(u64, String)> = hc
-                        .replay
-                        .unacked()
-                        .map(|(s, m, _)| (s, m.clone()))
-                        .collect();
-                    let groups = hc.groups.clone();
-                    if let Some(stale) = stale {
-                        self.hub_drop(stale, None);
-                    }
-                    self.links[link].conn = Some(id);
-                    self.hub_send(link, connected(id, &token))?;
-                    for (seq, uid) in replay {
-                        let group = groups.iter().next().copied().unwrap_or("g0");
-                        self.hub_send(link, message(seq, group, uid))?;
+                    Ok(re) => {
+                        let hc = &self.conns[&id];
+                        let token = hc.token.clone();
+                        let replay: Vec<(u64, String)> = hc
+                            .outbox
+                            .unacked()
+                            .map(|(s, m, _)| (s, m.clone()))
+                            .collect();
+                        let group = hc.groups.iter().next().copied().unwrap_or("g0");
+                        if let Some(stale) = re.stale {
+                            self.hub_drop(stale, None);
+                        }
+                        self.links[link].conn = Some(id);
+                        self.hub_send(link, connected(id, &token))?;
+                        for (seq, uid) in replay {
+                            self.hub_send(link, message(seq, group, uid))?;
+                        }
                     }
                 }
             }
@@ -845,18 +865,20 @@ impl Sim {
         self.perform(c)
     }
 
-    fn detach(&mut self, conn: ConnId, link: LinkId) {
-        if let Some(hc) = self.conns.get_mut(&conn) {
-            if hc.link == Some(link) {
-                hc.link = None;
-                hc.detached_at = Some(self.now);
-            }
+    /// The hub learns that `link` of `conn` ended as `end`: keep the session or remove it.
+    fn detach(&mut self, conn: ConnId, link: LinkId, end: SocketEnd) {
+        let now = self.at();
+        let Some(hc) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if hc.outbox.socket_ended(link as u64, end, true, false, now) == Detached::Ended {
+            self.remove_conn(conn, None);
         }
     }
 
     fn remove_conn(&mut self, id: ConnId, code: Option<u16>) {
-        if let Some(hc) = self.conns.remove(&id) {
-            if let Some(link) = hc.link {
+        if let Some(mut hc) = self.conns.remove(&id) {
+            if let Some(link) = hc.outbox.close().socket {
                 self.hub_drop(link, code);
             }
         }
@@ -869,7 +891,7 @@ impl Sim {
         match frame {
             Outbound::Ping => return self.hub_send(link, Inbound::Pong),
             Outbound::SequenceAck { sequence_id } => {
-                hc.replay.ack(sequence_id);
+                hc.outbox.sequence_ack(sequence_id);
                 return Ok(());
             }
             _ => {}
@@ -949,15 +971,14 @@ impl Sim {
         let Some(hc) = self.conns.get_mut(&member) else {
             return Ok(());
         };
-        match hc
-            .replay
-            .push(uid.clone(), 64 + uid.len(), REPLAY_MESSAGES, REPLAY_BYTES)
-        {
-            Ok(seq) => match hc.link {
-                Some(link) => self.hub_send(link, message(seq, group, uid)),
+        let size = 64 + uid.len();
+        match hc.outbox.stamp(uid.clone(), size, true, REPLAY_LIMITS) {
+            Stamped::Send(seq) => match hc.outbox.socket().copied() {
+                Some(link) => self.hub_send(link, message(seq.unwrap_or(0), group, uid)),
                 None => Ok(()),
             },
-            Err(_) => {
+            Stamped::Dead => Ok(()),
+            Stamped::Overflow => {
                 self.remove_conn(member, Some(1008));
                 Ok(())
             }

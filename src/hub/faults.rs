@@ -1,5 +1,6 @@
 //! Fault injection: what a test or the CLI can break on purpose, as a Rust value ([`Fault`])
-//! and as the JSON body of `POST /_fleet/faults` ([`FaultRequest`]).
+//! and as the JSON body of `POST /_fleet/faults` ([`FaultRequest`]), and the armed counters.
+//! Pure values: `inject.rs` applies them to the hub's state.
 //!
 //! Socket faults (drop, close, restart) act at once on the connections they select. Counted
 //! faults (refuse recoveries, drop acks, close after processing) arm a counter that the next
@@ -8,9 +9,6 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Deserialize;
-
-use super::state::{HubState, ToSocket};
-use super::stats::bump;
 
 /// Which connections a socket fault applies to.
 #[derive(Clone, Debug, PartialEq)]
@@ -187,49 +185,6 @@ impl Faults {
         self.refuse_recoveries.store(0, Relaxed);
         self.drop_acks.store(0, Relaxed);
         self.close_after_processing.store(0, Relaxed);
-    }
-}
-
-/// Applies a fault; returns how many connections it affected (for counted faults, the count
-/// armed).
-pub(crate) fn apply(state: &HubState, fault: Fault) -> usize {
-    bump(&state.stats.faults_injected);
-    match fault {
-        Fault::Drop(target) => state
-            .select(&target)
-            .iter()
-            .filter(|c| state.signal(c, ToSocket::Drop))
-            .count(),
-        Fault::Close {
-            target,
-            code,
-            reason,
-        } => state
-            .select(&target)
-            .iter()
-            .filter(|c| {
-                state.signal(
-                    c,
-                    ToSocket::Close {
-                        code,
-                        reason: reason.clone(),
-                    },
-                )
-            })
-            .count(),
-        Fault::RefuseRecoveries(n) => {
-            state.faults.arm_refuse_recoveries(n);
-            usize::try_from(n).unwrap_or(usize::MAX)
-        }
-        Fault::DropAcks(n) => {
-            state.faults.arm_drop_acks(n);
-            usize::try_from(n).unwrap_or(usize::MAX)
-        }
-        Fault::CloseAfterProcessing(n) => {
-            state.faults.arm_close_after_processing(n);
-            usize::try_from(n).unwrap_or(usize::MAX)
-        }
-        Fault::Restart => state.restart(),
     }
 }
 

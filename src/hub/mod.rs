@@ -79,6 +79,7 @@ mod faults;
 mod filter;
 mod frame_guard;
 mod http;
+mod inject;
 mod names;
 pub(crate) mod outbox;
 mod requests;
@@ -421,7 +422,7 @@ impl Hub {
 
     /// Injects a fault; returns how many connections it affected (for counted faults: the count).
     pub fn inject(&self, fault: Fault) -> usize {
-        faults::apply(&self.inner.state, fault)
+        inject::apply(&self.inner.state, fault)
     }
 
     /// Drops one connection's socket without a close frame. False if it has no socket.

@@ -1,9 +1,12 @@
-//! The pure parts of a connection's outbox: the replay buffer of a reliable connection
-//! (sequence ids, the message and byte bounds, trimming on `sequenceAck`) and the memory of
-//! ack ids already claimed. No lock, no socket, no clock: `state.rs` holds these under its
-//! mutexes, and the deterministic simulator drives them directly.
+//! The pure parts of a connection: its [`Outbox`] (the replay buffer of a reliable connection
+//! with its sequence ids, bounds and trimming on `sequenceAck`; the socket attached now; when
+//! it was detached), the recovery admission ([`admit_recovery`], [`Outbox::attach_recovered`],
+//! [`SocketEnd::keeps_session`]) and the memory of ack ids already claimed. No lock, no actor,
+//! no clock read: time comes in as an argument. `state.rs` holds these under its mutexes and
+//! does what they decide; the deterministic simulator drives the same code.
 
 use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 /// Messages of a reliable connection not yet acknowledged, with their sequence ids.
 ///
@@ -124,6 +127,302 @@ impl AckMemory {
     }
 }
 
+/// Why a recovery is refused (each closes the socket with 1008).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecoveryRefusal {
+    /// No such session in this hub (never existed, expired, or removed).
+    Unknown,
+    /// The reconnection token does not belong to the session.
+    BadToken,
+    /// The connection, or the recovering socket, does not use the reliable subprotocol.
+    NotReliable,
+    /// A fault told the hub to refuse.
+    Refused,
+}
+
+impl RecoveryRefusal {
+    /// The close reason (no secrets).
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            RecoveryRefusal::Unknown => {
+                "Session not found: it expired or was removed; start a new connection"
+            }
+            RecoveryRefusal::BadToken => {
+                "Invalid reconnection token for this connection; start a new connection"
+            }
+            RecoveryRefusal::NotReliable => {
+                "The connection does not use a reliable subprotocol; start a new connection"
+            }
+            RecoveryRefusal::Refused => {
+                "Recovery refused by an injected fault; start a new connection"
+            }
+        }
+    }
+}
+
+/// What the hub found for a recovery request (`awps_connection_id`), before the upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecoveryRequest {
+    /// The named session exists in the named hub; the fields below describe it.
+    pub(crate) found: bool,
+    /// The session uses the reliable subprotocol.
+    pub(crate) reliable: bool,
+    /// The request's reconnection token is the session's.
+    pub(crate) token_matches: bool,
+    /// The recovering socket offers the reliable subprotocol.
+    pub(crate) offers_reliable: bool,
+}
+
+/// The recovery admission before the upgrade: the first reason to refuse, in this order, or
+/// `Ok`. `take_refusal` consumes an armed refusal fault; it is asked only for a request that
+/// would otherwise be admitted, so a fault is never spent on a recovery that fails anyway.
+/// A refused session must then be removed by the caller: the client starts anew.
+pub(crate) fn admit_recovery(
+    request: RecoveryRequest,
+    take_refusal: impl FnOnce() -> bool,
+) -> Result<(), RecoveryRefusal> {
+    if !request.found {
+        Err(RecoveryRefusal::Unknown)
+    } else if !request.reliable {
+        Err(RecoveryRefusal::NotReliable)
+    } else if !request.token_matches {
+        Err(RecoveryRefusal::BadToken)
+    } else if !request.offers_reliable {
+        Err(RecoveryRefusal::NotReliable)
+    } else if take_refusal() {
+        Err(RecoveryRefusal::Refused)
+    } else {
+        Ok(())
+    }
+}
+
+/// How a socket ended, as its actor reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SocketEnd {
+    /// The network or the peer went away without a close frame, or the hub dropped it on
+    /// purpose: a reliable session waits for recovery.
+    Lost,
+    /// The client sent a close frame with this code. 1000, 1001 and no code (1005, what a
+    /// browser sends for `close()`) mean "I am leaving": the session ends. Any other code is
+    /// treated like a lost socket.
+    ClientClosed(u16),
+    /// The hub closed it because of the peer's input or a decision that ends the session.
+    Ended,
+    /// The hub closed it with a close frame but the session may be recovered (faults).
+    ClosedRecoverable,
+}
+
+impl SocketEnd {
+    /// Whether a reliable session outlives a socket that ended this way (waits for recovery).
+    pub(crate) fn keeps_session(self) -> bool {
+        match self {
+            SocketEnd::Lost | SocketEnd::ClosedRecoverable => true,
+            SocketEnd::ClientClosed(code) => !matches!(code, 1000 | 1001 | 1005),
+            SocketEnd::Ended => false,
+        }
+    }
+}
+
+/// The limits of one connection's replay buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplayLimits {
+    /// Unacknowledged messages at most.
+    pub(crate) messages: usize,
+    /// Unacknowledged bytes at most.
+    pub(crate) bytes: usize,
+}
+
+/// What [`Outbox::stamp`] decided for one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stamped {
+    /// Send it, with this sequence id (reliable connections) to the attached socket, if any.
+    Send(Option<u64>),
+    /// The connection is gone: nothing is sent.
+    Dead,
+    /// The replay buffer passed a bound: the connection must be closed as a slow client
+    /// (1008, not recoverable); it is marked dead already.
+    Overflow,
+}
+
+/// What a recovering socket replaced, for the counters.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Reattached<S> {
+    /// A socket still attached (half-open, unnoticed): the hub must drop it.
+    pub(crate) stale: Option<S>,
+    /// The session was waiting for recovery.
+    pub(crate) was_detached: bool,
+}
+
+/// What a socket's end means for its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Detached {
+    /// Not the attached socket (superseded by a recovery, or the connection is gone already):
+    /// nothing changes.
+    NotCurrent,
+    /// Detached; the reliable session waits for a recovery within the window.
+    Kept,
+    /// Detached, and the connection must be removed.
+    Ended,
+}
+
+/// What [`Outbox::close`] took from a connection that is going away.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Closed<S> {
+    /// The socket to close or drop, if one was attached.
+    pub(crate) socket: Option<S>,
+    /// The session was waiting for recovery.
+    pub(crate) was_detached: bool,
+}
+
+/// One connection's outbox: its replay buffer, the socket attached now (with its generation,
+/// unique per socket, so a stale socket's end cannot detach its successor), when the socket
+/// was lost, and whether the connection is gone. `M` is the message, `S` the socket handle (a
+/// mailbox in the hub, a link in the simulator).
+#[derive(Debug)]
+pub(crate) struct Outbox<M, S> {
+    replay: ReplayBuffer<M>,
+    socket: Option<(u64, S)>,
+    detached_at: Option<Instant>,
+    /// No more frames may be queued: the connection is being removed.
+    dead: bool,
+}
+
+impl<M, S> Default for Outbox<M, S> {
+    fn default() -> Self {
+        Outbox {
+            replay: ReplayBuffer::default(),
+            socket: None,
+            detached_at: None,
+            dead: false,
+        }
+    }
+}
+
+impl<M, S> Outbox<M, S> {
+    /// A new connection's first socket.
+    pub(crate) fn attach(&mut self, generation: u64, socket: S) {
+        self.socket = Some((generation, socket));
+    }
+
+    /// The socket attached now.
+    pub(crate) fn socket(&self) -> Option<&S> {
+        self.socket.as_ref().map(|(_, s)| s)
+    }
+
+    /// Whether the connection is gone (or going).
+    #[cfg(test)]
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Attaches a recovering socket (admitted by [`admit_recovery`]): it supersedes a socket
+    /// still attached, which the client knows better than the hub to be dead. `Unknown` if
+    /// the connection went away since the admission, or the hub is stopping. The socket then
+    /// writes [`Outbox::unacked`] right after `connected`.
+    pub(crate) fn attach_recovered(
+        &mut self,
+        generation: u64,
+        socket: S,
+        stopping: bool,
+    ) -> Result<Reattached<S>, RecoveryRefusal> {
+        if self.dead || stopping {
+            return Err(RecoveryRefusal::Unknown);
+        }
+        let stale = self.socket.replace((generation, socket)).map(|(_, s)| s);
+        Ok(Reattached {
+            stale,
+            was_detached: self.detached_at.take().is_some(),
+        })
+    }
+
+    /// Everything not yet acknowledged, in order: what a recovered socket replays.
+    pub(crate) fn unacked(&self) -> impl ExactSizeIterator<Item = (u64, &M, usize)> {
+        self.replay.unacked()
+    }
+
+    /// The socket of `generation` ended at `now` in the way `end` says: detach it, and keep
+    /// the session for recovery (reliable, not stopping, an end that keeps sessions) or end it.
+    pub(crate) fn socket_ended(
+        &mut self,
+        generation: u64,
+        end: SocketEnd,
+        reliable: bool,
+        stopping: bool,
+        now: Instant,
+    ) -> Detached {
+        if self.socket.as_ref().map(|(g, _)| *g) != Some(generation) {
+            return Detached::NotCurrent;
+        }
+        self.socket = None;
+        if reliable && !self.dead && !stopping && end.keeps_session() {
+            self.detached_at = Some(now);
+            Detached::Kept
+        } else {
+            Detached::Ended
+        }
+    }
+
+    /// Whether the session has waited for recovery for `window` or longer at `now`.
+    pub(crate) fn expired(&self, now: Instant, window: Duration) -> bool {
+        self.detached_at
+            .is_some_and(|at| now.saturating_duration_since(at) >= window)
+    }
+
+    /// The connection goes away: nothing more is queued or replayed; returns its socket.
+    pub(crate) fn close(&mut self) -> Closed<S> {
+        self.dead = true;
+        self.replay.clear();
+        Closed {
+            socket: self.socket.take().map(|(_, s)| s),
+            was_detached: self.detached_at.take().is_some(),
+        }
+    }
+
+    /// Stamps a message of `size` bytes for this connection: a reliable connection gives it
+    /// the next sequence id and keeps it for replay within `limits`.
+    pub(crate) fn stamp(
+        &mut self,
+        message: M,
+        size: usize,
+        reliable: bool,
+        limits: ReplayLimits,
+    ) -> Stamped {
+        if self.dead {
+            return Stamped::Dead;
+        }
+        if !reliable {
+            return Stamped::Send(None);
+        }
+        match self
+            .replay
+            .push(message, size, limits.messages, limits.bytes)
+        {
+            Ok(seq) => Stamped::Send(Some(seq)),
+            Err(Overflow) => {
+                self.dead = true;
+                Stamped::Overflow
+            }
+        }
+    }
+
+    /// Marks the connection dead without clearing it (the outbound queue overflowed; the
+    /// removal that follows clears it).
+    pub(crate) fn kill(&mut self) {
+        self.dead = true;
+    }
+
+    /// A `sequenceAck`: see [`ReplayBuffer::ack`].
+    pub(crate) fn sequence_ack(&mut self, sequence_id: u64) {
+        self.replay.ack(sequence_id);
+    }
+
+    /// The replay buffer, for bounds checks in tests.
+    #[cfg(test)]
+    pub(crate) fn replay(&self) -> &ReplayBuffer<M> {
+        &self.replay
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +486,223 @@ mod tests {
                 .last();
             assert_eq!(last, Some(expected), "{max_messages} {max_bytes} {sizes:?}");
         }
+    }
+
+    /// Every combination of what the hub found, and whether a refusal fault is armed.
+    #[test]
+    fn recovery_admission_refuses_in_order_and_spends_a_fault_only_on_an_admissible_request() {
+        let ok = RecoveryRequest {
+            found: true,
+            reliable: true,
+            token_matches: true,
+            offers_reliable: true,
+        };
+        use RecoveryRefusal::*;
+        // (request, fault armed) -> (result, fault spent)
+        let table = [
+            (ok, false, Ok(()), false),
+            (ok, true, Err(Refused), true),
+            (
+                RecoveryRequest { found: false, ..ok },
+                true,
+                Err(Unknown),
+                false,
+            ),
+            (
+                RecoveryRequest {
+                    reliable: false,
+                    ..ok
+                },
+                true,
+                Err(NotReliable),
+                false,
+            ),
+            (
+                RecoveryRequest {
+                    token_matches: false,
+                    ..ok
+                },
+                true,
+                Err(BadToken),
+                false,
+            ),
+            (
+                RecoveryRequest {
+                    offers_reliable: false,
+                    ..ok
+                },
+                true,
+                Err(NotReliable),
+                false,
+            ),
+            // A missing session is reported as such whatever else is wrong.
+            (
+                RecoveryRequest {
+                    found: false,
+                    reliable: false,
+                    token_matches: false,
+                    offers_reliable: false,
+                },
+                false,
+                Err(Unknown),
+                false,
+            ),
+            // A wrong token is reported before the offered subprotocol.
+            (
+                RecoveryRequest {
+                    token_matches: false,
+                    offers_reliable: false,
+                    ..ok
+                },
+                false,
+                Err(BadToken),
+                false,
+            ),
+        ];
+        for (request, armed, expected, spent) in table {
+            let mut asked = false;
+            let got = admit_recovery(request, || {
+                asked = true;
+                armed
+            });
+            assert_eq!(
+                (got, asked && armed),
+                (expected, spent),
+                "{request:?} armed {armed}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_socket_end_keeps_a_reliable_session_unless_it_says_goodbye() {
+        use SocketEnd::*;
+        // (end, reliable, stopping) -> what happens
+        let table = [
+            (Lost, true, false, Detached::Kept),
+            (ClosedRecoverable, true, false, Detached::Kept),
+            (ClientClosed(1011), true, false, Detached::Kept),
+            (ClientClosed(4000), true, false, Detached::Kept),
+            (ClientClosed(1000), true, false, Detached::Ended),
+            (ClientClosed(1001), true, false, Detached::Ended),
+            (ClientClosed(1005), true, false, Detached::Ended),
+            (Ended, true, false, Detached::Ended),
+            (Lost, false, false, Detached::Ended),
+            (Lost, true, true, Detached::Ended),
+        ];
+        let now = Instant::now();
+        for (end, reliable, stopping, expected) in table {
+            let mut outbox: Outbox<(), &str> = Outbox::default();
+            outbox.attach(1, "first");
+            assert_eq!(
+                outbox.socket_ended(2, end, reliable, stopping, now),
+                Detached::NotCurrent,
+                "another generation's end changes nothing"
+            );
+            assert_eq!(outbox.socket(), Some(&"first"));
+            let got = outbox.socket_ended(1, end, reliable, stopping, now);
+            assert_eq!(
+                got, expected,
+                "{end:?} reliable {reliable} stopping {stopping}"
+            );
+            assert_eq!(outbox.socket(), None);
+            assert_eq!(
+                outbox.expired(now + Duration::from_secs(30), Duration::from_secs(30)),
+                expected == Detached::Kept,
+                "only a kept session waits, and expires at the window"
+            );
+            assert!(!outbox.expired(now + Duration::from_secs(29), Duration::from_secs(30)));
+        }
+    }
+
+    #[test]
+    fn a_recovery_supersedes_a_stale_socket_and_replays_what_was_not_acked() {
+        let limits = ReplayLimits {
+            messages: 10,
+            bytes: 100,
+        };
+        let now = Instant::now();
+        let mut outbox: Outbox<&str, &str> = Outbox::default();
+        outbox.attach(1, "first");
+        for m in ["a", "b", "c"] {
+            assert!(matches!(
+                outbox.stamp(m, 1, true, limits),
+                Stamped::Send(Some(_))
+            ));
+        }
+        outbox.sequence_ack(1);
+        // The client recovers while the hub still holds its old, half-open socket.
+        let re = outbox.attach_recovered(2, "second", false).unwrap();
+        assert_eq!(
+            re,
+            Reattached {
+                stale: Some("first"),
+                was_detached: false
+            }
+        );
+        let replay: Vec<_> = outbox.unacked().map(|(seq, m, _)| (seq, *m)).collect();
+        assert_eq!(replay, [(2, "b"), (3, "c")]);
+        // The superseded socket's end does not detach its successor.
+        assert_eq!(
+            outbox.socket_ended(1, SocketEnd::Lost, true, false, now),
+            Detached::NotCurrent
+        );
+        // Lost, then recovered: nothing stale, the wait is over.
+        assert_eq!(
+            outbox.socket_ended(2, SocketEnd::Lost, true, false, now),
+            Detached::Kept
+        );
+        let re = outbox.attach_recovered(3, "third", false).unwrap();
+        assert_eq!(
+            re,
+            Reattached {
+                stale: None,
+                was_detached: true
+            }
+        );
+        assert!(!outbox.expired(now + Duration::from_secs(99), Duration::from_secs(1)));
+        // A stopping hub, or a connection gone since the admission, refuses.
+        assert_eq!(
+            outbox.attach_recovered(4, "fourth", true),
+            Err(RecoveryRefusal::Unknown)
+        );
+        let closed = outbox.close();
+        assert_eq!(
+            closed,
+            Closed {
+                socket: Some("third"),
+                was_detached: false
+            }
+        );
+        assert_eq!(outbox.unacked().len(), 0);
+        assert_eq!(
+            outbox.attach_recovered(5, "fifth", false),
+            Err(RecoveryRefusal::Unknown)
+        );
+        assert_eq!(outbox.stamp("d", 1, true, limits), Stamped::Dead);
+    }
+
+    #[test]
+    fn stamping_numbers_reliable_messages_only_and_overflow_kills_the_connection() {
+        let limits = ReplayLimits {
+            messages: 2,
+            bytes: 100,
+        };
+        let mut plain: Outbox<(), ()> = Outbox::default();
+        let got: Vec<_> = (0..3).map(|_| plain.stamp((), 1, false, limits)).collect();
+        assert_eq!(got, [Stamped::Send(None); 3], "no bound without replay");
+        let mut reliable: Outbox<(), ()> = Outbox::default();
+        let got: Vec<_> = (0..4)
+            .map(|_| reliable.stamp((), 1, true, limits))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Stamped::Send(Some(1)),
+                Stamped::Send(Some(2)),
+                Stamped::Overflow,
+                Stamped::Dead
+            ]
+        );
+        assert!(reliable.is_dead());
     }
 }

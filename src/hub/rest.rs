@@ -21,9 +21,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth;
-use super::faults::{self, FaultRequest};
+use super::faults::FaultRequest;
 use super::filter::Filter;
 use super::http::{self, all, first};
+use super::inject;
 use super::names;
 use super::roles::Permission;
 use super::state::{Connection, HubState, JoinRefused, Publication, Scope};
@@ -839,7 +840,7 @@ async fn fleet_faults(
     };
     match request.into_fault() {
         Ok(fault) => {
-            let affected = faults::apply(&state, fault);
+            let affected = inject::apply(&state, fault);
             HttpResponse::Ok().json(json!({ "affected": affected }))
         }
         Err(e) => error(StatusCode::BAD_REQUEST, "InvalidFault", &e),

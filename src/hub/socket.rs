@@ -25,11 +25,11 @@ use super::auth;
 use super::frame_guard::{FrameGuard, Guarded};
 use super::http::{self, first, plain};
 use super::names;
+use super::outbox::SocketEnd;
 use super::requests::{self, After, Outcome};
 use super::roles::Roles;
 use super::state::{
-    Connection, HubState, Mode, OutFrame, Publication, QueueGauge, RawFrame, SocketEnd, SocketRef,
-    ToSocket,
+    Connection, HubState, Mode, OutFrame, Publication, QueueGauge, RawFrame, SocketRef, ToSocket,
 };
 use super::stats::bump;
 use super::upstream::Reply;
@@ -250,13 +250,8 @@ fn recover(
 ) -> HttpResponse {
     let max_size = state.config.max_message_size;
     let protocol = offered.as_ref().map(|(_, name)| name.as_str());
-    let checked = state
-        .check_recovery(hub, connection_id, token)
-        .and_then(|conn| match &offered {
-            Some((Subprotocol::JsonReliable, _)) => Ok(conn),
-            _ => Err(super::state::RecoveryRefusal::NotReliable),
-        });
-    match checked {
+    let offers_reliable = matches!(offered, Some((Subprotocol::JsonReliable, _)));
+    match state.check_recovery(hub, connection_id, token, offers_reliable) {
         Ok(conn) => start(
             Session::new(state.clone(), conn, Start::Recover),
             req,

@@ -21,12 +21,14 @@ use std::time::Instant;
 use actix::Recipient;
 use bytes::Bytes;
 use dashmap::DashMap;
-use rand::seq::SliceRandom as _;
 
 use super::config::HubConfig;
-use super::faults::{Faults, Target};
+use super::faults::Faults;
 use super::names;
-use super::outbox::{AckMemory, Overflow, ReplayBuffer};
+use super::outbox::{
+    AckMemory, Detached, Outbox, RecoveryRefusal, RecoveryRequest, ReplayLimits, SocketEnd,
+    Stamped, admit_recovery,
+};
 use super::roles::{Permission, Roles};
 use super::stats::{Stats, bump, drop_one};
 use super::upstream::{self, Call, Reply, Upstream};
@@ -217,14 +219,8 @@ struct ConnState {
     removed: bool,
 }
 
-struct Outbox {
-    /// Unacknowledged messages of a reliable connection.
-    replay: ReplayBuffer<Arc<Publication>>,
-    socket: Option<SocketRef>,
-    detached_at: Option<Instant>,
-    /// No more frames may be queued: the connection is being removed.
-    dead: bool,
-}
+/// The outbox of a hub connection: publications, sent to a socket actor.
+type ConnOutbox = Outbox<Arc<Publication>, SocketRef>;
 
 /// One logical connection: survives socket drops when reliable, until recovered or expired.
 pub(crate) struct Connection {
@@ -239,7 +235,7 @@ pub(crate) struct Connection {
     reconnection_token: Option<Secret>,
     scope: Arc<Scope>,
     state: Mutex<ConnState>,
-    outbox: Mutex<Outbox>,
+    outbox: Mutex<ConnOutbox>,
 }
 
 impl Connection {
@@ -278,7 +274,18 @@ impl Connection {
 
     /// Whether a socket is attached now.
     pub(crate) fn is_attached(&self) -> bool {
-        lock(&self.outbox).socket.is_some()
+        lock(&self.outbox).socket().is_some()
+    }
+
+    /// Sends a control message to the attached socket, if any. True if sent.
+    pub(crate) fn signal(&self, message: ToSocket) -> bool {
+        match lock(&self.outbox).socket() {
+            Some(socket) => {
+                socket.recipient.do_send(message);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -342,55 +349,6 @@ impl Scope {
         }
         map.remove_if(key, |_, members| members.is_empty());
     }
-}
-
-/// Why a recovery is refused (each closes the socket with 1008).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RecoveryRefusal {
-    /// No such session in this hub (never existed, expired, or removed).
-    Unknown,
-    /// The reconnection token does not belong to the session.
-    BadToken,
-    /// The connection is not reliable.
-    NotReliable,
-    /// A fault told the hub to refuse.
-    Refused,
-}
-
-impl RecoveryRefusal {
-    /// The close reason (no secrets).
-    pub(crate) fn reason(self) -> &'static str {
-        match self {
-            RecoveryRefusal::Unknown => {
-                "Session not found: it expired or was removed; start a new connection"
-            }
-            RecoveryRefusal::BadToken => {
-                "Invalid reconnection token for this connection; start a new connection"
-            }
-            RecoveryRefusal::NotReliable => {
-                "The connection does not use a reliable subprotocol; start a new connection"
-            }
-            RecoveryRefusal::Refused => {
-                "Recovery refused by an injected fault; start a new connection"
-            }
-        }
-    }
-}
-
-/// How a socket ended, as its actor reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SocketEnd {
-    /// The network or the peer went away without a close frame, or the hub dropped it on
-    /// purpose: a reliable session waits for recovery.
-    Lost,
-    /// The client sent a close frame with this code. 1000, 1001 and no code (1005, what a
-    /// browser sends for `close()`) mean "I am leaving": the session ends. Any other code is
-    /// treated like a lost socket.
-    ClientClosed(u16),
-    /// The hub closed it because of the peer's input or a decision that ends the session.
-    Ended,
-    /// The hub closed it with a close frame but the session may be recovered (faults).
-    ClosedRecoverable,
 }
 
 /// Everything shared by the HTTP workers and the `Hub` handle.
@@ -543,7 +501,8 @@ impl HubState {
         self.scopes.get(&names::hub_key(hub)).map(|s| s.clone())
     }
 
-    fn all_connections(&self) -> Vec<Arc<Connection>> {
+    /// Every connection of every hub.
+    pub(crate) fn all_connections(&self) -> Vec<Arc<Connection>> {
         let scopes: Vec<Arc<Scope>> = self.scopes.iter().map(|s| s.value().clone()).collect();
         scopes.iter().flat_map(|s| s.all_connections()).collect()
     }
@@ -588,12 +547,7 @@ impl HubState {
                 acks: AckMemory::default(),
                 removed: false,
             }),
-            outbox: Mutex::new(Outbox {
-                replay: ReplayBuffer::default(),
-                socket: None,
-                detached_at: None,
-                dead: false,
-            }),
+            outbox: Mutex::new(Outbox::default()),
         })
     }
 
@@ -610,37 +564,47 @@ impl HubState {
                 .or_default()
                 .insert(conn.id.clone(), conn.clone());
         }
-        lock(&conn.outbox).socket = Some(socket);
+        lock(&conn.outbox).attach(socket.generation, socket);
         bump(&self.stats.connections);
         bump(&self.stats.connections_opened);
         bump(&self.stats.attached);
         true
     }
 
-    /// Checks a recovery request before the upgrade (the final check is in `attach_recovered`).
+    /// Admits a recovery request before the upgrade ([`admit_recovery`]; the final check is
+    /// in `attach_recovered`). A session refused by a fault is removed, as if it had expired.
     pub(crate) fn check_recovery(
         &self,
         hub: &str,
         connection_id: &str,
         token: Option<&str>,
+        offers_reliable: bool,
     ) -> Result<Arc<Connection>, RecoveryRefusal> {
         let conn = self
             .find_scope(hub)
-            .and_then(|s| s.connection(connection_id))
-            .ok_or(RecoveryRefusal::Unknown)?;
-        if !conn.mode.is_reliable() {
-            return Err(RecoveryRefusal::NotReliable);
+            .and_then(|s| s.connection(connection_id));
+        let request = RecoveryRequest {
+            found: conn.is_some(),
+            reliable: conn.as_ref().is_some_and(|c| c.mode.is_reliable()),
+            token_matches: conn
+                .as_ref()
+                .is_some_and(|c| token.is_some_and(|t| c.reconnection_token_matches(t))),
+            offers_reliable,
+        };
+        match (
+            admit_recovery(request, || self.faults.take_recovery_refusal()),
+            conn,
+        ) {
+            (Ok(()), Some(conn)) => Ok(conn),
+            (Err(RecoveryRefusal::Refused), Some(conn)) => {
+                // It is gone with its groups, so it no longer collects messages nor shows in
+                // group listings (the client starts anew).
+                self.remove(&conn, None);
+                Err(RecoveryRefusal::Refused)
+            }
+            (Err(refusal), _) => Err(refusal),
+            (Ok(()), None) => Err(RecoveryRefusal::Unknown),
         }
-        if !token.is_some_and(|t| conn.reconnection_token_matches(t)) {
-            return Err(RecoveryRefusal::BadToken);
-        }
-        if self.faults.take_recovery_refusal() {
-            // As if the session had expired: it is gone with its groups, so it no longer
-            // collects messages nor shows in group listings (the client starts anew).
-            self.remove(&conn, None);
-            return Err(RecoveryRefusal::Refused);
-        }
-        Ok(conn)
     }
 
     /// Attaches a recovering socket: supersedes a stale socket, and returns every unacked
@@ -651,20 +615,17 @@ impl HubState {
         socket: SocketRef,
     ) -> Result<Vec<OutFrame>, RecoveryRefusal> {
         let mut ob = lock(&conn.outbox);
-        if ob.dead || self.is_stopping() {
-            return Err(RecoveryRefusal::Unknown);
-        }
-        match ob.socket.replace(socket) {
+        let re = ob.attach_recovered(socket.generation, socket, self.is_stopping())?;
+        match re.stale {
             // A half-open socket the hub had not noticed: the client knows better.
             Some(stale) => stale.recipient.do_send(ToSocket::Drop),
             None => bump(&self.stats.attached),
         }
-        if ob.detached_at.take().is_some() {
+        if re.was_detached {
             drop_one(&self.stats.detached);
         }
         bump(&self.stats.recoveries);
         let replay: Vec<OutFrame> = ob
-            .replay
             .unacked()
             .map(|(seq, publication, size)| OutFrame {
                 sequence_id: Some(seq),
@@ -683,30 +644,24 @@ impl HubState {
 
     /// A socket ended: detach it, and keep or remove the session.
     pub(crate) fn socket_ended(&self, conn: &Arc<Connection>, generation: u64, end: SocketEnd) {
-        let keep = {
-            let mut ob = lock(&conn.outbox);
-            if ob.socket.as_ref().map(|s| s.generation) != Some(generation) {
-                // Superseded or already removed: the successor owns the session.
-                return;
-            }
-            ob.socket = None;
-            drop_one(&self.stats.attached);
-            let keep = conn.mode.is_reliable()
-                && !ob.dead
-                && !self.is_stopping()
-                && match end {
-                    SocketEnd::Lost | SocketEnd::ClosedRecoverable => true,
-                    SocketEnd::ClientClosed(code) => !matches!(code, 1000 | 1001 | 1005),
-                    SocketEnd::Ended => false,
-                };
-            if keep {
-                ob.detached_at = Some(Instant::now());
+        let detached = lock(&conn.outbox).socket_ended(
+            generation,
+            end,
+            conn.mode.is_reliable(),
+            self.is_stopping(),
+            Instant::now(),
+        );
+        match detached {
+            // Superseded or already removed: the successor owns the session.
+            Detached::NotCurrent => {}
+            Detached::Kept => {
+                drop_one(&self.stats.attached);
                 bump(&self.stats.detached);
             }
-            keep
-        };
-        if !keep {
-            self.remove(conn, None);
+            Detached::Ended => {
+                drop_one(&self.stats.attached);
+                self.remove(conn, None);
+            }
         }
     }
 
@@ -740,16 +695,11 @@ impl HubState {
             .connections
             .remove_if(&conn.id, |_, c| Arc::ptr_eq(c, conn));
         drop_one(&self.stats.connections);
-        let socket = {
-            let mut ob = lock(&conn.outbox);
-            ob.dead = true;
-            ob.replay.clear();
-            if ob.detached_at.take().is_some() {
-                drop_one(&self.stats.detached);
-            }
-            ob.socket.take()
-        };
-        if let Some(socket) = socket {
+        let closed = lock(&conn.outbox).close();
+        if closed.was_detached {
+            drop_one(&self.stats.detached);
+        }
+        if let Some(socket) = closed.socket {
             drop_one(&self.stats.attached);
             socket.recipient.do_send(match close {
                 Some((code, reason)) => ToSocket::Close { code, reason },
@@ -830,49 +780,43 @@ impl HubState {
     /// buffers overflow is removed as a slow client (close 1008: it cannot be recovered).
     pub(crate) fn deliver(&self, conn: &Arc<Connection>, publication: &Arc<Publication>) {
         let cfg = &self.config;
+        let limits = ReplayLimits {
+            messages: cfg.replay_buffer_messages,
+            bytes: cfg.replay_buffer_bytes,
+        };
         let overflow = {
             let mut ob = lock(&conn.outbox);
-            if ob.dead {
-                return;
-            }
             let size = publication.wire_len(&conn.mode);
-            let mut sequence_id = None;
-            let mut overflow = None;
-            if conn.mode.is_reliable() {
-                match ob.replay.push(
-                    publication.clone(),
-                    size,
-                    cfg.replay_buffer_messages,
-                    cfg.replay_buffer_bytes,
-                ) {
-                    Ok(seq) => sequence_id = Some(seq),
-                    Err(Overflow) => {
-                        overflow =
-                            Some("SlowClient: more unacknowledged messages than the hub buffers")
-                    }
+            match ob.stamp(publication.clone(), size, conn.mode.is_reliable(), limits) {
+                Stamped::Dead => return,
+                Stamped::Overflow => {
+                    Some("SlowClient: more unacknowledged messages than the hub buffers")
                 }
-            }
-            if overflow.is_none() {
-                if let Some(socket) = &ob.socket {
-                    let frames = socket.queue.frames.fetch_add(1, Relaxed) + 1;
-                    let bytes = socket.queue.bytes.fetch_add(size, Relaxed) + size;
-                    if frames > cfg.outbound_queue_messages || bytes > cfg.outbound_queue_bytes {
-                        overflow = Some("SlowClient: the outbound queue of the connection is full");
-                    } else {
+                Stamped::Send(sequence_id) => {
+                    let full = ob.socket().is_some_and(|socket| {
+                        let frames = socket.queue.frames.fetch_add(1, Relaxed) + 1;
+                        let bytes = socket.queue.bytes.fetch_add(size, Relaxed) + size;
+                        if frames > cfg.outbound_queue_messages || bytes > cfg.outbound_queue_bytes
+                        {
+                            return true;
+                        }
                         socket.recipient.do_send(ToSocket::Frame(OutFrame {
                             sequence_id,
                             publication: publication.clone(),
                             size,
                         }));
                         bump(&self.stats.messages_out);
+                        false
+                    });
+                    if full {
+                        // Stop queueing at once; `remove` finishes the job outside this lock.
+                        ob.kill();
+                        Some("SlowClient: the outbound queue of the connection is full")
+                    } else {
+                        None
                     }
                 }
             }
-            if overflow.is_some() {
-                // Stop queueing at once; `remove` finishes the job outside this lock.
-                ob.dead = true;
-            }
-            overflow
         };
         if let Some(reason) = overflow {
             bump(&self.stats.slow_clients);
@@ -884,7 +828,7 @@ impl HubState {
     /// A `sequenceAck`: drops every buffered message up to `sequence_id`. An id beyond the last
     /// one sent is clamped, so nothing unsent is ever discarded; a lower one changes nothing.
     pub(crate) fn sequence_ack(&self, conn: &Connection, sequence_id: u64) {
-        lock(&conn.outbox).replay.ack(sequence_id);
+        lock(&conn.outbox).sequence_ack(sequence_id);
     }
 
     /// Removes reliable sessions detached for longer than the recovery window.
@@ -893,61 +837,12 @@ impl HubState {
         let expired: Vec<Arc<Connection>> = self
             .all_connections()
             .into_iter()
-            .filter(|c| {
-                lock(&c.outbox)
-                    .detached_at
-                    .is_some_and(|at| now.saturating_duration_since(at) >= window)
-            })
+            .filter(|c| lock(&c.outbox).expired(now, window))
             .collect();
         for conn in &expired {
             self.remove(conn, None);
         }
         expired.len()
-    }
-
-    /// Picks the attached connections a socket fault applies to.
-    pub(crate) fn select(&self, target: &Target) -> Vec<Arc<Connection>> {
-        match target {
-            Target::Connection(id) => self.find_connection(id).into_iter().collect(),
-            Target::All => self
-                .all_connections()
-                .into_iter()
-                .filter(|c| c.is_attached())
-                .collect(),
-            Target::Fraction(share) => {
-                let mut attached: Vec<Arc<Connection>> = self
-                    .all_connections()
-                    .into_iter()
-                    .filter(|c| c.is_attached())
-                    .collect();
-                let n = ((attached.len() as f64) * share.clamp(0.0, 1.0)).ceil() as usize;
-                attached.shuffle(&mut rand::rng());
-                attached.truncate(n);
-                attached
-            }
-        }
-    }
-
-    /// Sends a control message to a connection's socket, if one is attached. True if sent.
-    pub(crate) fn signal(&self, conn: &Connection, message: ToSocket) -> bool {
-        let ob = lock(&conn.outbox);
-        match &ob.socket {
-            Some(socket) => {
-                socket.recipient.do_send(message);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Drops every socket and forgets every session; returns how many there were.
-    pub(crate) fn restart(&self) -> usize {
-        let all = self.all_connections();
-        for conn in &all {
-            self.remove(conn, None);
-        }
-        self.faults.clear();
-        all.len()
     }
 
     /// Closes every connection with `code` and refuses new ones: the hub is stopping.
