@@ -9,7 +9,7 @@ cargo test --all-targets
 cargo test --doc
 
 # The examples run as their docs say, each against an in-process hub.
-for example in quickstart token_provider; do
+for example in quickstart token_provider server_push; do
     cargo run --quiet --example "$example"
 done
 cargo run --quiet --example embed_actix_web -- --once

@@ -7,20 +7,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-mod client_support;
+mod support;
 
 use actix::Actor;
-use tokio::time::Instant;
+use support::client::next_of;
+use support::{DEADLINE, eventually};
 use webpubsub_fleet::actor::{ClientActor, Start};
 use webpubsub_fleet::client::{
-    Client, ClientError, ClientOptions, ClientState, Event, EventKind, EventStream, StopReason,
+    Client, ClientError, ClientOptions, ClientState, Event, EventKind, StopReason,
 };
-use webpubsub_fleet::credential::{ConnectionString, Credential, CredentialError, TokenOptions};
+use webpubsub_fleet::credential::{ConnectionString, Credential, CredentialError};
 use webpubsub_fleet::fleet::{Fleet, FleetError, FleetOptions, FleetTarget};
 use webpubsub_fleet::hub::{Hub, HubConfig, HubStats};
 use webpubsub_fleet::protocol::{AckError, AckErrorName, Payload, Subprotocol};
-
-const DEADLINE: Duration = Duration::from_secs(20);
 
 async fn hub() -> (Hub, ConnectionString) {
     let hub = Hub::start(HubConfig::new().bind("127.0.0.1:0".parse().unwrap()))
@@ -31,23 +30,7 @@ async fn hub() -> (Hub, ConnectionString) {
 }
 
 fn credential(cs: &ConnectionString, user: &str) -> Credential {
-    Credential::from_connection_string(
-        cs.clone(),
-        "api",
-        TokenOptions::new()
-            .user_id(user)
-            .roles(["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"]),
-    )
-    .unwrap()
-}
-
-/// Waits until `done` holds, or fails with `what` after the deadline.
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within {DEADLINE:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    support::client::credential(cs, "api", user, &support::client::ROLES)
 }
 
 /// The hub's view of its sockets.
@@ -68,10 +51,6 @@ impl Drop for DropFlag {
     fn drop(&mut self) {
         self.0.store(true, Ordering::SeqCst);
     }
-}
-
-async fn next_of(events: &mut EventStream, kind: EventKind) -> Event {
-    client_support::next_event(events, kind, DEADLINE).await
 }
 
 #[actix_rt::test]
@@ -106,14 +85,15 @@ async fn dropping_the_last_handle_stops_the_client_and_ends_everything_it_held()
         Event::Stopped { reason } => assert_eq!(reason, StopReason::Requested),
         other => unreachable!("{other:?}"),
     }
-    wait_for("the hub sees the connection closed", || {
+    eventually("the hub sees the connection closed", async || {
         attached(&hub) == (0, 0)
     })
     .await;
-    wait_for("the actor's mailbox closes", || !addr.connected()).await;
-    wait_for("the callback actor and its callbacks are dropped", || {
-        callback_gone.load(Ordering::SeqCst)
-    })
+    eventually("the actor's mailbox closes", async || !addr.connected()).await;
+    eventually(
+        "the callback actor and its callbacks are dropped",
+        async || callback_gone.load(Ordering::SeqCst),
+    )
     .await;
     // The stream's sender lived in the actor: the stream ends instead of waiting forever.
     let end = tokio::time::timeout(DEADLINE, events.recv()).await;
@@ -131,7 +111,7 @@ async fn a_never_started_client_ends_when_its_last_handle_drops() {
     let client = Client::new(credential(&cs, "idle"), ClientOptions::new()).unwrap();
     let addr = client.addr().clone();
     drop(client);
-    wait_for("the actor's mailbox closes", || !addr.connected()).await;
+    eventually("the actor's mailbox closes", async || !addr.connected()).await;
 }
 
 #[actix_rt::test]
@@ -153,7 +133,7 @@ async fn from_addr_joins_the_handles_and_refuses_a_released_actor() {
         matches!(restarted, Err(_) | Ok(Err(ClientError::ActorGone))),
         "{restarted:?}"
     );
-    wait_for("the hub sees the connection closed", || {
+    eventually("the hub sees the connection closed", async || {
         attached(&hub) == (0, 0)
     })
     .await;
@@ -174,8 +154,8 @@ async fn an_actor_started_by_hand_lives_on_until_from_addr_hands_it_to_handles()
     let handle = Client::from_addr(addr.clone()).await.unwrap();
     assert!(handle.is_connected());
     drop(handle);
-    wait_for("the actor's mailbox closes", || !addr.connected()).await;
-    wait_for("the hub sees the connection closed", || {
+    eventually("the actor's mailbox closes", async || !addr.connected()).await;
+    eventually("the hub sees the connection closed", async || {
         attached(&hub) == (0, 0)
     })
     .await;
@@ -387,17 +367,17 @@ async fn a_callback_holding_a_weak_client_does_not_keep_the_client_alive() {
         .await
         .unwrap();
     client.start().await.unwrap();
-    wait_for(
+    eventually(
         "the callback reached the client through the weak handle",
-        || upgraded_in_callback.load(Ordering::SeqCst),
+        async || upgraded_in_callback.load(Ordering::SeqCst),
     )
     .await;
     let addr = client.addr().clone();
     let weak = client.downgrade();
     drop(client);
     assert!(weak.upgrade().is_none(), "a weak handle is not a handle");
-    wait_for("the actor's mailbox closes", || !addr.connected()).await;
-    wait_for("the hub sees the connection closed", || {
+    eventually("the actor's mailbox closes", async || !addr.connected()).await;
+    eventually("the hub sees the connection closed", async || {
         attached(&hub) == (0, 0)
     })
     .await;

@@ -4,9 +4,10 @@
 //! nothing lost, duplicated or reordered. The hub's own counters (`GET /_fleet/stats`) prove
 //! the faults reached it: a fault that did nothing would leave them at zero.
 
+mod support;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,62 +19,34 @@ use webpubsub_fleet::load::{
     self, Broadcast, ClientChaos, Groups, LoadPlan, LoadReport, Simulation,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_webpubsub-fleet");
-
-/// The hub in its own process, killed when dropped.
-struct HubProcess(Child);
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_hub() -> (HubProcess, ConnectionString) {
-    let mut child = Command::new(BIN)
-        .args(["hub", "--port", "0"])
-        .env_remove("WebPubSubConnectionString")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the hub binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let hub = HubProcess(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines
-        .next()
-        .expect("the hub prints its connection string")
-        .expect("readable");
-    // Keep reading its stats lines so the pipe never fills.
-    std::thread::spawn(move || lines.for_each(drop));
-    let cs = ConnectionString::parse(first.trim()).expect("a connection string");
-    (hub, cs)
-}
+use support::process::{Proc, hub_process};
+use support::{DEADLINE, eventually};
 
 /// `GET /_fleet/stats` of the hub process, with a REST token minted from its key.
 async fn hub_stats(cs: &ConnectionString) -> Value {
     let endpoint = cs.endpoint();
-    let url = format!(
-        "http://{}:{}/_fleet/stats",
-        endpoint.host_str().expect("a host"),
-        endpoint.port_or_known_default().expect("a port")
-    );
+    let host = endpoint.host_str().expect("a host");
+    let port = endpoint.port_or_known_default().expect("a port");
+    let addr: SocketAddr = format!("{host}:{port}").parse().expect("an IP endpoint");
+    let audience = format!("http://{addr}/_fleet/stats");
     let token = mint_rest_token(
         cs.access_key(),
-        &url,
+        &audience,
         Duration::from_secs(300),
         SystemTime::now(),
     )
     .expect("a token");
-    let mut response = awc::Client::new()
-        .get(&url)
-        .bearer_auth(token.expose())
-        .send()
-        .await
-        .expect("the hub answers");
-    assert!(response.status().is_success(), "{}", response.status());
-    response.json::<Value>().await.expect("stats as JSON")
+    let auth = format!("Bearer {}", token.expose());
+    let response = support::http::request(
+        addr,
+        "GET",
+        "/_fleet/stats",
+        &[("Authorization", auth.as_str())],
+        b"",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json()
 }
 
 fn counter(stats: &Value, name: &str) -> u64 {
@@ -146,7 +119,7 @@ fn assert_clean(report: &LoadReport) {
 /// and the hub counts the recoveries it admitted.
 #[actix_rt::test]
 async fn recoverable_faults_are_recovered_with_nothing_lost() {
-    let (_hub, cs) = start_hub();
+    let (_hub, cs) = hub_process(&[]);
     for (hub, fault) in [
         ("drop", SocketFault::Drop),
         ("blackhole", SocketFault::Blackhole),
@@ -183,7 +156,7 @@ async fn recoverable_faults_are_recovered_with_nothing_lost() {
 /// receivers only, nine runs in ten.
 #[actix_rt::test]
 async fn blackholed_receivers_get_their_replay_before_the_check() {
-    let (_hub, cs) = start_hub();
+    let (_hub, cs) = hub_process(&[]);
     let simulation = Arc::new(Broadcast {
         senders: 1,
         rate: 20.0,
@@ -203,7 +176,7 @@ async fn blackholed_receivers_get_their_replay_before_the_check() {
 /// gaps as allowed gaps, nothing else.
 #[actix_rt::test]
 async fn a_normal_close_ends_the_session_and_the_client_reconnects() {
-    let (_hub, cs) = start_hub();
+    let (_hub, cs) = hub_process(&[]);
     let before = hub_stats(&cs).await;
     let report = run_with(&cs, "close1000", SocketFault::Close(1000)).await;
     let after = hub_stats(&cs).await;
@@ -244,7 +217,7 @@ async fn a_blackholed_socket_is_noticed_within_the_keepalive_timeout() {
     const PING: Duration = Duration::from_millis(300);
     const DEAD_AFTER: Duration = Duration::from_millis(2000);
     const CLIENTS: u64 = 20;
-    let (_hub, cs) = start_hub();
+    let (_hub, cs) = hub_process(&[]);
     let noticed = Arc::new(Noticed::default());
     let options = FleetOptions::new(CLIENTS)
         .with_arbiters(1)
@@ -264,11 +237,13 @@ async fn a_blackholed_socket_is_noticed_within_the_keepalive_timeout() {
     assert_eq!(fleet.inject_fault(1.0, SocketFault::Drop).await.unwrap(), 0);
     assert_eq!(fleet.stats().faults_injected, CLIENTS);
 
-    let until = injected + DEAD_AFTER + Duration::from_secs(10);
-    while fleet.stats().recoveries < CLIENTS {
-        assert!(Instant::now() < until, "{:#?}", fleet.stats());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("every blackholed client recovered", async || {
+        let stats = fleet.stats();
+        (stats.recoveries == CLIENTS)
+            .then_some(())
+            .ok_or_else(|| format!("{stats:#?}"))
+    })
+    .await;
     let noticed = noticed.0.lock().unwrap().clone();
     assert_eq!(noticed.len() as u64, CLIENTS);
     for (client, at) in noticed {
@@ -297,9 +272,11 @@ async fn a_blackholed_socket_is_noticed_within_the_keepalive_timeout() {
 /// passes `--max-loss 0` and reports the recoveries.
 #[test]
 fn the_load_command_faults_its_own_clients() {
-    let (_hub, cs) = start_hub();
-    let output = Command::new(BIN)
-        .args([
+    let (_hub, cs) = hub_process(&[]);
+    let env = [("WebPubSubConnectionString", cs.expose())];
+    let mut run = Proc::spawn(
+        "load",
+        &[
             "load",
             "--clients",
             "50",
@@ -313,13 +290,12 @@ fn the_load_command_faults_its_own_clients() {
             "0",
             "--seed",
             "8",
-        ])
-        .env("WebPubSubConnectionString", cs.expose())
-        .output()
-        .expect("the load command runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+        ],
+        &env,
+    );
+    let status = run.wait(DEADLINE);
+    let (stdout, stderr) = (run.stdout(), run.stderr());
+    assert!(status.success(), "{stdout}\n{stderr}");
     let line = (stdout.lines())
         .find(|l| l.trim_start().starts_with("connections"))
         .unwrap_or_else(|| panic!("no connections line:\n{stdout}"));
@@ -335,15 +311,11 @@ fn the_load_command_faults_its_own_clients() {
     );
 
     // A hub-side kind is refused before anything starts.
-    let refused = Command::new(BIN)
-        .args(["load", "--chaos", "hub:5%:2s:blackhole"])
-        .env("WebPubSubConnectionString", cs.expose())
-        .output()
-        .expect("runs");
-    assert!(!refused.status.success());
+    let mut refused = Proc::spawn("refused", &["load", "--chaos", "hub:5%:2s:blackhole"], &env);
+    assert!(!refused.wait(DEADLINE).success());
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("client:SHARE:PERIOD:KIND"),
+        refused.stderr().contains("client:SHARE:PERIOD:KIND"),
         "{}",
-        String::from_utf8_lossy(&refused.stderr)
+        refused.stderr()
     );
 }

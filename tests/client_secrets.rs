@@ -1,14 +1,16 @@
 //! No access token or reconnection token reaches a log line, an error or an event: a whole
 //! connect, recover, reconnect and failure cycle runs with TRACE logging captured, and the
-//! capture is searched for the secrets. Payload logging is on: even then no secret shows. Its own test binary, since it installs a subscriber.
+//! capture is searched for the secrets. Payload logging is on: even then no secret shows.
+//! Its own test binary, since it installs a subscriber.
 
-mod fake_hub;
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fake_hub::{DEADLINE, FakeHub, Handshake};
+use support::fake_hub::{FakeHub, Handshake};
+use support::within;
 use webpubsub_fleet::client::{Client, ClientOptions, EventKind, EventStream, SendOptions};
 use webpubsub_fleet::session::{RetryMode, RetryPolicy};
 
@@ -26,7 +28,7 @@ impl Write for Capture {
 }
 
 async fn wait_for(events: &mut EventStream, kind: EventKind, seen: &mut Vec<String>) {
-    tokio::time::timeout(DEADLINE, async {
+    within(format!("a {kind:?} event"), async {
         loop {
             let event = events.recv().await.expect("stream ended");
             seen.push(format!("{event:?}"));
@@ -35,8 +37,7 @@ async fn wait_for(events: &mut EventStream, kind: EventKind, seen: &mut Vec<Stri
             }
         }
     })
-    .await
-    .unwrap_or_else(|_| panic!("no {kind:?}"));
+    .await;
 }
 
 #[actix_rt::test]

@@ -2,120 +2,18 @@
 //! and shard processes of the built binary with `JOB_COMPLETION_INDEX` 0..N, shard 0
 //! coordinating. Every wait has a deadline; children are killed when a test ends.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::TcpListener;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_webpubsub-fleet");
-
-/// A child process whose stdout and stderr lines are collected as they come.
-struct Proc {
-    name: String,
-    child: Child,
-    out: Arc<Mutex<Vec<String>>>,
-    err: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .env_remove("JOB_COMPLETION_INDEX")
-            .env_remove("WebPubSubConnectionString")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().expect("the binary starts");
-        let collect = |stream: Box<dyn std::io::Read + Send>| {
-            let lines = Arc::new(Mutex::new(Vec::new()));
-            let sink = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    sink.lock().unwrap().push(line);
-                }
-            });
-            lines
-        };
-        let out = collect(Box::new(child.stdout.take().unwrap()));
-        let err = collect(Box::new(child.stderr.take().unwrap()));
-        Proc {
-            name: name.to_owned(),
-            child,
-            out,
-            err,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        self.out.lock().unwrap().join("\n")
-    }
-
-    fn stderr(&self) -> String {
-        self.err.lock().unwrap().join("\n")
-    }
-
-    /// Waits for a stdout or stderr line containing `text`.
-    fn wait_for_line(&self, text: &str, within: Duration) -> String {
-        let until = Instant::now() + within;
-        loop {
-            let found = (self.out.lock().unwrap().iter())
-                .chain(self.err.lock().unwrap().iter())
-                .find(|l| l.contains(text))
-                .cloned();
-            if let Some(line) = found {
-                return line;
-            }
-            assert!(
-                Instant::now() < until,
-                "{}: no line with `{text}` within {within:?}\nstdout:\n{}\nstderr:\n{}",
-                self.name,
-                self.stdout(),
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits for the exit (killing the process at the deadline, which fails the test).
-    fn wait(&mut self, within: Duration) -> ExitStatus {
-        let until = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader threads take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
-                return status;
-            }
-            if Instant::now() >= until {
-                let _ = self.child.kill();
-                panic!(
-                    "{} did not exit within {within:?}\nstdout:\n{}\nstderr:\n{}",
-                    self.name,
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::process::{Proc, hub_process};
 
 /// A hub process; returns it and its connection string.
 fn hub() -> (Proc, String) {
-    let hub = Proc::spawn("hub", &["hub", "--port", "0"], &[]);
-    let line = hub.wait_for_line("Endpoint=", Duration::from_secs(30));
-    (hub, line.trim().to_owned())
+    let (hub, cs) = hub_process(&[]);
+    (hub, cs.expose())
 }
 
 fn free_port() -> u16 {
@@ -212,7 +110,7 @@ fn four_shard_processes_merge_into_one_checked_report() {
     );
     for s in &mut shards {
         let status = s.wait(Duration::from_secs(30));
-        assert!(status.success(), "{} failed: {}", s.name, s.stderr());
+        assert!(status.success(), "{} failed: {}", s.name(), s.stderr());
     }
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["clients"]["requested"], CLIENTS, "{out}");
@@ -262,7 +160,7 @@ fn a_shard_killed_mid_run_is_named_by_the_coordinator_in_bounded_time() {
     let mut coordinator = shard(0, port, &cs, &common, &[]);
     // Shard 2 passed the barrier: the workload runs.
     shards[1].wait_for_line("[shard 2] [    run", Duration::from_secs(60));
-    shards[1].child.kill().unwrap();
+    shards[1].kill();
     let began = Instant::now();
     let status = coordinator.wait(Duration::from_secs(90));
     let out = coordinator.stdout();

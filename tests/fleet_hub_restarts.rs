@@ -2,12 +2,15 @@
 //! restarted, clients stopped on request are not, a full hub makes the fleet give up
 //! after its restart budget, and a client actor that died is replaced.
 
-use std::time::{Duration, Instant};
+mod support;
 
+use std::time::Duration;
+
+use support::client::fleet_reaches;
 use webpubsub_fleet::client::{ClientOptions, PanicForTest};
 use webpubsub_fleet::fleet::{
-    ClientPhase, Command, Fleet, FleetOptions, FleetStats, FleetTarget, Identities,
-    IdentityTemplate, RestartPolicy, Selection,
+    ClientPhase, Command, Fleet, FleetOptions, FleetTarget, Identities, IdentityTemplate,
+    RestartPolicy, Selection,
 };
 use webpubsub_fleet::hub::{Hub, HubConfig};
 
@@ -17,18 +20,6 @@ async fn hub(max_connections: usize) -> Hub {
         .max_connections(max_connections)
         .workers(1);
     Hub::start(config).await.expect("the hub starts")
-}
-
-async fn wait_for(fleet: &Fleet, done: impl Fn(&FleetStats) -> bool) -> FleetStats {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let stats = fleet.stats();
-        if done(&stats) {
-            return stats;
-        }
-        assert!(Instant::now() < until, "condition not reached: {stats:#?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn options(clients: u64, restarts: u32) -> FleetOptions {
@@ -53,11 +44,11 @@ async fn connections_lost_for_good_are_restarted_but_requested_stops_are_not() {
         .await
         .expect("command");
     assert_eq!(stopped.ok, 1);
-    wait_for(&fleet, |s| s.stops_requested == 1).await;
+    fleet_reaches(&fleet, |s| s.stops_requested == 1).await;
 
     // Drop every socket and forget every session: recoveries get 1008, connections are lost.
     hub.restart();
-    let stats = wait_for(&fleet, |s| s.restarts == 5 && s.connected == 5).await;
+    let stats = fleet_reaches(&fleet, |s| s.restarts == 5 && s.connected == 5).await;
     assert_eq!(stats.stops_connection_lost, 5, "{stats:#?}");
     assert_eq!(stats.starts, 6 + 5);
     assert_eq!(stats.reconnects, 5);
@@ -74,7 +65,7 @@ async fn a_full_hub_refuses_and_the_fleet_abandons_after_its_restarts() {
     let hub = hub(4).await;
     let target = FleetTarget::new(hub.connection_string(), "refusals");
     let fleet = Fleet::start(target, options(6, 2)).expect("fleet starts");
-    let stats = wait_for(&fleet, |s| s.abandoned == 2 && s.connected == 4).await;
+    let stats = fleet_reaches(&fleet, |s| s.abandoned == 2 && s.connected == 4).await;
     // Two refused clients: a first start and two restarts each, every one answered 429.
     assert_eq!(stats.starts, 4 + 2 * 3, "{stats:#?}");
     assert_eq!(stats.restarts, 4);
@@ -165,7 +156,7 @@ async fn a_panicked_client_actor_is_replaced_and_the_others_carry_on() {
     let fleet = Fleet::start(FleetTarget::new(hub.connection_string(), "dead"), options)
         .expect("fleet starts");
     fleet.wait_ramped().await.expect("ramp-up ends");
-    wait_for(&fleet, |s| s.connected == 6).await;
+    fleet_reaches(&fleet, |s| s.connected == 6).await;
 
     // Groups joined after start, through the fleet and through the victim's FleetClient
     // handle; one joined and left again, which must not come back.
@@ -195,14 +186,14 @@ async fn a_panicked_client_actor_is_replaced_and_the_others_carry_on() {
         .remove(0)
         .1;
     victim.addr().do_send(PanicForTest);
-    let stats = wait_for(&fleet, |s| s.actor_deaths == 1).await;
+    let stats = fleet_reaches(&fleet, |s| s.actor_deaths == 1).await;
     assert_eq!(
         stats.disconnects, 0,
         "a dead actor says nothing: {stats:#?}"
     );
 
     // Replaced: a new actor for slot 2 connects as the same user; nobody else reconnected.
-    let stats = wait_for(&fleet, |s| s.connected == 6 && s.restarts == 1).await;
+    let stats = fleet_reaches(&fleet, |s| s.connected == 6 && s.restarts == 1).await;
     assert_eq!(stats.connections, 7, "{stats:#?}");
     assert_eq!((stats.actor_deaths, stats.abandoned), (1, 0));
     let clients = fleet.clients(Selection::All).await.expect("handles");
@@ -240,12 +231,11 @@ async fn a_panicked_client_actor_is_replaced_and_the_others_carry_on() {
         .send_to_group("late-b", "after the replacement", Default::default())
         .await
         .expect("sent");
-    let event = tokio::time::timeout(
-        Duration::from_secs(5),
+    let event = support::within(
+        "the replacement receives the group message",
         futures::StreamExt::next(&mut events),
     )
-    .await
-    .expect("the replacement receives the group message");
+    .await;
     assert!(
         matches!(&event, Some(webpubsub_fleet::client::Event::GroupMessage(m)) if m.group == "late-b"),
         "{event:?}"

@@ -2,13 +2,19 @@
 //! manager's restart policy alone decides what happens. Counts starts and restarts the way
 //! actix's own `tests/test_supervisor.rs` does: run, wait for the end state, compare counts.
 
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
+
+use support::QUIET;
+use support::client::fleet_reaches;
+use tokio::time::Instant;
 
 use webpubsub_fleet::client::ClientOptions;
 use webpubsub_fleet::credential::ConnectionString;
 use webpubsub_fleet::fleet::{
-    Command, Fleet, FleetError, FleetOptions, FleetStats, FleetTarget, IdentityTemplate,
-    RestartPolicy, Selection,
+    Command, Fleet, FleetError, FleetOptions, FleetTarget, IdentityTemplate, RestartPolicy,
+    Selection,
 };
 
 /// A loopback port with nothing listening: bind one, note it, close it.
@@ -22,26 +28,6 @@ fn target(port: u16) -> FleetTarget {
         "Endpoint=http://127.0.0.1;Port={port};AccessKey=0123456789abcdef0123456789abcdef;Version=1.0;"
     );
     FleetTarget::new(ConnectionString::parse(&cs).expect("valid"), "chat")
-}
-
-/// Polls the counters until `done` holds, or fails after `deadline`.
-async fn wait_for(
-    fleet: &Fleet,
-    deadline: Duration,
-    done: impl Fn(&FleetStats) -> bool,
-) -> FleetStats {
-    let until = Instant::now() + deadline;
-    loop {
-        let stats = fleet.stats();
-        if done(&stats) {
-            return stats;
-        }
-        assert!(
-            Instant::now() < until,
-            "condition not reached in {deadline:?}: {stats:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn options(clients: u64, restarts: u32) -> FleetOptions {
@@ -58,7 +44,7 @@ async fn failed_starts_are_restarted_then_abandoned() {
     assert_eq!((ramp.created, ramp.first_starts_done), (4, 4));
     assert_eq!(ramp.first_starts_ok, 0);
 
-    let stats = wait_for(&fleet, Duration::from_secs(10), |s| s.abandoned == 4).await;
+    let stats = fleet_reaches(&fleet, |s| s.abandoned == 4).await;
     // One first start and three restarts each, then abandoned.
     assert_eq!(stats.starts, 4 * 4, "{stats:#?}");
     assert_eq!(stats.restarts, 4 * 3, "{stats:#?}");
@@ -77,12 +63,12 @@ async fn failed_starts_are_restarted_then_abandoned() {
 async fn stopping_the_fleet_cancels_pending_restarts() {
     // Restarts are 20 ms apart and unlimited enough to still be running at stop time.
     let fleet = Fleet::start(target(closed_port()), options(3, 1000)).expect("fleet starts");
-    wait_for(&fleet, Duration::from_secs(10), |s| s.restarts >= 6).await;
+    fleet_reaches(&fleet, |s| s.restarts >= 6).await;
     let report = fleet.stop().await.expect("stop");
     assert_eq!(report.stopped + report.timed_out, 3);
     let after_stop = fleet.stats().starts;
     // Give a scheduled restart (20 ms) several chances to fire; it must not.
-    let until = Instant::now() + Duration::from_millis(200);
+    let until = Instant::now() + QUIET;
     while Instant::now() < until {
         assert_eq!(fleet.stats().starts, after_stop);
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -93,7 +79,7 @@ async fn stopping_the_fleet_cancels_pending_restarts() {
 async fn commands_reach_the_selected_clients() {
     let fleet = Fleet::start(target(closed_port()), options(5, 0)).expect("fleet starts");
     fleet.wait_ramped().await.expect("ramp-up ends");
-    wait_for(&fleet, Duration::from_secs(10), |s| s.abandoned == 5).await;
+    fleet_reaches(&fleet, |s| s.abandoned == 5).await;
     let picked = fleet
         .clients(Selection::Range(1..3))
         .await

@@ -1,10 +1,12 @@
 //! The hub's client endpoint: start and stop, handshake refusals, subprotocol negotiation,
 //! the first frame, simple WebSocket clients.
 
-mod hub_support;
+mod support;
 
-use hub_support::*;
 use serde_json::json;
+use support::hub::*;
+use support::within;
+use support::ws::*;
 use tokio_tungstenite::tungstenite::Message;
 use webpubsub_fleet::hub::{Hub, HubConfig, HubError};
 
@@ -93,7 +95,7 @@ async fn token_in_the_authorization_header_and_hub_in_the_query() {
         .await
         .expect("connects");
     assert_eq!(response.headers()["sec-websocket-protocol"], RELIABLE);
-    let client = Client::from_socket(ws).await;
+    let client = Peer::from_socket(ws).await;
     assert_eq!(client.connected["userId"], "u");
     hub.stop().await;
 }
@@ -193,7 +195,7 @@ async fn negotiates_the_first_supported_subprotocol_the_client_offers() {
         .await
         .expect("connects");
     assert_eq!(response.headers()["sec-websocket-protocol"], JSON);
-    let client = Client::from_socket(ws).await;
+    let client = Peer::from_socket(ws).await;
     assert!(client.reconnection_token.is_none());
     hub.stop().await;
 }
@@ -224,11 +226,7 @@ async fn simple_clients_get_raw_payloads_and_can_publish_to_their_group() {
         .unwrap();
 
     async fn next(ws: &mut Socket) -> Message {
-        tokio::time::timeout(DEADLINE, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
+        within("a frame", ws.next()).await.unwrap().unwrap()
     }
     assert_eq!(next(&mut subscriber).await, Message::Text("hello".into()));
     assert_eq!(next(&mut subscriber).await, Message::Binary(vec![1, 2, 3]));
@@ -252,10 +250,7 @@ async fn stop_closes_clients_with_going_away() {
         frames.last().map(|f| f["event"].clone()),
         Some(json!("disconnected"))
     );
-    tokio::time::timeout(DEADLINE, stop)
-        .await
-        .expect("stop in time")
-        .unwrap();
+    within("the hub's stop", stop).await.unwrap();
 }
 
 #[tokio::test]

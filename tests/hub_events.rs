@@ -1,29 +1,22 @@
 //! The upstream event handler: CloudEvents POSTed to a scripted fake handler, whose replies
 //! come back to the client as server messages or as failed acks.
 
-mod hub_support;
+mod support;
 
-use std::collections::HashMap;
-
-use hub_support::*;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::http::*;
+use support::hub::*;
+use support::within;
+use support::ws::*;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use webpubsub_fleet::hub::{Hub, HubConfig, HubError};
 
-/// One request the fake handler received.
-#[derive(Debug)]
-struct Received {
-    path: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
 /// A handler on a free port: `/api/echo` answers 200 text "re: <body>", `/api/fail` 500,
 /// anything else 200 with no body. Every request is reported on the channel.
-async fn fake_handler() -> (String, mpsc::UnboundedReceiver<Received>) {
+async fn fake_handler() -> (String, mpsc::UnboundedReceiver<Request>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/api/{{event}}", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::unbounded_channel();
@@ -34,42 +27,12 @@ async fn fake_handler() -> (String, mpsc::UnboundedReceiver<Received>) {
             };
             let tx = tx.clone();
             tokio::spawn(async move {
-                let mut raw = Vec::new();
-                let mut buf = [0u8; 4096];
-                // Read the head, then Content-Length bytes of body.
-                let (head, mut body) = loop {
-                    let n = stream.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    raw.extend_from_slice(&buf[..n]);
-                    if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break (
-                            String::from_utf8_lossy(&raw[..i]).into_owned(),
-                            raw[i + 4..].to_vec(),
-                        );
-                    }
+                let Some(request) = read_request(&mut stream).await else {
+                    return;
                 };
-                let mut lines = head.split("\r\n");
-                let path = lines.next().unwrap().split(' ').nth(1).unwrap().to_owned();
-                let headers: HashMap<String, String> = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                    .collect();
-                let length: usize = headers
-                    .get("content-length")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                while body.len() < length {
-                    let n = stream.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    body.extend_from_slice(&buf[..n]);
-                }
-                let response = match path.as_str() {
+                let response = match request.path.as_str() {
                     "/api/echo" => {
-                        let reply = format!("re: {}", String::from_utf8_lossy(&body));
+                        let reply = format!("re: {}", String::from_utf8_lossy(&request.body));
                         format!(
                             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{reply}",
                             reply.len()
@@ -82,21 +45,16 @@ async fn fake_handler() -> (String, mpsc::UnboundedReceiver<Received>) {
                 };
                 let _ = stream.write_all(response.as_bytes()).await;
                 let _ = stream.shutdown().await;
-                let _ = tx.send(Received {
-                    path,
-                    headers,
-                    body,
-                });
+                let _ = tx.send(request);
             });
         }
     });
     (url, rx)
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<Received>) -> Received {
-    tokio::time::timeout(DEADLINE, rx.recv())
+async fn next(rx: &mut mpsc::UnboundedReceiver<Request>) -> Request {
+    within("a call to the event handler", rx.recv())
         .await
-        .expect("a call in time")
         .expect("handler alive")
 }
 
@@ -176,9 +134,8 @@ async fn simple_clients_send_message_events_and_get_raw_replies() {
     let mut ws = open(&client_url(&hub, HUB, &token), None).await.unwrap();
     use futures::{SinkExt, StreamExt};
     ws.send(Message::Text("ping me".into())).await.unwrap();
-    let reply = tokio::time::timeout(DEADLINE, ws.next())
+    let reply = within("the handler's reply", ws.next())
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!(reply, Message::Text("re: ping me".into()));

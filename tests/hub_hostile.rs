@@ -1,12 +1,14 @@
 //! Hostile input (reliability.md section 3): each row sends one bad thing from one client
 //! while a canary in the same group keeps working and must see nothing but its own traffic.
 
-mod hub_support;
+mod support;
 
 use std::time::Duration;
 
-use hub_support::*;
 use serde_json::json;
+use support::eventually;
+use support::hub::*;
+use support::ws::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -15,7 +17,7 @@ use webpubsub_fleet::hub::Hub;
 const LIMIT: usize = 4096;
 
 /// A hub with a small message limit, a publisher and a canary in group `g`.
-async fn setup() -> (Hub, Client, Client) {
+async fn setup() -> (Hub, Peer, Peer) {
     let hub = start_hub_with(|c| c.max_message_size(LIMIT)).await;
     let publisher = connect_all(&hub, JSON, "publisher").await;
     let mut canary = connect_all(&hub, RELIABLE, "canary").await;
@@ -24,7 +26,7 @@ async fn setup() -> (Hub, Client, Client) {
 }
 
 /// The canary still gets group messages and pongs, in order, and nothing else.
-async fn canary_is_fine(publisher: &mut Client, canary: &mut Client, round: u64) {
+async fn canary_is_fine(publisher: &mut Peer, canary: &mut Peer, round: u64) {
     let data = format!("still here {round}");
     let ack = publisher
         .request(
@@ -39,13 +41,13 @@ async fn canary_is_fine(publisher: &mut Client, canary: &mut Client, round: u64)
 }
 
 /// A hostile client in the same group.
-async fn hostile(hub: &Hub) -> Client {
+async fn hostile(hub: &Hub) -> Peer {
     let mut c = connect_all(hub, RELIABLE, "hostile").await;
     c.join("g", 1).await;
     c
 }
 
-async fn expect_closed_with(client: &mut Client, code: u16) -> Vec<serde_json::Value> {
+async fn expect_closed_with(client: &mut Peer, code: u16) -> Vec<serde_json::Value> {
     let (got, frames) = client.until_closed().await;
     assert_eq!(got, Some(code), "frames before the close: {frames:?}");
     frames
@@ -196,7 +198,7 @@ async fn a_client_that_stops_reading_is_closed_as_slow_and_others_are_unaffected
         );
     }
     canary_is_fine_json(&mut publisher, &mut canary, n + 1).await;
-    eventually("the slow connection to be removed", || {
+    eventually("the slow connection to be removed", async || {
         hub.stats().connections == 2
     })
     .await;
@@ -211,7 +213,7 @@ async fn a_client_that_stops_reading_is_closed_as_slow_and_others_are_unaffected
     hub.stop().await;
 }
 
-async fn canary_is_fine_json(publisher: &mut Client, canary: &mut Client, ack_id: u64) {
+async fn canary_is_fine_json(publisher: &mut Peer, canary: &mut Peer, ack_id: u64) {
     publisher
         .request(
             json!({"type":"sendToGroup","group":"g","dataType":"text","data":"fine"}),
@@ -230,7 +232,7 @@ async fn a_silent_client_is_dropped_after_the_timeout_and_can_recover() {
     .await;
     // tungstenite answers pings only while it is read; this client is never read.
     let silent = connect(&hub, RELIABLE, None, &[], &[]).await;
-    eventually("the silent socket to be dropped", || {
+    eventually("the silent socket to be dropped", async || {
         hub.stats().detached_sessions == 1
     })
     .await;
@@ -242,7 +244,7 @@ async fn a_silent_client_is_dropped_after_the_timeout_and_can_recover() {
     )
     .await
     .unwrap();
-    let recovered = Client::from_socket(ws).await;
+    let recovered = Peer::from_socket(ws).await;
     assert_eq!(recovered.connection_id, silent.connection_id);
     hub.stop().await;
 }

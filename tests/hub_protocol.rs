@@ -1,9 +1,11 @@
 //! The hub's JSON protocol: groups, publishing, noEcho, roles, acks, duplicates, events.
 
-mod hub_support;
+mod support;
 
-use hub_support::*;
 use serde_json::json;
+use support::http::*;
+use support::hub::*;
+use support::ws::*;
 
 #[tokio::test]
 async fn join_send_receive_with_no_echo_and_from_user_id() {

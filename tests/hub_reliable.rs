@@ -1,12 +1,14 @@
 //! Reliable sessions: sequence ids, replay after recovery, the recovery window, 1008 when a
 //! session cannot be recovered, and the ack faults that drive idempotent resends.
 
-mod hub_support;
+mod support;
 
 use std::time::Duration;
 
-use hub_support::*;
 use serde_json::{Value, json};
+use support::eventually;
+use support::hub::*;
+use support::ws::*;
 use webpubsub_fleet::hub::Hub;
 
 fn text(group: &str, data: &str) -> Value {
@@ -14,7 +16,7 @@ fn text(group: &str, data: &str) -> Value {
 }
 
 /// Sends `sequenceAck` and waits for a pong, so the hub has processed the ack.
-async fn ack_up_to(client: &mut Client, sequence_id: u64) {
+async fn ack_up_to(client: &mut Peer, sequence_id: u64) {
     client
         .send_json(json!({"type":"sequenceAck","sequenceId":sequence_id}))
         .await;
@@ -26,7 +28,7 @@ async fn ack_up_to(client: &mut Client, sequence_id: u64) {
     }
 }
 
-async fn recover(hub: &Hub, client: &Client) -> Client {
+async fn recover(hub: &Hub, client: &Peer) -> Peer {
     let token = client
         .reconnection_token
         .as_deref()
@@ -37,7 +39,7 @@ async fn recover(hub: &Hub, client: &Client) -> Client {
     )
     .await
     .expect("upgrade accepted");
-    Client::from_socket(ws).await
+    Peer::from_socket(ws).await
 }
 
 async fn recovery_close_code(hub: &Hub, connection_id: &str, token: &str) -> Option<u16> {
@@ -64,7 +66,7 @@ async fn recovery_replays_exactly_the_unacked_messages_in_order_then_continues()
     assert!(hub.drop_connection(&receiver.connection_id));
     let (code, _) = receiver.until_closed().await;
     assert_eq!(code, None, "a dropped socket ends without a close frame");
-    eventually("the session to be detached", || {
+    eventually("the session to be detached", async || {
         hub.stats().detached_sessions == 1
     })
     .await;
@@ -96,7 +98,7 @@ async fn unrecoverable_sessions_are_closed_with_1008() {
     let token = client.reconnection_token.clone().unwrap();
     hub.drop_connection(&client.connection_id);
     client.until_closed().await;
-    eventually("the session to be detached", || {
+    eventually("the session to be detached", async || {
         hub.stats().detached_sessions == 1
     })
     .await;
@@ -144,7 +146,10 @@ async fn sessions_expire_after_the_recovery_window() {
     let mut client = connect(&hub, RELIABLE, None, &[], &[]).await;
     hub.drop_connection(&client.connection_id);
     client.until_closed().await;
-    eventually("the session to expire", || hub.stats().connections == 0).await;
+    eventually("the session to expire", async || {
+        hub.stats().connections == 0
+    })
+    .await;
     let token = client.reconnection_token.clone().unwrap();
     assert_eq!(
         recovery_close_code(&hub, &client.connection_id, &token).await,
@@ -237,7 +242,7 @@ async fn non_reliable_connections_are_removed_when_their_socket_drops() {
     assert_eq!(hub.stats().groups, 1);
     hub.drop_connection(&client.connection_id);
     client.until_closed().await;
-    eventually("the connection to be removed", || {
+    eventually("the connection to be removed", async || {
         let s = hub.stats();
         s.connections == 0 && s.detached_sessions == 0 && s.groups == 0
     })
@@ -257,7 +262,7 @@ async fn a_normal_client_close_ends_a_reliable_session() {
     for (frame, name) in [(normal, "1000"), (None, "no status code")] {
         let mut client = connect(&hub, RELIABLE, None, &[], &[]).await;
         client.ws.close(frame).await.unwrap();
-        eventually(name, || hub.stats().connections == 0).await;
+        eventually(name, async || hub.stats().connections == 0).await;
         let token = client.reconnection_token.clone().unwrap();
         let code = recovery_close_code(&hub, &client.connection_id, &token).await;
         assert_eq!(code, Some(1008), "{name}");
@@ -269,7 +274,10 @@ async fn a_normal_client_close_ends_a_reliable_session() {
         reason: "".into(),
     };
     client.ws.close(Some(failing)).await.unwrap();
-    eventually("a detached session", || hub.stats().detached_sessions == 1).await;
+    eventually("a detached session", async || {
+        hub.stats().detached_sessions == 1
+    })
+    .await;
     recover(&hub, &client).await;
     hub.stop().await;
 }
@@ -353,12 +361,12 @@ async fn drop_a_fraction_of_the_sockets() {
         clients.push(connect(&hub, RELIABLE, None, &[], &[]).await);
     }
     assert_eq!(hub.drop_fraction(0.25), 3, "rounded up");
-    eventually("three detached sessions", || {
+    eventually("three detached sessions", async || {
         hub.stats().detached_sessions == 3
     })
     .await;
     assert_eq!(hub.drop_all(), 7);
-    eventually("every session detached", || {
+    eventually("every session detached", async || {
         hub.stats().detached_sessions == 10
     })
     .await;
@@ -384,7 +392,7 @@ async fn recovery_ignores_an_expired_access_token_in_the_url() {
     let ws = open(&url, Some(RELIABLE))
         .await
         .expect("recovery is not a new login");
-    let recovered = Client::from_socket(ws).await;
+    let recovered = Peer::from_socket(ws).await;
     assert_eq!(recovered.connection_id, client.connection_id);
     assert_eq!(recovered.connected["userId"], "u");
     hub.stop().await;

@@ -1,9 +1,12 @@
 //! The REST API (protocol.md 6) and the hub's `/_fleet` endpoints.
 
-mod hub_support;
+mod support;
 
-use hub_support::*;
 use serde_json::json;
+use support::eventually;
+use support::http::*;
+use support::hub::*;
+use support::ws::*;
 
 const V: &str = "api-version=2024-01-01";
 
@@ -195,7 +198,7 @@ async fn closing_connections() {
     );
     rest(&hub, "POST", &path, None, b"").await;
     assert_eq!(other.until_closed().await.0, Some(1000));
-    eventually("one connection left", || hub.stats().connections == 1).await;
+    eventually("one connection left", async || hub.stats().connections == 1).await;
 
     let mut user = connect(&hub, JSON, Some("x"), &[], &[]).await;
     rest(
@@ -344,7 +347,7 @@ async fn generate_token_mints_a_working_client_token() {
     let ws = open(&client_url(&hub, HUB, &token), Some(RELIABLE))
         .await
         .expect("the token works");
-    let mut client = Client::from_socket(ws).await;
+    let mut client = Peer::from_socket(ws).await;
     assert_eq!(client.connected["userId"], "gen");
     assert_eq!(client.join("other", 1).await["success"], true);
     rest(

@@ -1,15 +1,16 @@
 //! The hub over TLS (`HubConfig::tls`): a throwaway rcgen certificate, a blocking rustls
 //! client that trusts exactly that certificate, a WebSocket and a REST call over it.
 
-mod hub_support;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 
-use hub_support::*;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
+use support::DEADLINE;
+use support::hub::*;
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 use webpubsub_fleet::hub::{Hub, HubConfig, HubError};
 

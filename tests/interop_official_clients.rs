@@ -7,11 +7,11 @@
 //!
 //! Run: `bash scripts/setup-interop.sh && cargo test --test interop_official_clients`.
 
-#[path = "interop/support.rs"]
 mod support;
 
 use serde_json::{Value, json};
-use support::{Agent, Identity, Sdk, datas, until_stats};
+use support::eventually;
+use support::interop::{Agent, Identity, Sdk, datas, until_stats};
 use webpubsub_fleet::hub::{Hub, HubConfig};
 
 async fn hub() -> Hub {
@@ -458,26 +458,24 @@ async fn a_refused_recovery_makes_official_clients_start_a_new_connection() {
 
     // Both rejoin "room" on their new connection (the Python client does so in the
     // background): wait until the group holds both new connections, as the server SDK lists it.
-    let deadline = std::time::Instant::now() + support::WAIT;
-    loop {
-        py.send(json!({"op": "members", "group": "room"}));
-        let members = py.expect("members", |v| v["event"] == "members").await;
-        let ids: Vec<&str> = members["connectionIds"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        // (A refused recovery removes the old connection: see the test below.)
-        if new_ids.iter().all(|id| ids.contains(&id.as_str())) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the clients never rejoined: {members}\n{}\n{}",
-            js.report(),
-            py.report()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(
+        "both clients to rejoin room on their new connection",
+        async || {
+            py.send(json!({"op": "members", "group": "room"}));
+            let members = py.expect("members", |v| v["event"] == "members").await;
+            let ids: Vec<&str> = members["connectionIds"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            // (A refused recovery removes the old connection: see the test below.)
+            if new_ids.iter().all(|id| ids.contains(&id.as_str())) {
+                Ok(())
+            } else {
+                Err(format!("{members}\n{}\n{}", js.report(), py.report()))
+            }
+        },
+    )
+    .await;
     js.ok(json!({"op": "send", "group": "room", "data": "on the new connection"}))
         .await;
     for agent in [&mut js, &mut py] {

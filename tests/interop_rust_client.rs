@@ -5,12 +5,12 @@
 //!
 //! Run: `bash scripts/setup-interop.sh && cargo test --test interop_rust_client`.
 
-#[path = "interop/support.rs"]
 mod support;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use support::{Agent, Identity, Sdk, WAIT};
+use support::DEADLINE;
+use support::interop::{Agent, Identity, Sdk};
 use webpubsub_fleet::client::{Client, ClientOptions, Event, EventStream, SendOptions};
 use webpubsub_fleet::credential::{Credential, TokenOptions};
 use webpubsub_fleet::hub::{Hub, HubConfig};
@@ -46,8 +46,8 @@ async fn until_marker(
             }
         }
     };
-    if tokio::time::timeout(WAIT, collect).await.is_err() {
-        panic!("our client did not receive {marker:?} within {WAIT:?}; got {received:?}");
+    if tokio::time::timeout(DEADLINE, collect).await.is_err() {
+        panic!("our client did not receive {marker:?} within {DEADLINE:?}; got {received:?}");
     }
     received
 }

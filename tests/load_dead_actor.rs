@@ -4,6 +4,8 @@
 //! checker counts the dead window as an allowed gap and finds nothing lost, duplicated or
 //! reordered.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -12,7 +14,6 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use webpubsub_fleet::client::{Event, EventKind, PanicForTest};
 use webpubsub_fleet::fleet::{FleetTarget, Identities, IdentityTemplate, RestartPolicy};
-use webpubsub_fleet::hub::{Hub, HubConfig};
 use webpubsub_fleet::load::{self, LoadPlan, SimUser, Simulation};
 
 /// A receiver and a publisher whose actors die one second into the workload.
@@ -106,13 +107,7 @@ impl Simulation for LateJoiners {
 
 #[actix_rt::test]
 async fn dead_actors_come_back_with_their_groups_and_only_their_gap_is_allowed() {
-    let hub = Hub::start(
-        HubConfig::new()
-            .bind("127.0.0.1:0".parse().expect("address"))
-            .workers(1),
-    )
-    .await
-    .expect("the hub starts");
+    let hub = support::hub::start_hub().await;
     let simulation = Arc::new(LateJoiners::default());
     let plan = LoadPlan {
         clients: 20,

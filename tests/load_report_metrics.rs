@@ -1,11 +1,13 @@
 //! `--metrics-addr`: the load run's and the hub's live metrics, scraped over real HTTP
 //! (a raw HTTP/1.1 GET on a TCP socket, as Prometheus sends it) while they change.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod support;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::eventually;
+use support::http::request;
 use webpubsub_fleet::client::{Client, ClientOptions};
 use webpubsub_fleet::credential::{Credential, TokenOptions};
 use webpubsub_fleet::fleet::FleetTarget;
@@ -22,21 +24,16 @@ async fn hub() -> Hub {
 
 /// GETs /metrics; returns the body after checking the status and content type.
 async fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut socket = TcpStream::connect(addr).await.expect("connects");
-    socket
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("writes");
-    let mut response = String::new();
-    socket.read_to_string(&mut response).await.expect("reads");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let response = request(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(response.status, 200, "{}", response.head);
     assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: text/plain; version=0.0.4"),
-        "{head}"
+        response
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{}",
+        response.head
     );
-    body.to_owned()
+    response.body
 }
 
 /// The value of the sample line `name` (with its labels, if any) in a scrape.
@@ -69,17 +66,13 @@ fn dashboard_metrics(prefix: &str) -> Vec<String> {
     names
 }
 
-/// Scrapes until `done` holds or 10 s pass.
+/// Scrapes until `done` holds.
 async fn scrape_until(addr: std::net::SocketAddr, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("a scrape that shows it", async || {
         let body = scrape(addr).await;
-        if done(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "never reached:\n{body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        if done(&body) { Ok(body) } else { Err(body) }
+    })
+    .await
 }
 
 #[actix_rt::test]

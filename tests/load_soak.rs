@@ -4,12 +4,12 @@
 //! 2.5 minutes); `scripts/test.sh` runs it with `--ignored`. The 30-minute form is a `load`
 //! command (docs/performance.md, "Soak").
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use webpubsub_fleet::credential::ConnectionString;
+use support::process::hub_process;
 use webpubsub_fleet::fleet::FleetTarget;
 use webpubsub_fleet::load::{self, Groups, LoadPlan, Phase, Progress};
 
@@ -25,40 +25,10 @@ const WARM_UP: Duration = Duration::from_secs(30);
 /// one record per publish grew it 6.3 MiB. The held check below is the sharp one.
 const MAX_RSS_GROWTH_MIB: f64 = 5.0;
 
-/// The hub in its own process, stopped when dropped.
-struct HubProcess(Child);
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_hub() -> (HubProcess, ConnectionString) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webpubsub-fleet"))
-        .args(["hub", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the hub binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let hub = HubProcess(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines
-        .next()
-        .expect("the hub prints its connection string")
-        .expect("readable");
-    // Keep reading its stats lines so the pipe never fills.
-    std::thread::spawn(move || lines.for_each(drop));
-    let cs = ConnectionString::parse(first.trim()).expect("a connection string");
-    (hub, cs)
-}
-
 #[actix_rt::test]
 #[ignore = "a 2.5-minute soak: scripts/test.sh runs it"]
 async fn fleet_memory_and_held_publishes_stay_flat() {
-    let (_hub, cs) = start_hub();
+    let (_hub, cs) = hub_process(&[]);
     let plan = LoadPlan {
         clients: CLIENTS,
         duration: RUN,

@@ -4,25 +4,21 @@
 //! Every publish carries its index, and each receiver's history is checked for lost,
 //! duplicated and reordered messages.
 
-mod client_support;
-mod fault_proxy;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use client_support::{Inbox, verdict};
-use fault_proxy::FaultProxy;
+use support::client::{Inbox, ROLES, assert_exactly_once_in_order, next_of};
+use support::fault_proxy::FaultProxy;
+use support::{eventually, rss_kib, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use webpubsub_fleet::client::{Client, ClientOptions, Event, EventKind, EventStream, SendOptions};
-use webpubsub_fleet::credential::{ConnectionString, Credential, TokenOptions};
+use webpubsub_fleet::credential::{ConnectionString, TokenOptions};
 use webpubsub_fleet::hub::{Hub, HubConfig};
-use webpubsub_fleet::load::process::ProcessSample;
 
-/// Long enough for a loaded 2-core machine; short enough that a hang fails fast.
-const DEADLINE: Duration = Duration::from_secs(10);
-const ROLES: [&str; 2] = ["webpubsub.joinLeaveGroup", "webpubsub.sendToGroup"];
 const HUB: &str = "chat";
 const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(200);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_millis(1200);
@@ -38,22 +34,8 @@ async fn hub(config: HubConfig) -> (Hub, ConnectionString) {
     (hub, cs)
 }
 
-fn token(user: &str) -> TokenOptions {
-    TokenOptions::new().user_id(user).roles(ROLES)
-}
-
 fn client(cs: &ConnectionString, user: &str, options: ClientOptions) -> Client {
-    let credential = Credential::from_connection_string(cs.clone(), HUB, token(user)).unwrap();
-    Client::new(credential, options).unwrap()
-}
-
-fn assert_exactly_once_in_order(got: &[String], n: usize) {
-    let expected: Vec<String> = (0..n).map(|i| i.to_string()).collect();
-    assert!(got == expected, "{}", verdict(got, n));
-}
-
-async fn next_of(events: &mut EventStream, kind: EventKind) -> Event {
-    client_support::next_event(events, kind, DEADLINE).await
+    support::client::client(cs, HUB, user, &ROLES, options)
 }
 
 /// Publishes `0..n` to `group` at `per_second`, calling `at(i)` before message `i`.
@@ -84,25 +66,19 @@ async fn subscriber_via(
     (c, inbox, events, info.connection_id)
 }
 
-fn rss_kib() -> u64 {
-    ProcessSample::now().expect("/proc/self/status").rss_kib
-}
-
 /// A raw client and a raw echo-less upstream through the proxy: the faults do what they say.
 async fn raw_pair(proxy: &FaultProxy, upstream: &TcpListener) -> (TcpStream, TcpStream) {
     let client = TcpStream::connect(proxy.addr()).await.unwrap();
-    let (server, _) = tokio::time::timeout(DEADLINE, upstream.accept())
+    let (server, _) = within("the proxy's upstream connection", upstream.accept())
         .await
-        .unwrap()
         .unwrap();
     (client, server)
 }
 
 async fn read_exact_within(s: &mut TcpStream, n: usize) -> Vec<u8> {
     let mut buf = vec![0; n];
-    tokio::time::timeout(DEADLINE, s.read_exact(&mut buf))
+    within(format!("{n} bytes"), s.read_exact(&mut buf))
         .await
-        .expect("bytes before the deadline")
         .unwrap();
     buf
 }
@@ -114,15 +90,19 @@ async fn proxy_faults_behave_as_documented() {
 
     // Blackhole: nothing passes either way, the sockets stay open; pass releases what was held.
     let (mut c, mut s) = raw_pair(&proxy, &upstream).await;
-    let link = proxy.wait_connections(1, DEADLINE).await.remove(0);
+    let link = proxy.wait_connections(1).await.remove(0);
     link.blackhole();
     c.write_all(b"held").await.unwrap();
     s.write_all(b"back").await.unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    while link.upstream_traffic().read < 4 || link.downstream_traffic().read < 4 {
-        assert!(Instant::now() < deadline, "the proxy read nothing");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually("the proxy to read both ways", async || {
+        let (up, down) = (link.upstream_traffic(), link.downstream_traffic());
+        if up.read >= 4 && down.read >= 4 {
+            Ok(())
+        } else {
+            Err(format!("up {up:?}, down {down:?}"))
+        }
+    })
+    .await;
     assert_eq!(link.upstream_traffic().written, 0);
     assert_eq!(link.downstream_traffic().written, 0);
     let mut one = [0u8; 1];
@@ -146,9 +126,7 @@ async fn proxy_faults_behave_as_documented() {
     // Reset: both peers get an RST (ECONNRESET), not an orderly end of stream.
     link.reset();
     for peer in [&mut c, &mut s] {
-        let got = tokio::time::timeout(DEADLINE, peer.read(&mut one))
-            .await
-            .unwrap();
+        let got = within("the reset to reach a peer", peer.read(&mut one)).await;
         assert_eq!(
             got.map_err(|e| e.kind()),
             Err(std::io::ErrorKind::ConnectionReset)
@@ -158,12 +136,10 @@ async fn proxy_faults_behave_as_documented() {
 
     // Close: an orderly end of stream (FIN) on both sides.
     let (mut c, mut s) = raw_pair(&proxy, &upstream).await;
-    let link = proxy.wait_connections(2, DEADLINE).await.remove(1);
+    let link = proxy.wait_connections(2).await.remove(1);
     link.close();
     for peer in [&mut c, &mut s] {
-        let got = tokio::time::timeout(DEADLINE, peer.read(&mut one))
-            .await
-            .unwrap();
+        let got = within("the close to reach a peer", peer.read(&mut one)).await;
         assert_eq!(got.unwrap(), 0);
     }
 
@@ -181,13 +157,16 @@ async fn proxy_tokens_minted_for_either_authority_are_accepted() {
     let (hub, cs) = hub(HubConfig::new()).await;
     let proxy = FaultProxy::start(hub.addr()).await;
     // The hub's own audience, in a URL whose port is the proxy's.
-    let by_url =
-        Client::from_url(&proxy.url_via(&cs, HUB, &token("a")), ClientOptions::new()).unwrap();
+    let by_url = Client::from_url(
+        &proxy.url_via(&cs, HUB, &TokenOptions::new().user_id("a").roles(ROLES)),
+        ClientOptions::new(),
+    )
+    .unwrap();
     by_url.start().await.unwrap();
     // The proxy's audience, minted afresh for every connection.
     let by_cs = client(&proxy.connection_string(&cs), "b", ClientOptions::new());
     by_cs.start().await.unwrap();
-    assert_eq!(proxy.wait_connections(2, DEADLINE).await.len(), 2);
+    assert_eq!(proxy.wait_connections(2).await.len(), 2);
     assert_eq!(hub.stats().unauthorized, 0);
 }
 
@@ -210,7 +189,7 @@ async fn half_open_link_is_detected_and_recovered_with_nothing_lost() {
         })
         .await
         .unwrap();
-    let link = proxy.wait_connections(1, DEADLINE).await.remove(0);
+    let link = proxy.wait_connections(1).await.remove(0);
     let publisher = client(&cs, "pub", ClientOptions::new());
     publisher.start().await.unwrap();
 
@@ -264,7 +243,7 @@ async fn rst_mid_stream_recovers_the_same_connection_with_nothing_lost() {
     let proxy = FaultProxy::start(hub.addr()).await;
     let (subscriber, inbox, mut events, first) =
         subscriber_via(&proxy, &cs, ClientOptions::new()).await;
-    let link = proxy.wait_connections(1, DEADLINE).await.remove(0);
+    let link = proxy.wait_connections(1).await.remove(0);
     let publisher = client(&cs, "pub", ClientOptions::new());
     publisher.start().await.unwrap();
 
@@ -386,19 +365,16 @@ async fn slow_consumer_scenario(n: usize) -> (SlowLog, u64) {
         assert_exactly_once_in_order(&inbox.wait_len(n).await, n);
     }
     // Every message was either handed to the slow stream or counted as dropped for it.
-    let deadline = Instant::now() + DEADLINE;
-    let dropped = loop {
+    let dropped = eventually("every message received or dropped", async || {
         let dropped = slow.status().await.unwrap().counters.events_dropped;
         let received = log.lock().unwrap().received.len() as u64;
         if received + dropped == n as u64 {
-            break dropped;
+            Ok(dropped)
+        } else {
+            Err(format!("{received} received + {dropped} dropped != {n}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "slow consumer: {received} received + {dropped} dropped != {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    })
+    .await;
     reader.abort();
     let log = std::mem::take(&mut *log.lock().unwrap());
     assert!(log.notices > 0, "no SlowConsumer notice");

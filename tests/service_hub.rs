@@ -1,10 +1,11 @@
 //! `service::ServiceClient` against the local hub: every data-plane operation, as a real
 //! app server would call it, observed from raw WebSocket clients.
 
-mod hub_support;
+mod support;
 
-use hub_support::*;
 use serde_json::json;
+use support::hub::*;
+use support::ws::*;
 use webpubsub_fleet::credential::TokenOptions;
 use webpubsub_fleet::hub::Hub;
 use webpubsub_fleet::protocol::Secret;
@@ -401,7 +402,7 @@ async fn client_tokens_minted_locally_and_by_the_hub_both_connect() {
     let ws = open(local.url.expose().as_str(), Some(JSON))
         .await
         .expect("local token connects");
-    let c = Client::from_socket(ws).await;
+    let c = Peer::from_socket(ws).await;
     assert_eq!(c.connected["userId"], "t");
 
     let remote = service.generate_client_token(&options).await.unwrap();
@@ -409,7 +410,7 @@ async fn client_tokens_minted_locally_and_by_the_hub_both_connect() {
     let ws = open(&client_url(&hub, HUB, remote.expose()), Some(JSON))
         .await
         .expect("hub token connects");
-    let c2 = Client::from_socket(ws).await;
+    let c2 = Peer::from_socket(ws).await;
     assert_eq!(c2.connected["userId"], "t");
     let members = service
         .list_connections_in_group("joined", &ListOptions::new())

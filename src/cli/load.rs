@@ -23,6 +23,9 @@ use super::args::{
 };
 use super::shard::ShardArgs;
 
+// `--scenario rest-broadcast` (issue 13): its own run loop, in load/rest.rs.
+mod rest;
+
 /// Load a hub with a fleet of clients.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -96,6 +99,10 @@ pub struct LoadArgs {
     arbiters: usize,
     #[command(flatten)]
     shard: ShardArgs,
+    /// rest-broadcast only: send to every connection (all) or round-robin to the groups of
+    /// --group-size clients (groups).
+    #[arg(long, value_enum, default_value_t = rest::RestTargetArg::All)]
+    rest_target: rest::RestTargetArg,
 }
 
 /// Thresholds that turn a report into an exit status (`load` and `report merge`).
@@ -134,6 +141,9 @@ enum Scenario {
     Echo,
     /// Users join and leave rooms, post with think times, go away and come back.
     Chat,
+    /// The app server broadcasts through the REST API (to all, or to groups: --rest-target);
+    /// --senders concurrent REST senders at --rate each; the clients only receive.
+    RestBroadcast,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -189,7 +199,8 @@ impl LoadArgs {
                 senders: self.senders,
                 rate: self.rate.unwrap_or(10.0),
             }),
-            Scenario::Broadcast => Arc::new(Broadcast {
+            // rest-broadcast never gets here: `run` hands it to `rest::run`.
+            Scenario::Broadcast | Scenario::RestBroadcast => Arc::new(Broadcast {
                 senders: self.senders,
                 rate: self.rate.unwrap_or(5.0),
             }),
@@ -294,6 +305,9 @@ impl LoadArgs {
 pub fn run(mut args: LoadArgs) -> ExitCode {
     if let Err(message) = args.refuse_nonsense() {
         return super::fail(message);
+    }
+    if args.scenario == Scenario::RestBroadcast {
+        return rest::run(args);
     }
     if args.shard.is_sharded() {
         return run_sharded(args);
@@ -468,6 +482,15 @@ impl LoadArgs {
 
 /// Prints the table, writes the JSON, and turns thresholds into the exit status.
 pub(super) fn finish(report: &LoadReport, json: Option<PathBuf>) -> ExitCode {
+    finish_report(report, &report.thresholds, json)
+}
+
+/// [`finish`] for any report (rest-broadcast has its own).
+pub(super) fn finish_report(
+    report: &(impl std::fmt::Display + serde::Serialize),
+    thresholds: &load::report::ThresholdResult,
+    json: Option<PathBuf>,
+) -> ExitCode {
     println!("{report}");
     if let Some(path) = json {
         let text = match serde_json::to_string_pretty(report) {
@@ -478,10 +501,10 @@ pub(super) fn finish(report: &LoadReport, json: Option<PathBuf>) -> ExitCode {
             return super::fail(format!("cannot write {}: {e}", path.display()));
         }
     }
-    if report.thresholds.passed {
+    if thresholds.passed {
         ExitCode::SUCCESS
     } else {
-        for failure in &report.thresholds.failures {
+        for failure in &thresholds.failures {
             eprintln!("threshold failed: {failure}");
         }
         ExitCode::from(1)

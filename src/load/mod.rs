@@ -11,6 +11,7 @@
 //! | [`run`] | ramp-up, workload, chaos, drain, check, [`LoadReport`] |
 //! | [`html`] | the report as one self-contained HTML page with SVG charts |
 //! | [`series`] | one record per second of the run, mergeable across shards |
+//! | [`rest_broadcast`] | server-side broadcasts through the REST API to the fleet, checked per client |
 //!
 //! Every figure is measured in this process: publishers and receivers share one monotonic
 //! [`Clock`], so latency is exact even against a remote hub.
@@ -24,6 +25,7 @@ pub mod process;
 pub mod rangeset;
 pub mod recorder;
 pub mod report;
+pub mod rest_broadcast;
 pub mod runner;
 pub mod series;
 pub mod settle;
@@ -42,6 +44,7 @@ pub use checker::{CheckReport, Counts, check, check_clients};
 pub use merge::{Absent, merge};
 pub use recorder::{Recorder, RecorderStats, Retained};
 pub use report::{BenchmarkRule, Limit, LoadReport, ShardRow, Thresholds};
+pub use rest_broadcast::{RestBroadcastPlan, RestBroadcastReport, RestTarget};
 pub use runner::{
     BarrierFn, Chaos, ChaosFn, ClientChaos, DEFAULT_CLIENTS, DEFAULT_DRAIN, DEFAULT_DURATION,
     DEFAULT_SIZE, LoadPlan, Phase, Progress, run, run_shard,

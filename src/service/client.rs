@@ -848,6 +848,9 @@ impl ServiceClient {
         for group in &options.groups {
             query.push(("group", group.clone()));
         }
+        // Both SDKs send it (tests/service_wire.rs); `Default` is the Web PubSub protocol,
+        // where a service could otherwise pick MQTT or Socket.IO in a later version.
+        query.push(("clientType", "Default".to_owned()));
         let answer = self
             .call(
                 "generate_client_token",

@@ -27,7 +27,6 @@
 //! `RELIABILITY_SEED=<n>` replays it.
 //!
 //! [`Credential`]: webpubsub_fleet::credential::Credential
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -42,6 +41,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use webpubsub_fleet::credential::{ConnectionString, TokenOptions};
+
+use super::DEADLINE;
 
 /// The faults of a link, in both directions. `Faults::default()` forwards untouched.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -248,16 +249,16 @@ impl FaultProxy {
         lock(&self.shared.connections).clone()
     }
 
-    /// Waits (at most `deadline`) until `n` connections were accepted; returns them all.
-    pub async fn wait_connections(&self, n: usize, deadline: Duration) -> Vec<ProxyConnection> {
+    /// Waits until `n` connections were accepted; returns them all.
+    pub async fn wait_connections(&self, n: usize) -> Vec<ProxyConnection> {
         let mut accepted = self.shared.accepted.subscribe();
-        let reached = tokio::time::timeout(deadline, accepted.wait_for(|&count| count >= n))
+        let reached = tokio::time::timeout(DEADLINE, accepted.wait_for(|&count| count >= n))
             .await
             .is_ok();
         let got = self.connections();
         assert!(
             reached,
-            "only {} of {n} connections reached the proxy within {deadline:?}",
+            "only {} of {n} connections reached the proxy within {DEADLINE:?}",
             got.len()
         );
         got

@@ -1,11 +1,9 @@
 //! Shared by the interop tests (`tests/interop_*.rs`): spawning the official-SDK agents of
-//! this folder and reading what they observe, with a deadline on every wait.
+//! `tests/interop/` and reading what they observe, with a deadline on every wait.
 //!
 //! An agent is one script process driving one official client (and the official server SDK of
 //! its language). It takes its settings from the environment, its commands as JSON lines on
 //! stdin, and prints one JSON object per observation on stdout (see `agent_common.py`).
-
-#![allow(dead_code)] // each test binary uses a different part
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -18,8 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use webpubsub_fleet::hub::{Hub, HubStats};
 
-/// How long one expectation waits before the test fails.
-pub const WAIT: Duration = Duration::from_secs(15);
+use super::{DEADLINE, eventually};
 
 /// The agents' own deadline: they exit on their own past it, whatever they wait for.
 const AGENT_DEADLINE_SECS: &str = "60";
@@ -315,12 +312,12 @@ impl Agent {
         Some(self.pending.remove(at))
     }
 
-    /// Waits (asynchronously) for the first unmatched line that `matches`, up to [`WAIT`].
+    /// Waits (asynchronously) for the first unmatched line that `matches`, up to [`DEADLINE`].
     pub async fn expect(&mut self, what: &str, mut matches: impl FnMut(&Value) -> bool) -> Value {
         if let Some(v) = self.take_pending(&mut matches) {
             return v;
         }
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             match tokio::time::timeout_at(deadline, self.lines.recv()).await {
                 Ok(Some(v)) => {
@@ -332,7 +329,7 @@ impl Agent {
                 }
                 Ok(None) => panic!("{}: exited before {what}\n{}", self.name, self.report()),
                 Err(_) => panic!(
-                    "{}: no {what} within {WAIT:?}\n{}",
+                    "{}: no {what} within {DEADLINE:?}\n{}",
                     self.name,
                     self.report()
                 ),
@@ -342,7 +339,7 @@ impl Agent {
 
     /// As [`Agent::expect`], blocking the calling thread (for use before any runtime work).
     fn sync_expect(&mut self, what: &str, mut matches: impl FnMut(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + DEADLINE;
         loop {
             match self.lines.try_recv() {
                 Ok(v) => {
@@ -358,7 +355,7 @@ impl Agent {
                 Err(mpsc::error::TryRecvError::Empty) => {
                     assert!(
                         Instant::now() < deadline,
-                        "{}: no {what} within {WAIT:?}\n{}",
+                        "{}: no {what} within {DEADLINE:?}\n{}",
                         self.name,
                         self.report()
                     );
@@ -480,24 +477,19 @@ impl Agent {
         drop(self.stdin.take());
         let status = self.wait_exit().await;
         assert!(
-            status.is_some_and(|s| s.success()),
+            status.success(),
             "{}: exited with {status:?}\n{}",
             self.name,
             self.report()
         );
     }
 
-    async fn wait_exit(&mut self) -> Option<ExitStatus> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    async fn wait_exit(&mut self) -> ExitStatus {
+        let name = self.name.clone();
+        eventually(format!("{name} to exit"), async || {
+            self.child.try_wait().ok().flatten()
+        })
+        .await
     }
 }
 
@@ -521,18 +513,15 @@ pub fn datas(messages: &[Value]) -> Vec<Value> {
     messages.iter().map(|m| m["data"].clone()).collect()
 }
 
-/// Waits until `condition` holds for the hub's counters, up to [`WAIT`].
+/// Waits until `condition` holds for the hub's counters.
 pub async fn until_stats(hub: &Hub, what: &str, condition: impl Fn(&HubStats) -> bool) -> HubStats {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually(format!("the hub's counters: {what}"), async || {
         let stats = hub.stats();
         if condition(&stats) {
-            return stats;
+            Ok(stats)
+        } else {
+            Err(format!("{stats:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "the hub never reached: {what}; its counters: {stats:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await
 }
