@@ -663,50 +663,55 @@ impl LoadPlan {
     }
 }
 
-async fn chaos_rounds(chaos: Chaos, mut stop: watch::Receiver<bool>, marks: MarkLog) {
-    let mut interval = tokio::time::interval(chaos.period);
-    interval.tick().await;
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        marks.mark(
-            "chaos",
-            format!("drop {:.0}% of connections", chaos.share * 100.0),
-        );
+async fn chaos_rounds(chaos: Chaos, stop: watch::Receiver<bool>, marks: MarkLog) {
+    let detail = format!("drop {:.0}% of connections", chaos.share * 100.0);
+    every_round(chaos.period, stop, marks, detail, || async {
         if let Err(error) = (chaos.inject)(chaos.share).await {
             warn!(%error, "chaos round failed");
         }
-    }
+    })
+    .await;
 }
 
 /// Client-side chaos: every period, the fleet faults a share of its connected clients.
 async fn client_chaos_rounds(
     chaos: ClientChaos,
     fleet: Fleet,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     marks: MarkLog,
 ) {
-    let mut interval = tokio::time::interval(chaos.period);
+    let detail = format!(
+        "client {} of {:.0}% of connections",
+        chaos.fault,
+        chaos.share * 100.0
+    );
+    every_round(chaos.period, stop, marks, detail, || async {
+        match fleet.inject_fault(chaos.share, chaos.fault).await {
+            Ok(faulted) => tracing::debug!(faulted, fault = %chaos.fault, "chaos: faulted sockets"),
+            Err(error) => warn!(%error, "chaos round failed"),
+        }
+    })
+    .await;
+}
+
+/// Runs `round` every `period` (the first after one period), each marked on the series,
+/// until the run stops.
+async fn every_round<F: std::future::Future<Output = ()>>(
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+    marks: MarkLog,
+    detail: String,
+    mut round: impl FnMut() -> F,
+) {
+    let mut interval = tokio::time::interval(period);
     interval.tick().await;
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        marks.mark(
-            "chaos",
-            format!(
-                "client {} of {:.0}% of connections",
-                chaos.fault,
-                chaos.share * 100.0
-            ),
-        );
-        match fleet.inject_fault(chaos.share, chaos.fault).await {
-            Ok(faulted) => tracing::debug!(faulted, fault = %chaos.fault, "chaos: faulted sockets"),
-            Err(error) => warn!(%error, "chaos round failed"),
-        }
+        marks.mark("chaos", detail.clone());
+        round().await;
     }
 }
 
