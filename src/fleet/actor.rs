@@ -300,7 +300,8 @@ impl FleetActor {
         };
         slot.restart_scheduled = false;
         let client = slot.member.client();
-        let rejoin = std::mem::take(&mut slot.rejoin).then(|| slot.member.groups());
+        let rejoining = std::mem::take(&mut slot.rejoin);
+        let rejoin = rejoining.then(|| slot.member.groups());
         self.counters.starts.fetch_add(1, Relaxed);
         if restart {
             self.counters.restarts.fetch_add(1, Relaxed);
@@ -327,6 +328,12 @@ impl FleetActor {
             act.in_flight -= 1;
             for _ in 0..failed {
                 act.counters.errors.record(ErrorKind::RejoinGroupFailed);
+            }
+            // A replacement that did not connect rejoins when a restart connects it.
+            if rejoining && result.is_err() {
+                if let Some(slot) = act.slots.get_mut(index as usize) {
+                    slot.rejoin = true;
+                }
             }
             act.on_started(index, begun, result);
         }));
