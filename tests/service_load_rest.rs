@@ -3,10 +3,12 @@
 //! the hub in this process (library API) and against `webpubsub-fleet hub` in another
 //! process (the CLI, as a user runs it).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::Duration;
 
+use support::process::hub_process;
 use webpubsub_fleet::hub::{Hub, HubConfig};
 use webpubsub_fleet::load::{Limit, RestBroadcastPlan, RestTarget, Thresholds, rest_broadcast};
 
@@ -65,33 +67,9 @@ async fn broadcasts_to_all_and_to_groups_reach_every_client_once_in_order() {
     hub.stop().await;
 }
 
-/// `webpubsub-fleet hub` in its own process; killed on drop.
-struct HubProcess(Child);
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_cli_runs_rest_broadcast_against_a_hub_in_another_process() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webpubsub-fleet"))
-        .args(["hub", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the hub binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let _hub = HubProcess(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let connection_string = lines
-        .next()
-        .expect("the hub prints its connection string")
-        .expect("readable");
-    // Keep reading its stats lines so the pipe never fills.
-    std::thread::spawn(move || lines.for_each(drop));
+    let (_hub, connection_string) = hub_process(&[]);
 
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
@@ -117,7 +95,7 @@ fn the_cli_runs_rest_broadcast_against_a_hub_in_another_process() {
             "--json",
         ])
         .arg(&json)
-        .env("WebPubSubConnectionString", connection_string.trim())
+        .env("WebPubSubConnectionString", connection_string.expose())
         .output()
         .expect("the load command runs");
     let printed = String::from_utf8_lossy(&output.stdout);

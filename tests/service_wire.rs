@@ -9,6 +9,8 @@
 //! ours (docs/service.md, "Wire compatibility"); a listed difference that no longer shows fails
 //! too, so the list stays true.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -19,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
 use serde_json::{Value, json};
+use support::DEADLINE;
 use tokio::sync::mpsc;
 use webpubsub_fleet::credential::TokenOptions;
 use webpubsub_fleet::service::{
@@ -28,7 +31,6 @@ use webpubsub_fleet::service::{
 
 const HUB: &str = "wire";
 const KEY: &str = "wire-check-access-key-0123456789abcdef";
-const WAIT: Duration = Duration::from_secs(20);
 const SETUP_HINT: &str = "run `bash scripts/setup-interop.sh` from the repository root first \
      (it installs the pinned official Python and JS service SDKs into target/interop)";
 
@@ -221,10 +223,10 @@ impl Agent {
     }
 
     async fn next(&mut self) -> Value {
-        match tokio::time::timeout(WAIT, self.lines.recv()).await {
+        match tokio::time::timeout(DEADLINE, self.lines.recv()).await {
             Ok(Some(v)) => v,
             _ => panic!(
-                "the {} agent said nothing within {WAIT:?}; its stderr:\n{}",
+                "the {} agent said nothing within {DEADLINE:?}; its stderr:\n{}",
                 self.name,
                 self.stderr()
             ),
