@@ -147,11 +147,37 @@ async fn a_panicked_client_actor_is_replaced_and_the_others_carry_on() {
         .with_fds_per_client(2)
         .with_restart(RestartPolicy::fixed(3, Duration::from_millis(50)))
         .with_client_options(ClientOptions::new());
-    options.identities = Identities::Template(IdentityTemplate::new().user_id("user-{i}"));
+    // Roles to join groups and publish to them after start.
+    let template = IdentityTemplate::new()
+        .user_id("user-{i}")
+        .role("webpubsub.joinLeaveGroup")
+        .role("webpubsub.sendToGroup");
+    options.identities = Identities::Template(template);
     let fleet = Fleet::start(FleetTarget::new(hub.connection_string(), "dead"), options)
         .expect("fleet starts");
     fleet.wait_ramped().await.expect("ramp-up ends");
     fleet_reaches(&fleet, |s| s.connected == 6).await;
+
+    // Groups joined after start, through the fleet and through the victim's FleetClient
+    // handle; one joined and left again, which must not come back.
+    let joined = fleet
+        .command(
+            Selection::Indices(vec![2]),
+            Command::JoinGroup("late-a".into()),
+        )
+        .await
+        .expect("command");
+    assert_eq!(joined.ok, 1);
+    let handle = fleet
+        .fleet_clients(Selection::Indices(vec![2]))
+        .await
+        .expect("handles")
+        .remove(0);
+    for group in ["late-b", "late-c"] {
+        handle.join_group(group).await.expect("joined");
+    }
+    handle.leave_group("late-c").await.expect("left");
+    assert_eq!(handle.groups(), ["late-a", "late-b"]);
 
     let victim = fleet
         .clients(Selection::Indices(vec![2]))
@@ -183,6 +209,36 @@ async fn a_panicked_client_actor_is_replaced_and_the_others_carry_on() {
     assert!(
         victim.status().await.is_err(),
         "the old handle's actor is gone"
+    );
+    // The FleetClient handle taken before the death reaches the replacement, which the fleet
+    // made rejoin the groups joined after start (not the one left).
+    let replacement = handle
+        .client()
+        .status()
+        .await
+        .expect("the replacement answers");
+    let mut groups = replacement.groups.clone();
+    groups.sort();
+    assert_eq!(groups, ["late-a", "late-b"], "{replacement:?}");
+    // And the hub agrees: a message to late-b reaches the replacement.
+    let mut events = handle
+        .client()
+        .events_of(Some(webpubsub_fleet::client::EventKind::GroupMessage))
+        .await
+        .expect("events");
+    let (_, sender) = clients.iter().find(|(i, _)| *i == 0).expect("client 0");
+    sender
+        .send_to_group("late-b", "after the replacement", Default::default())
+        .await
+        .expect("sent");
+    let event = support::within(
+        "the replacement receives the group message",
+        futures::StreamExt::next(&mut events),
+    )
+    .await;
+    assert!(
+        matches!(&event, Some(webpubsub_fleet::client::Event::GroupMessage(m)) if m.group == "late-b"),
+        "{event:?}"
     );
     fleet.stop().await.expect("stop");
     hub.stop().await;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use webpubsub_fleet::client::SocketFault;
 use webpubsub_fleet::credential::ConnectionString;
 
 /// The environment variable the official SDK samples read the connection string from.
@@ -31,20 +32,58 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{s}` is out of range"))
 }
 
-/// `--chaos SHARE:PERIOD`: `0.05:2s` or `5%:2s`.
+/// What `--chaos` says: `[hub:|client:]SHARE:PERIOD[:KIND]`.
+///
+/// - `5%:2s` or `hub:5%:2s`: the in-process local hub drops 5 % of its connections abruptly
+///   every 2 s (needs the local hub in this process);
+/// - `client:5%:2s[:KIND]`: every 2 s the fleet faults the sockets of 5 % of its connected
+///   clients itself, against any hub; KIND is `drop` (the default: the TCP connection ends
+///   without a close frame), `blackhole` (half-open: nothing is read or written any more, the
+///   client's keepalive timeout notices) or `close=CODE` (a close frame with CODE, such as 1011
+///   or 1000).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChaosSpec {
-    /// Share of connections dropped each round, 0.0 to 1.0.
+    /// Who injects the faults.
+    pub side: ChaosSide,
+    /// Share of connections hit each round, 0.0 to 1.0.
     pub share: f64,
     /// Time between rounds.
     pub period: Duration,
+    /// What a round does to each connection it hits (always `Drop` on the hub side).
+    pub fault: SocketFault,
 }
+
+/// Who injects `--chaos` faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChaosSide {
+    /// The in-process local hub, through its fault API.
+    Hub,
+    /// The fleet, into its own clients' sockets: works against any hub.
+    Client,
+}
+
+const CHAOS_FORMS: &str = "[hub:|client:]SHARE:PERIOD[:KIND], such as 5%:2s, client:5%:2s, client:5%:2s:blackhole or client:5%:2s:close=1011";
 
 /// Parses a [`ChaosSpec`].
 pub fn chaos(s: &str) -> Result<ChaosSpec, String> {
-    let (share, period) = s
-        .split_once(':')
-        .ok_or_else(|| format!("`{s}` is not SHARE:PERIOD, such as 0.05:2s or 5%:2s"))?;
+    let (side, rest) = match s.split_once(':') {
+        Some(("hub", rest)) => (ChaosSide::Hub, rest),
+        Some(("client", rest)) => (ChaosSide::Client, rest),
+        _ => (ChaosSide::Hub, s),
+    };
+    let mut fields = rest.splitn(3, ':');
+    let (Some(share), Some(period)) = (fields.next(), fields.next()) else {
+        return Err(format!("`{s}` is not {CHAOS_FORMS}"));
+    };
+    let fault = match (side, fields.next()) {
+        (_, None) => SocketFault::Drop,
+        (ChaosSide::Hub, Some(kind)) => {
+            return Err(format!(
+                "`{kind}`: the hub side only drops connections; faults of a kind are client:SHARE:PERIOD:KIND"
+            ));
+        }
+        (ChaosSide::Client, Some(kind)) => chaos_kind(kind)?,
+    };
     let share = match share.trim().strip_suffix('%') {
         Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
         None => share.trim().parse::<f64>(),
@@ -59,7 +98,33 @@ pub fn chaos(s: &str) -> Result<ChaosSpec, String> {
     if period.is_zero() {
         return Err("the chaos period must be above zero".into());
     }
-    Ok(ChaosSpec { share, period })
+    Ok(ChaosSpec {
+        side,
+        share,
+        period,
+        fault,
+    })
+}
+
+/// `drop`, `blackhole` or `close=CODE`.
+fn chaos_kind(kind: &str) -> Result<SocketFault, String> {
+    let fault = match kind.trim() {
+        "drop" => SocketFault::Drop,
+        "blackhole" => SocketFault::Blackhole,
+        other => match other.strip_prefix("close=").map(str::parse::<u16>) {
+            Some(Ok(code)) => SocketFault::Close(code),
+            Some(Err(_)) => {
+                return Err(format!("`{other}`: close=CODE needs a number such as 1011"));
+            }
+            None => {
+                return Err(format!(
+                    "unknown chaos kind `{other}`: use drop, blackhole or close=CODE"
+                ));
+            }
+        },
+    };
+    fault.validate()?;
+    Ok(fault)
 }
 
 /// Parses a connection string (the error never repeats the input, which holds a key).
@@ -89,6 +154,37 @@ mod tests {
         let spec = chaos("0.05:2s").unwrap();
         assert!((spec.share - 0.05).abs() < 1e-12);
         assert_eq!(spec.period, Duration::from_secs(2));
+        assert_eq!((spec.side, spec.fault), (ChaosSide::Hub, SocketFault::Drop));
+        assert_eq!(chaos("hub:5%:2s").unwrap().side, ChaosSide::Hub);
+        // Client side: the kind defaults to drop.
+        let table = [
+            ("client:5%:2s", SocketFault::Drop),
+            ("client:5%:2s:drop", SocketFault::Drop),
+            ("client:10%:1s:blackhole", SocketFault::Blackhole),
+            ("client:5%:2s:close=1011", SocketFault::Close(1011)),
+            ("client:5%:2s:close=1000", SocketFault::Close(1000)),
+        ];
+        for (text, fault) in table {
+            let spec = chaos(text).unwrap();
+            assert_eq!(
+                (spec.side, spec.fault),
+                (ChaosSide::Client, fault),
+                "{text}"
+            );
+        }
+        let spec = chaos("client:5%:2s:blackhole").unwrap();
+        assert!((spec.share - 0.05).abs() < 1e-12);
+        assert_eq!(spec.period, Duration::from_secs(2));
+        for bad in [
+            "hub:5%:2s:blackhole",
+            "client:5%:2s:jam",
+            "client:5%:2s:close=1006",
+            "client:5%:2s:close=abc",
+            "client:5%",
+            "client:200%:1s",
+        ] {
+            assert!(chaos(bad).is_err(), "{bad}");
+        }
         assert!((chaos("5%:500ms").unwrap().share - 0.05).abs() < 1e-12);
         assert!(chaos("0.05").is_err());
         assert!(chaos("2:1s").is_err());

@@ -8,15 +8,19 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use futures::FutureExt;
+use webpubsub_fleet::client::{ClientOptions, DEFAULT_KEEPALIVE_INTERVAL};
 use webpubsub_fleet::credential::ConnectionString;
 use webpubsub_fleet::fleet::FleetTarget;
 use webpubsub_fleet::hub::{Hub, HubConfig};
 use webpubsub_fleet::load::{
-    self, Broadcast, Chaos, Chat, Echo, Groups, Limit, LoadPlan, LoadReport, Simulation, Thresholds,
+    self, Broadcast, Chaos, Chat, ClientChaos, Echo, Groups, Limit, LoadPlan, LoadReport,
+    Simulation, Thresholds,
 };
 use webpubsub_fleet::protocol::Subprotocol;
 
-use super::args::{CONNECTION_STRING_ENV, ChaosSpec, chaos, connection_string, duration};
+use super::args::{
+    CONNECTION_STRING_ENV, ChaosSide, ChaosSpec, chaos, connection_string, duration,
+};
 use super::shard::ShardArgs;
 
 // `--scenario rest-broadcast` (issue 13): its own run loop, in load/rest.rs.
@@ -55,9 +59,18 @@ pub struct LoadArgs {
     /// Publish without acks.
     #[arg(long)]
     fire_and_forget: bool,
-    /// Local hub only: drop SHARE of the connections abruptly every PERIOD (0.05:2s, 5%:2s).
-    #[arg(long, value_name = "SHARE:PERIOD", value_parser = chaos)]
+    /// Fault SHARE of the connections every PERIOD. `5%:2s` (or `hub:5%:2s`): the in-process
+    /// local hub drops them abruptly. `client:5%:2s[:KIND]`: the fleet faults its own
+    /// sockets, against any hub (the service too): KIND `drop` (default; the TCP connection
+    /// ends without a close frame), `blackhole` (half-open: nothing read or written, noticed
+    /// after --keepalive-timeout) or `close=CODE` (a close frame, such as close=1011).
+    #[arg(long, value_name = "[hub:|client:]SHARE:PERIOD[:KIND]", value_parser = chaos, verbatim_doc_comment)]
     chaos: Option<ChaosSpec>,
+    /// Call a client's socket dead after this long without a frame, then recover it (the
+    /// liveness bound of a half-open socket, e.g. --chaos client:5%:2s:blackhole). Pings go
+    /// out every third of it, at most every 20 s.
+    #[arg(long, default_value = "120s", value_parser = duration)]
+    keepalive_timeout: Duration,
     /// Target a resource instead of the in-process local hub (or set WebPubSubConnectionString).
     #[arg(long, env = CONNECTION_STRING_ENV, value_parser = connection_string, hide_env_values = true)]
     connection_string: Option<ConnectionString>,
@@ -156,6 +169,13 @@ impl LoadArgs {
         if self.duration.is_zero() {
             return Err("--duration must be above zero".into());
         }
+        let blackhole =
+            (self.chaos.map(|c| c.fault)) == Some(webpubsub_fleet::client::SocketFault::Blackhole);
+        if blackhole && self.keepalive_timeout.is_zero() {
+            return Err(
+                "--chaos ...:blackhole with --keepalive-timeout 0 (no liveness check): blackholed sockets would never be noticed".into(),
+            );
+        }
         let per_group = matches!(self.scenario, Scenario::Groups | Scenario::Echo);
         if per_group && self.senders > self.group_size {
             return Err(format!(
@@ -212,8 +232,29 @@ impl LoadArgs {
             arbiters: self.arbiters,
             thresholds: self.thresholds.thresholds(),
             metrics: self.live_metrics.clone(),
+            client: self.client_options(),
+            client_chaos: self
+                .chaos
+                .filter(|spec| spec.side == ChaosSide::Client)
+                .map(|spec| ClientChaos {
+                    share: spec.share,
+                    period: spec.period,
+                    fault: spec.fault,
+                }),
             ..LoadPlan::default()
         }
+    }
+
+    /// The clients' keepalive: dead after `--keepalive-timeout`, pinging three times within
+    /// it so a healthy idle socket is never called dead.
+    fn client_options(&self) -> ClientOptions {
+        let interval = DEFAULT_KEEPALIVE_INTERVAL.min(self.keepalive_timeout / 3);
+        ClientOptions::default().with_keepalive(interval, self.keepalive_timeout)
+    }
+
+    /// `--chaos` through the in-process hub (the default side).
+    fn hub_chaos(&self) -> Option<ChaosSpec> {
+        self.chaos.filter(|spec| spec.side == ChaosSide::Hub)
     }
 }
 
@@ -241,8 +282,16 @@ impl LoadArgs {
             ("fire and forget", self.fire_and_forget.to_string()),
             (
                 "chaos",
-                self.chaos.map_or("none".into(), |c| {
-                    format!("{:.0}% every {:?}", c.share * 100.0, c.period)
+                self.chaos.map_or("none".into(), |c| match c.side {
+                    ChaosSide::Hub => {
+                        format!("hub drops {:.0}% every {:?}", c.share * 100.0, c.period)
+                    }
+                    ChaosSide::Client => format!(
+                        "client {} of {:.0}% every {:?}",
+                        c.fault,
+                        c.share * 100.0,
+                        c.period
+                    ),
                 }),
             ),
             ("seed", seed.to_string()),
@@ -309,8 +358,10 @@ async fn run_remote(
     cs: ConnectionString,
     seed: u64,
 ) -> Result<LoadReport, String> {
-    if args.chaos.is_some() {
-        return Err("--chaos needs the local hub: leave out the connection string".into());
+    if args.hub_chaos().is_some() {
+        return Err(
+            "--chaos without client: needs the local hub: leave out the connection string, or fault the clients' own sockets with --chaos client:SHARE:PERIOD".into(),
+        );
     }
     let mut plan = args.plan(seed);
     plan.target_name = format!("{} hub {}", cs.endpoint_str(), args.hub);
@@ -331,7 +382,7 @@ async fn run_local(args: &LoadArgs, seed: u64) -> Result<LoadReport, String> {
     plan.target_name = format!("local hub {} (in process)", hub.endpoint());
     // Each socket has both ends in this process.
     plan.fds_per_client = 2;
-    plan.chaos = args.chaos.map(|spec| {
+    plan.chaos = args.hub_chaos().map(|spec| {
         let hub = hub.clone();
         Chaos {
             share: spec.share,
@@ -357,8 +408,10 @@ fn run_sharded(args: LoadArgs) -> ExitCode {
             "a sharded run needs a hub every shard reaches: give --connection-string (or set WebPubSubConnectionString); `webpubsub-fleet hub` runs a local one",
         );
     };
-    if args.chaos.is_some() {
-        return super::fail("--chaos needs the in-process hub, which a sharded run cannot use");
+    if args.hub_chaos().is_some() {
+        return super::fail(
+            "--chaos without client: needs the in-process hub, which a sharded run cannot use; --chaos client:SHARE:PERIOD faults the clients' own sockets",
+        );
     }
     if let Some(rate) = args.rate.filter(|r| r.is_nan() || *r <= 0.0) {
         return super::fail(format!("--rate {rate} must be above 0"));

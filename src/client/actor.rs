@@ -29,7 +29,9 @@ use super::dispatch::{CallbackPanicked, Subscribers};
 use super::event::Event;
 use super::messages::*;
 use super::outputs;
-use super::transport::{self, FrameSink, InFrame, OutFrame, SocketSettings};
+use super::transport::{
+    self, Blackhole, FrameSink, InFrame, OutFrame, SocketFault, SocketSettings,
+};
 use super::{AckResult, ClientError, ClientOptions, ClientState, ConnectionInfo};
 use super::{AcquireHandle, ReleaseHandle, StatusSnapshot};
 
@@ -48,6 +50,8 @@ pub struct ClientActor {
     socket: Option<SocketId>,
     sink: Option<SinkWrite<OutFrame, FrameSink>>,
     stream: Option<SpawnHandle>,
+    /// The open socket's blackhole switch (a fault injected on purpose, [`SocketFault`]).
+    hole: Option<Blackhole>,
     /// The connect or recovery attempt in flight.
     opening: Option<SpawnHandle>,
     /// The timer armed at the session's next deadline, and that deadline.
@@ -92,6 +96,7 @@ impl ClientActor {
             socket: None,
             sink: None,
             stream: None,
+            hole: None,
             opening: None,
             wake: None,
             access_url: None,
@@ -188,6 +193,7 @@ impl ClientActor {
     fn drop_socket(&mut self, ctx: &mut Context<Self>) {
         self.cancel_opening(ctx);
         self.socket = None;
+        self.hole = None;
         if let Some(handle) = self.stream.take() {
             ctx.cancel_future(handle);
         }
@@ -209,9 +215,15 @@ impl ClientActor {
     /// end the TCP connection before the close frame went out, so the writer is kept as it is
     /// and dropped with the reader.)
     fn close(&mut self, ctx: &mut Context<Self>) {
+        self.close_with(CLOSE_NORMAL, ctx);
+    }
+
+    /// [`Self::close`] with this close code.
+    fn close_with(&mut self, code: u16, ctx: &mut Context<Self>) {
         self.socket = None;
+        self.hole = None;
         if let Some(sink) = self.sink.as_mut() {
-            let _ = sink.write(OutFrame::Close(CLOSE_NORMAL));
+            let _ = sink.write(OutFrame::Close(code));
         }
         let writer = self.sink.take().map(|sink| sink.handle());
         let reader = self.stream.take();
@@ -270,12 +282,13 @@ impl ClientActor {
             act.opening = None;
             let now = Instant::now();
             match result {
-                Ok((url, (sink, stream))) => {
+                Ok((url, (sink, stream, hole))) => {
                     if act.session.on_socket_opened(socket, now) {
                         if url.is_some() {
                             act.access_url = url;
                         }
                         act.socket = Some(socket);
+                        act.hole = Some(hole);
                         act.sink = Some(SinkWrite::new(sink, ctx));
                         let tagged = stream.map(move |frame| Frame(socket, frame));
                         act.stream = Some(ctx.add_stream(tagged));
@@ -581,5 +594,43 @@ impl Handler<ReleaseHandle> for ClientActor {
         // The close frame and the peer's answer get the closing handshake's time, then the
         // actor ends, and with it every socket half, timer and subscriber it holds.
         ctx.run_later(CLOSE_HANDSHAKE, |_, ctx| ctx.stop());
+    }
+}
+
+// ---- faults injected into the client's own socket (issue 8: chaos against any hub) --------
+// The fault itself is the transport's (`SocketFault`); the actor only tells the session what
+// happened, as if the network or the peer had done it, and the session decides the rest.
+
+impl Handler<super::InjectFault> for ClientActor {
+    type Result = bool;
+
+    fn handle(
+        &mut self,
+        super::InjectFault(fault): super::InjectFault,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        // No socket, or one already blackholed: nothing left to fault.
+        let (Some(socket), Some(hole)) = (self.socket, self.hole.as_ref()) else {
+            return false;
+        };
+        if hole.engaged() || fault.validate().is_err() {
+            return false;
+        }
+        debug!(parent: &self.span, %fault, "injecting a fault into the socket");
+        let now = Instant::now();
+        match fault {
+            SocketFault::Drop => {
+                self.drop_socket(ctx);
+                self.session.on_socket_lost(socket, None, now);
+            }
+            // The session finds out by itself, through its keepalive: that is the point.
+            SocketFault::Blackhole => hole.engage(),
+            SocketFault::Close(code) => {
+                self.close_with(code, ctx);
+                self.session.on_socket_lost(socket, Some(code), now);
+            }
+        }
+        self.run(ctx);
+        true
     }
 }

@@ -8,6 +8,7 @@ use crate::protocol::Outbound;
 
 use super::dispatch::{Callback, SubscriptionId};
 use super::event::{Event, EventKind};
+use super::transport::SocketFault;
 use super::{AckResult, ClientError, ClientState, ConnectionInfo};
 
 /// Connect; resolves once `system/connected` arrived (or with the error that prevented it).
@@ -88,3 +89,11 @@ pub struct ClientStatus {
     /// Counters over the client's life.
     pub counters: crate::session::ClientCounters,
 }
+
+/// Inject a fault into the client's own socket: chaos that works against any hub, the
+/// service included ([`SocketFault`] says what each does). Answers whether there was an open
+/// socket to fault (a client between sockets, or whose socket is already blackholed, is left
+/// alone, and so is an invalid fault).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "bool")]
+pub struct InjectFault(pub SocketFault);

@@ -43,6 +43,9 @@ pub use messages::{
 pub use options::*;
 #[doc(hidden)]
 pub use test_hooks::PanicForTest;
+// Chaos against any hub (issue 8, helper wa).
+pub use messages::InjectFault;
+pub use transport::SocketFault;
 
 /// Where a client is in its life (the official clients' states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

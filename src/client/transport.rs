@@ -5,11 +5,13 @@
 //! thread and local address is kept in a thread local: awc clients are `!Send`, and sharing one
 //! per thread keeps the TLS configuration and resolver once per thread, not once per socket.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_codec::{Decoder as _, Encoder as _};
@@ -20,7 +22,7 @@ use awc::ws;
 use bytes::Bytes;
 use bytes::BytesMut;
 use futures::{Sink, Stream, stream};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 
 /// A frame received from the peer, in our vocabulary.
 #[derive(Debug)]
@@ -134,11 +136,12 @@ fn build_client(settings: &SocketSettings) -> awc::Client {
         .finish()
 }
 
-/// Opens a WebSocket to `url` offering one subprotocol, as the official clients do.
+/// Opens a WebSocket to `url` offering one subprotocol, as the official clients do; with its
+/// reader and writer comes the switch that blackholes it ([`SocketFault::Blackhole`]).
 pub(crate) async fn open(
     url: &str,
     settings: &SocketSettings,
-) -> Result<(FrameSink, FrameStream), OpenError> {
+) -> Result<(FrameSink, FrameStream, Blackhole), OpenError> {
     let client = client_for(settings);
     let request = client
         .ws(url)
@@ -161,7 +164,12 @@ pub(crate) async fn open(
     // apart here and framed again with a small read buffer (grown only for a large frame)
     // and a write buffer per frame, which is what keeps an idle client under 16 KiB.
     let parts = framed.into_parts();
-    let (reader, writer) = tokio::io::split(parts.io);
+    let hole = Blackhole::default();
+    let gated = Gated {
+        io: parts.io,
+        hole: hole.clone(),
+    };
+    let (reader, writer) = tokio::io::split(gated);
     let mut read_buf = BytesMut::with_capacity(READ_BUFFER.max(parts.read_buf.len()));
     read_buf.extend_from_slice(&parts.read_buf);
     drop(parts.read_buf);
@@ -169,14 +177,15 @@ pub(crate) async fn open(
     Ok((
         Box::pin(frame_sink(writer, parts.codec.clone())),
         Box::pin(frame_stream(reader, parts.codec, read_buf)),
+        hole,
     ))
 }
 
 /// Bytes read from the socket at a time while no frame is larger.
 const READ_BUFFER: usize = 1024;
 
-type Reader = tokio::io::ReadHalf<awc::BoxedSocket>;
-type Writer = tokio::io::WriteHalf<awc::BoxedSocket>;
+type Reader = tokio::io::ReadHalf<Gated>;
+type Writer = tokio::io::WriteHalf<Gated>;
 
 /// Encodes each frame into its own small buffer and writes it out.
 fn frame_sink(writer: Writer, codec: ws::Codec) -> impl Sink<OutFrame, Error = String> {
@@ -274,4 +283,122 @@ fn open_error(e: WsClientError) -> OpenError {
 
 fn status_code(status: StatusCode) -> u16 {
     status.as_u16()
+}
+
+// ---- faults the client injects into its own socket (chaos against any hub) ---------------
+
+/// A fault a client injects into its own socket, so chaos works against any hub (the service
+/// included), not only the local one: [`crate::fleet::Fleet::inject_fault`] applies one to a
+/// share of a fleet's connected clients, `load --chaos client:SHARE:PERIOD[:KIND]` on a
+/// schedule. The session decides what follows exactly as if the network or the peer had done
+/// it: a recovery on the reliable subprotocol, a reconnect otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketFault {
+    /// Drop the TCP connection without a close frame (an abrupt drop, 1006 in browsers). The
+    /// client notices at once; the hub sees the socket end and keeps a reliable session for
+    /// recovery.
+    Drop,
+    /// Stop reading and writing but keep the TCP connection open, as a half-open link does:
+    /// bytes from the peer stay unread, and what the client writes (pings, acks, sends) is
+    /// swallowed as if sent. Only the client's own liveness check notices: the socket is
+    /// called dead once nothing was received for `keepalive_timeout` (120 s by default,
+    /// [`crate::client::ClientOptions::with_keepalive`]), then recovered.
+    Blackhole,
+    /// Send a close frame with this code and treat the socket as closed with it. 1000 and
+    /// 1001 end the session on the hub (the recovery is refused: a new connection follows);
+    /// other codes, such as 1011, leave it recoverable. Codes a peer may not send (below
+    /// 1000, 1004 to 1006, 1012 to 2999 reserved or undefined for clients, above 4999) are
+    /// refused by [`SocketFault::validate`].
+    Close(u16),
+}
+
+impl SocketFault {
+    /// Whether the fault can be injected: a `Close` code must be one an endpoint may send
+    /// (RFC 6455 7.4: 1000 to 1003, 1007 to 1011, or 3000 to 4999).
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            SocketFault::Close(code) if !matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999) => {
+                Err(format!(
+                    "close code {code} cannot be sent by an endpoint: use 1000 to 1003, 1007 to 1011 or 3000 to 4999"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for SocketFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SocketFault::Drop => f.write_str("drop"),
+            SocketFault::Blackhole => f.write_str("blackhole"),
+            SocketFault::Close(code) => write!(f, "close={code}"),
+        }
+    }
+}
+
+/// The blackhole switch of one socket, shared by its two halves and the actor (all on the
+/// client's arbiter thread). Once engaged it stays engaged: the socket is dead for good, and
+/// the actor drops it when the session gives up on it.
+#[derive(Clone, Default)]
+pub(crate) struct Blackhole(Rc<Cell<bool>>);
+
+impl Blackhole {
+    /// From now on nothing is read or written.
+    pub(crate) fn engage(&self) {
+        self.0.set(true);
+    }
+
+    /// Whether it was engaged.
+    pub(crate) fn engaged(&self) -> bool {
+        self.0.get()
+    }
+}
+
+/// The socket behind its blackhole switch. Engaged, a read never completes (arriving bytes
+/// stay in the kernel's buffer; no waker is kept, the reader waits for nothing) and a write
+/// reports success without sending, which is what a dead link looks like from the inside.
+pub(crate) struct Gated {
+    io: awc::BoxedSocket,
+    hole: Blackhole,
+}
+
+impl AsyncRead for Gated {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.hole.engaged() {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Gated {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.hole.engaged() {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.hole.engaged() {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.hole.engaged() {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }

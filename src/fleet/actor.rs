@@ -13,7 +13,8 @@ use crate::client::{Client, ClientError, Event, Observer, StopReason};
 
 use super::latency::record_duration;
 use super::limits::SourcePlan;
-use super::stats::{ClientPhase, FleetCounters};
+use super::member::FleetClient;
+use super::stats::{ClientPhase, ErrorKind, FleetCounters};
 use super::supervise::{Decision, decide};
 use super::{FleetOptions, FleetTarget, Selection};
 
@@ -51,7 +52,10 @@ impl Observer for FleetObserver {
 }
 
 struct Slot {
-    client: Client,
+    /// The client, behind a handle that outlives a dead actor, with the groups it joined.
+    member: FleetClient,
+    /// The client is a replaced actor's: rejoin the member's groups once it connected.
+    rejoin: bool,
     /// Restarts since the client last started successfully.
     failures_in_a_row: u32,
     /// Its first start has finished (either way).
@@ -209,7 +213,8 @@ impl FleetActor {
         let index = self.slots.len() as u64;
         let client = self.new_client(index)?;
         self.slots.push(Slot {
-            client,
+            member: FleetClient::new(index, client),
+            rejoin: false,
             failures_in_a_row: 0,
             first_start_done: false,
             restart_scheduled: false,
@@ -244,7 +249,7 @@ impl FleetActor {
         }
         for index in 0..self.slots.len() {
             let slot = &mut self.slots[index];
-            if slot.restart_scheduled || slot.client.addr().connected() {
+            if slot.restart_scheduled || slot.member.client().addr().connected() {
                 continue;
             }
             self.counters.actor_deaths.fetch_add(1, Relaxed);
@@ -277,7 +282,10 @@ impl FleetActor {
                 }
                 match act.new_client(index as u64) {
                     Ok(client) => {
-                        act.slots[index].client = client;
+                        // Same handle, new actor: users of the `FleetClient` carry on, and
+                        // the groups joined through it come back once it connected.
+                        act.slots[index].member.replace(client);
+                        act.slots[index].rejoin = true;
                         act.start_client(index as u64, true, ctx);
                     }
                     Err(error) => warn!(index, %error, "cannot recreate a dead client"),
@@ -291,7 +299,9 @@ impl FleetActor {
             return;
         };
         slot.restart_scheduled = false;
-        let client = slot.client.clone();
+        let client = slot.member.client();
+        let rejoining = std::mem::take(&mut slot.rejoin);
+        let rejoin = rejoining.then(|| slot.member.groups());
         self.counters.starts.fetch_add(1, Relaxed);
         if restart {
             self.counters.restarts.fetch_add(1, Relaxed);
@@ -299,9 +309,32 @@ impl FleetActor {
         self.counters.set_phase(index, ClientPhase::Connecting);
         self.in_flight += 1;
         let begun = Instant::now();
-        let start = async move { client.start().await };
-        ctx.spawn(start.into_actor(self).map(move |result, act, _| {
+        let start = async move {
+            let result = client.start().await;
+            // A replaced actor's session knows no group: the fleet rejoins those it owns
+            // before the start counts as done, so nothing published after it is missed.
+            let mut failed = 0;
+            if let (Ok(_), Some(groups)) = (&result, rejoin) {
+                for group in groups {
+                    if let Err(error) = client.join_group(group).await {
+                        debug!(index, %error, "rejoining a group on a replaced client failed");
+                        failed += 1;
+                    }
+                }
+            }
+            (result, failed)
+        };
+        ctx.spawn(start.into_actor(self).map(move |(result, failed), act, _| {
             act.in_flight -= 1;
+            for _ in 0..failed {
+                act.counters.errors.record(ErrorKind::RejoinGroupFailed);
+            }
+            // A replacement that did not connect rejoins when a restart connects it.
+            if rejoining && result.is_err() {
+                if let Some(slot) = act.slots.get_mut(index as usize) {
+                    slot.rejoin = true;
+                }
+            }
             act.on_started(index, begun, result);
         }));
     }
@@ -382,7 +415,14 @@ impl FleetActor {
     }
 
     fn select(&self, selection: &Selection) -> Vec<(u64, Client)> {
-        let pick = |i: u64| self.slots.get(i as usize).map(|s| (i, s.client.clone()));
+        self.select_members(selection)
+            .into_iter()
+            .map(|member| (member.index(), member.client()))
+            .collect()
+    }
+
+    fn select_members(&self, selection: &Selection) -> Vec<FleetClient> {
+        let pick = |i: u64| self.slots.get(i as usize).map(|s| s.member.clone());
         match selection {
             Selection::All => (0..self.slots.len() as u64).filter_map(pick).collect(),
             Selection::Range(range) => range.clone().filter_map(pick).collect(),
@@ -460,6 +500,20 @@ impl Handler<GetClients> for FleetActor {
     }
 }
 
+/// Ask for the [`FleetClient`] handles of some clients: they outlive a replaced actor and
+/// record the groups joined through them.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Vec<FleetClient>")]
+pub struct GetFleetClients(pub Selection);
+
+impl Handler<GetFleetClients> for FleetActor {
+    type Result = MessageResult<GetFleetClients>;
+
+    fn handle(&mut self, msg: GetFleetClients, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.select_members(&msg.0))
+    }
+}
+
 /// Ask how the ramp-up goes; with `wait`, answer once every first start has finished.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "Result<RampStatus, ()>")]
@@ -505,7 +559,7 @@ impl Handler<StopFleet> for FleetActor {
     fn handle(&mut self, _: StopFleet, ctx: &mut Context<Self>) -> Self::Result {
         self.stopping = true;
         self.stop_ramp(ctx);
-        let clients: Vec<Client> = self.slots.iter().map(|s| s.client.clone()).collect();
+        let clients: Vec<Client> = self.slots.iter().map(|s| s.member.client()).collect();
         let total = clients.len() as u64;
         let timeout = self.options.stop_timeout;
         let concurrency = self.options.connect_concurrency.max(64) * 4;

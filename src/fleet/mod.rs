@@ -58,6 +58,7 @@ mod error;
 mod identity;
 mod latency;
 mod limits;
+mod member;
 mod options;
 mod stats;
 mod supervise;
@@ -69,12 +70,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use actix::prelude::*;
 use futures::StreamExt;
 
-use crate::client::{Client, ClientError, SendOptions};
+use crate::client::{Client, ClientError, InjectFault, SendOptions, SocketFault};
 use crate::protocol::Payload;
 
 pub use actor::{
-    ClientStopped, FleetActor, FleetObserver, GetClients, GetRamp, RampStatus, StopFleet,
-    StopReport,
+    ClientStopped, FleetActor, FleetObserver, GetClients, GetFleetClients, GetRamp, RampStatus,
+    StopFleet, StopReport,
 };
 pub use error::FleetError;
 pub use identity::{DEFAULT_USER_ID, Identities, Identity, IdentityTemplate};
@@ -86,6 +87,7 @@ pub use limits::{
     ephemeral_ports, fd_limit, is_loopback_host, open_fds, parse_limits, parse_port_range,
     raise_fd_limit,
 };
+pub use member::FleetClient;
 pub use options::{
     CredentialFn, DEFAULT_CONNECT_CONCURRENCY, DEFAULT_CONNECT_RATE, DEFAULT_STOP_TIMEOUT,
     FleetOptions, FleetTarget,
@@ -259,19 +261,64 @@ impl Fleet {
         Ok(found.pop().map(|(_, c)| c))
     }
 
+    /// The [`FleetClient`] handles of the selected clients: they outlive a replaced actor,
+    /// and the groups joined through them come back on the replacement.
+    pub async fn fleet_clients(
+        &self,
+        selection: Selection,
+    ) -> Result<Vec<FleetClient>, FleetError> {
+        Ok(self.addr.send(GetFleetClients(selection)).await?)
+    }
+
+    /// Injects `fault` into the sockets of a random `share` (0.0 to 1.0) of the clients
+    /// connected now: `share × connected`, rounded to the nearest client. Chaos from the
+    /// client side, so it works against any hub, the service included; the clients recover or
+    /// reconnect as their session decides, and the fleet counts it as for any lost
+    /// connection. Answers how many sockets were faulted (a client that lost its socket
+    /// meanwhile, or whose socket is blackholed already, is skipped), also counted in
+    /// [`FleetStats::faults_injected`].
+    pub async fn inject_fault(&self, share: f64, fault: SocketFault) -> Result<u64, FleetError> {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(FleetError::InvalidOptions(format!(
+                "the share of clients to fault, {share}, is not between 0 and 1"
+            )));
+        }
+        fault.validate().map_err(FleetError::InvalidOptions)?;
+        let connected = self.clients(Selection::Connected).await?;
+        let count = ((connected.len() as f64 * share).round() as usize).min(connected.len());
+        let mut rng = rand::rng();
+        let chosen = rand::seq::index::sample(&mut rng, connected.len(), count);
+        let faulted = AtomicU64::new(0);
+        futures::stream::iter(chosen.into_iter().map(|i| connected[i].1.clone()))
+            .map(|client| async move { client.addr().send(InjectFault(fault)).await })
+            .buffer_unordered(COMMAND_CONCURRENCY)
+            .for_each(|answer| {
+                if answer.unwrap_or(false) {
+                    faulted.fetch_add(1, Relaxed);
+                }
+                async {}
+            })
+            .await;
+        let faulted = faulted.load(Relaxed);
+        self.counters.faults_injected.fetch_add(faulted, Relaxed);
+        Ok(faulted)
+    }
+
     /// Runs a command on the selected clients, at most 256 at once, and counts the outcomes.
+    /// Joins and leaves go through the clients' [`FleetClient`] handles, so the groups joined
+    /// come back on a replaced actor.
     pub async fn command(
         &self,
         selection: Selection,
         command: Command,
     ) -> Result<CommandReport, FleetError> {
-        let clients = self.clients(selection).await?;
+        let clients = self.fleet_clients(selection).await?;
         let errors = ErrorCounts::default();
         let ok = AtomicU64::new(0);
         futures::stream::iter(clients)
-            .map(|(_, client)| {
+            .map(|member| {
                 let command = command.clone();
-                async move { run_command(&client, command).await }
+                async move { run_command(&member, command).await }
             })
             .buffer_unordered(COMMAND_CONCURRENCY)
             .for_each(|result| {
@@ -298,12 +345,13 @@ impl Fleet {
     }
 }
 
-async fn run_command(client: &Client, command: Command) -> Result<(), ClientError> {
+async fn run_command(member: &FleetClient, command: Command) -> Result<(), ClientError> {
+    let client = member.client();
     match command {
         Command::Start => client.start().await.map(drop),
         Command::Stop => client.stop().await,
-        Command::JoinGroup(group) => client.join_group(group).await.map(drop),
-        Command::LeaveGroup(group) => client.leave_group(group).await.map(drop),
+        Command::JoinGroup(group) => member.join_group(group).await.map(drop),
+        Command::LeaveGroup(group) => member.leave_group(group).await.map(drop),
         Command::SendToGroup {
             group,
             data,

@@ -191,6 +191,7 @@ pub struct FleetCounters {
     pub(super) restarts: AtomicU64,
     pub(super) first_starts_done: AtomicU64,
     pub(super) actor_deaths: AtomicU64,
+    pub(super) faults_injected: AtomicU64,
     recovery: [Mutex<Histogram<u64>>; 4],
     pub(super) connect: Mutex<Histogram<u64>>,
 }
@@ -215,6 +216,7 @@ impl FleetCounters {
             restarts: AtomicU64::new(0),
             first_starts_done: AtomicU64::new(0),
             actor_deaths: AtomicU64::new(0),
+            faults_injected: AtomicU64::new(0),
             recovery: std::array::from_fn(|_| Mutex::new(latency_histogram())),
             connect: Mutex::new(latency_histogram()),
         }
@@ -354,6 +356,7 @@ impl FleetCounters {
             restarts: self.restarts.load(Relaxed),
             first_starts_done: self.first_starts_done.load(Relaxed),
             actor_deaths: self.actor_deaths.load(Relaxed),
+            faults_injected: self.faults_injected.load(Relaxed),
             connections: self.connections.get(),
             reconnects: self.reconnects.get(),
             reconnect_attempts: self.reconnect_attempts.get(),
@@ -451,6 +454,8 @@ pub struct FleetStats {
     pub first_starts_done: u64,
     /// Client actors that died (a panic, their context stopped) and were replaced.
     pub actor_deaths: u64,
+    /// Faults the fleet injected into its own clients' sockets ([`super::Fleet::inject_fault`]).
+    pub faults_injected: u64,
     /// `connected` events (new connections, first ones included).
     pub connections: u64,
     /// New connections of clients that had been connected before and lost the connection

@@ -46,8 +46,8 @@ pub use recorder::{Recorder, RecorderStats, Retained};
 pub use report::{BenchmarkRule, Limit, LoadReport, ShardRow, Thresholds};
 pub use rest_broadcast::{RestBroadcastPlan, RestBroadcastReport, RestTarget};
 pub use runner::{
-    BarrierFn, Chaos, ChaosFn, DEFAULT_CLIENTS, DEFAULT_DRAIN, DEFAULT_DURATION, DEFAULT_SIZE,
-    LoadPlan, Phase, Progress, run, run_shard,
+    BarrierFn, Chaos, ChaosFn, ClientChaos, DEFAULT_CLIENTS, DEFAULT_DRAIN, DEFAULT_DURATION,
+    DEFAULT_SIZE, LoadPlan, Phase, Progress, run, run_shard,
 };
 pub use series::{REPORT_SCHEMA_VERSION, Series, SeriesPoint};
 pub use shard::{RunKey, ShardReport, ShardSpec};

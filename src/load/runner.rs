@@ -10,7 +10,7 @@ use tracing::warn;
 
 use hdrhistogram::Histogram;
 
-use crate::client::{ClientOptions, Event, Observer};
+use crate::client::{ClientOptions, Event, Observer, SocketFault};
 use crate::fleet::{
     Fleet, FleetOptions, FleetStats, FleetTarget, Identities, RestartPolicy, Selection,
 };
@@ -50,6 +50,18 @@ impl fmt::Debug for Chaos {
             .field("period", &self.period)
             .finish_non_exhaustive()
     }
+}
+
+/// Periodic faults the fleet injects into its own clients' sockets
+/// ([`Fleet::inject_fault`]): chaos against any hub, the service included.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClientChaos {
+    /// Share of the connected clients hit each round, 0.0 to 1.0.
+    pub share: f64,
+    /// Time between rounds.
+    pub period: Duration,
+    /// What a round does to each socket it hits.
+    pub fault: SocketFault,
 }
 
 /// Waits, once every client of this process is ramped up, until the workload may start:
@@ -92,8 +104,10 @@ pub struct LoadPlan {
     pub fds_per_client: u64,
     /// Seed of the users' random generators.
     pub seed: u64,
-    /// Periodic faults.
+    /// Periodic faults (through the hub).
     pub chaos: Option<Chaos>,
+    /// Periodic faults the fleet injects into its own sockets; none by default.
+    pub client_chaos: Option<ClientChaos>,
     /// Options of every client (the protocol above overrides theirs).
     pub client: ClientOptions,
     /// Restarts of failed clients.
@@ -125,6 +139,7 @@ impl Default for LoadPlan {
             fds_per_client: 1,
             seed: rand::random(),
             chaos: None,
+            client_chaos: None,
             client: ClientOptions::default(),
             restart: RestartPolicy::default(),
             arbiters: 0,
@@ -148,6 +163,7 @@ impl fmt::Debug for LoadPlan {
             .field("seed", &self.seed)
             .field("shard", &self.shard)
             .field("chaos", &self.chaos)
+            .field("client_chaos", &self.client_chaos)
             .finish_non_exhaustive()
     }
 }
@@ -451,12 +467,12 @@ async fn execute(
         seed: plan.seed,
     });
     let users: Vec<_> = fleet
-        .clients(Selection::All)
+        .fleet_clients(Selection::All)
         .await?
         .into_iter()
-        .map(|(index, client)| {
+        .map(|client| {
             let user = SimUser::new(
-                shard.global(index),
+                shard.global(client.index()),
                 client,
                 recorder.clone(),
                 settings.clone(),
@@ -469,6 +485,15 @@ async fn execute(
         .chaos
         .clone()
         .map(|chaos| actix_rt::spawn(chaos_rounds(chaos, stop_rx.clone(), sampler.series.marks())));
+    let client_chaos = plan.client_chaos.map(|chaos| {
+        let rounds = client_chaos_rounds(
+            chaos,
+            fleet.clone(),
+            stop_rx.clone(),
+            sampler.series.marks(),
+        );
+        actix_rt::spawn(rounds)
+    });
     let run_began = Instant::now();
     sampler.series.workload_started();
     let (sent_before, delivered_before) = {
@@ -497,6 +522,9 @@ async fn execute(
     if let Some(chaos) = chaos {
         chaos.abort();
     }
+    if let Some(chaos) = client_chaos {
+        chaos.abort();
+    }
 
     // Drain: wait for outcomes of publishes in flight and for the last deliveries.
     let quiet = if shard.is_sharded() {
@@ -504,13 +532,23 @@ async fn execute(
     } else {
         QUIET
     };
-    let drain_until = Instant::now() + plan.drain_timeout;
+    // A socket blackholed by the last chaos round is noticed only after the clients'
+    // keepalive timeout: its receiver's replay comes after that, so the drain lasts until
+    // then (and its deadline moves with it) instead of calling those deliveries lost.
+    let blackholes_noticed = (plan.client_chaos)
+        .filter(|c| c.fault == SocketFault::Blackhole)
+        .map(|_| Instant::now() + plan.client.keepalive_timeout);
+    let drain_until = blackholes_noticed.unwrap_or_else(Instant::now) + plan.drain_timeout;
     let mut last_delivered = (recorder.stats().delivered, Instant::now());
     while Instant::now() < drain_until {
         let stats = recorder.stats();
+        let fleet_now = fleet.stats();
+        // A client between sockets has deliveries coming: its recovery's replay.
+        let settling = fleet_now.recovering + fleet_now.connecting + fleet_now.disconnected > 0
+            || blackholes_noticed.is_some_and(|t| Instant::now() < t);
         if stats.delivered != last_delivered.0 {
             last_delivered = (stats.delivered, Instant::now());
-        } else if stats.in_flight == 0 && last_delivered.1.elapsed() >= quiet {
+        } else if stats.in_flight == 0 && last_delivered.1.elapsed() >= quiet && !settling {
             break;
         }
         tokio::select! {
@@ -609,32 +647,71 @@ impl LoadPlan {
                 "the ramp rate must be above 0 clients per second".into(),
             ));
         }
-        if let Some(chaos) = &self.chaos {
-            if !(0.0..=1.0).contains(&chaos.share) || chaos.period.is_zero() {
+        let rounds = (self.chaos.iter().map(|c| (c.share, c.period)))
+            .chain(self.client_chaos.iter().map(|c| (c.share, c.period)));
+        for (share, period) in rounds {
+            if !(0.0..=1.0).contains(&share) || period.is_zero() {
                 return Err(LoadError::Invalid(
                     "chaos needs a share between 0 and 1 and a period above zero".into(),
                 ));
             }
         }
+        if let Some(chaos) = &self.client_chaos {
+            chaos.fault.validate().map_err(LoadError::Invalid)?;
+        }
         Ok(())
     }
 }
 
-async fn chaos_rounds(chaos: Chaos, mut stop: watch::Receiver<bool>, marks: MarkLog) {
-    let mut interval = tokio::time::interval(chaos.period);
+async fn chaos_rounds(chaos: Chaos, stop: watch::Receiver<bool>, marks: MarkLog) {
+    let detail = format!("drop {:.0}% of connections", chaos.share * 100.0);
+    every_round(chaos.period, stop, marks, detail, || async {
+        if let Err(error) = (chaos.inject)(chaos.share).await {
+            warn!(%error, "chaos round failed");
+        }
+    })
+    .await;
+}
+
+/// Client-side chaos: every period, the fleet faults a share of its connected clients.
+async fn client_chaos_rounds(
+    chaos: ClientChaos,
+    fleet: Fleet,
+    stop: watch::Receiver<bool>,
+    marks: MarkLog,
+) {
+    let detail = format!(
+        "client {} of {:.0}% of connections",
+        chaos.fault,
+        chaos.share * 100.0
+    );
+    every_round(chaos.period, stop, marks, detail, || async {
+        match fleet.inject_fault(chaos.share, chaos.fault).await {
+            Ok(faulted) => tracing::debug!(faulted, fault = %chaos.fault, "chaos: faulted sockets"),
+            Err(error) => warn!(%error, "chaos round failed"),
+        }
+    })
+    .await;
+}
+
+/// Runs `round` every `period` (the first after one period), each marked on the series,
+/// until the run stops.
+async fn every_round<F: std::future::Future<Output = ()>>(
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+    marks: MarkLog,
+    detail: String,
+    mut round: impl FnMut() -> F,
+) {
+    let mut interval = tokio::time::interval(period);
     interval.tick().await;
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        marks.mark(
-            "chaos",
-            format!("drop {:.0}% of connections", chaos.share * 100.0),
-        );
-        if let Err(error) = (chaos.inject)(chaos.share).await {
-            warn!(%error, "chaos round failed");
-        }
+        marks.mark("chaos", detail.clone());
+        round().await;
     }
 }
 

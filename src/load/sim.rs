@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Interval;
 
 use crate::client::{AckResult, Client, ClientError, ConnectionInfo, SendOptions};
-use crate::fleet::Identities;
+use crate::fleet::{FleetClient, Identities};
 
 use super::recorder::Recorder;
 use super::track::ECHO_GROUP;
@@ -54,10 +54,12 @@ pub struct SimSettings {
     pub seed: u64,
 }
 
-/// One client's view of a run.
+/// One client's view of a run. It reaches its client through the fleet's [`FleetClient`]
+/// handle, so a user whose actor died and was replaced goes on with the replacement, and the
+/// groups it joined come back on it.
 pub struct SimUser {
     index: u64,
-    client: Client,
+    client: FleetClient,
     recorder: Arc<Recorder>,
     settings: Arc<SimSettings>,
     stop: watch::Receiver<bool>,
@@ -65,10 +67,11 @@ pub struct SimUser {
 }
 
 impl SimUser {
-    /// A user for client `index`; `stop` turns true when the run ends.
+    /// A user for client `index` (its global index: a shard's fleet numbers its own clients
+    /// from 0); `stop` turns true when the run ends.
     pub fn new(
         index: u64,
-        client: Client,
+        client: FleetClient,
         recorder: Arc<Recorder>,
         settings: Arc<SimSettings>,
         stop: watch::Receiver<bool>,
@@ -89,9 +92,11 @@ impl SimUser {
         self.index
     }
 
-    /// The client, for anything the helpers do not cover (such operations are not recorded).
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// The client now (a new one after its actor was replaced), for anything the helpers do
+    /// not cover (such operations are not recorded; groups joined on it directly are not
+    /// rejoined on a replacement).
+    pub fn client(&self) -> Client {
+        self.client.client()
     }
 
     /// The run's shared settings.
@@ -194,12 +199,12 @@ impl SimUser {
     /// rejoined by the client when it comes back, as the client always does.
     pub async fn go_away(&self) -> Result<(), ClientError> {
         self.recorder.going_away(self.index);
-        self.client.stop().await
+        self.client.client().stop().await
     }
 
     /// Starts the client again after [`SimUser::go_away`].
     pub async fn come_back(&self) -> Result<ConnectionInfo, ClientError> {
-        let result = self.client.start().await;
+        let result = self.client.client().start().await;
         if let Err(e) = &result {
             self.recorder.record_error(e);
         }
@@ -210,22 +215,23 @@ impl SimUser {
 /// What a detached publish needs.
 struct StampedSender {
     index: u64,
-    client: Client,
+    client: FleetClient,
     recorder: Arc<Recorder>,
     settings: Arc<SimSettings>,
 }
 
 impl StampedSender {
     async fn send(self, group: Arc<str>) -> Result<AckResult, ClientError> {
+        let client = self.client.client();
         let fire_and_forget = self.settings.fire_and_forget;
         let (seq, payload) = self
             .recorder
             .begin_publish(self.index, &group, self.settings.size);
         let options = SendOptions::new().fire_and_forget(fire_and_forget);
         let result = if &*group == ECHO_GROUP {
-            self.client.send_event(ECHO_EVENT, payload, options).await
+            client.send_event(ECHO_EVENT, payload, options).await
         } else {
-            self.client.send_to_group(&*group, payload, options).await
+            client.send_to_group(&*group, payload, options).await
         };
         self.recorder
             .end_publish(self.index, seq, &result, fire_and_forget);
