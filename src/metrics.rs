@@ -299,6 +299,21 @@ impl Collector for HubCollector {
             ("drops", "Sockets dropped without a close frame", s.drops),
             ("faults_injected", "Faults injected", s.faults_injected),
             (
+                "injected_lost",
+                "Deliveries dropped by a lose fault",
+                s.injected_lost,
+            ),
+            (
+                "injected_duplicated",
+                "Extra copies sent by a duplicate fault",
+                s.injected_duplicated,
+            ),
+            (
+                "injected_reordered",
+                "Deliveries held back by a reorder fault",
+                s.injected_reordered,
+            ),
+            (
                 "upstream_events",
                 "Events queued for the event handler",
                 s.upstream_events,

@@ -10,16 +10,35 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Deserialize;
 
-/// Which connections a socket fault applies to.
+/// Which connections a fault applies to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
     /// One connection, by id.
     Connection(String),
+    /// Every connection of a user (the token's `sub`), in any hub.
+    User(String),
     /// A random share of the attached connections, between 0.0 and 1.0 (rounded up, so any
     /// positive share of a non-empty hub picks at least one).
     Fraction(f64),
     /// Every attached connection.
     All,
+}
+
+/// A delivery the hub gets wrong on purpose, silently, so that a delivery checker can be
+/// proven to see it (see [`Fault::Misdeliver`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Misdelivery {
+    /// The message is not delivered: no sequence id is used, nothing is buffered for replay,
+    /// so the client cannot notice.
+    Lose,
+    /// The message is delivered twice; on the reliable subprotocol each copy gets a sequence
+    /// id of its own, so the client's deduplication by sequence id lets both through, as a
+    /// hub that published twice would.
+    Duplicate,
+    /// The message is held back and delivered right after the next message to the same
+    /// connection from the same publisher (same group and sender), with sequence ids in
+    /// wire order: one reorder that a per-publisher order check sees.
+    Reorder,
 }
 
 /// A fault to inject.
@@ -38,6 +57,10 @@ pub enum Fault {
         /// The reason sent in the close frame and the `disconnected` message.
         reason: String,
     },
+    /// Stop reading the sockets; the hub still writes to them. The clients' frames back up and
+    /// their requests go unanswered until the hub's silence timeout drops the socket
+    /// (`HubConfig::client_timeout`), as a hub whose reader hung would.
+    StopReading(Target),
     /// Close the next `n` recovery attempts with 1008, as if the sessions had expired.
     RefuseRecoveries(u64),
     /// Process the next `n` requests that carry an ack id but send no ack for them.
@@ -47,28 +70,47 @@ pub enum Fault {
     CloseAfterProcessing(u64),
     /// Drop every socket and forget every session, as a hub restart would: recoveries get 1008.
     Restart,
+    /// Get the next `count` deliveries to each targeted connection wrong in the way `kind`
+    /// says. Connections by id or user are armed whether attached or waiting for recovery;
+    /// a share or all, the attached ones. What was done is counted in
+    /// [`HubStats`](super::HubStats) (`injected_lost`, `injected_duplicated`,
+    /// `injected_reordered`).
+    Misdeliver {
+        /// The connections.
+        target: Target,
+        /// What goes wrong.
+        kind: Misdelivery,
+        /// Deliveries per connection.
+        count: u64,
+    },
 }
 
 /// The JSON form of a fault, for `POST /_fleet/faults`:
 ///
 /// ```json
 /// {"fault":"drop","connection_id":"abc"}    {"fault":"drop","fraction":0.05}   {"fault":"drop","all":true}
-/// {"fault":"close","all":true,"code":1011,"reason":"test"}
+/// {"fault":"close","all":true,"code":1011,"reason":"test"}   {"fault":"stop_reading","connection_id":"abc"}
 /// {"fault":"refuse_recoveries","count":3}   {"fault":"drop_acks","count":1}
 /// {"fault":"close_after_processing","count":1}   {"fault":"restart"}
+/// {"fault":"lose","user_id":"user-3","count":5}   {"fault":"duplicate","connection_id":"abc"}
+/// {"fault":"reorder","fraction":0.1,"count":2}
 /// ```
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRequest {
-    /// `drop`, `close`, `refuse_recoveries`, `drop_acks`, `close_after_processing` or `restart`.
+    /// `drop`, `close`, `stop_reading`, `refuse_recoveries`, `drop_acks`,
+    /// `close_after_processing`, `restart`, `lose`, `duplicate` or `reorder`.
     pub fault: String,
-    /// Target of `drop`/`close`: one connection.
+    /// Target of `drop`/`close`/`lose`/`duplicate`/`reorder`: one connection.
     #[serde(default)]
     pub connection_id: Option<String>,
-    /// Target of `drop`/`close`: a share of the connections.
+    /// Target: the connections of one user.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Target: a share of the connections.
     #[serde(default)]
     pub fraction: Option<f64>,
-    /// Target of `drop`/`close`: every connection.
+    /// Target: every connection.
     #[serde(default)]
     pub all: Option<bool>,
     /// Close code of `close` (default 1000).
@@ -77,7 +119,8 @@ pub struct FaultRequest {
     /// Close reason of `close`.
     #[serde(default)]
     pub reason: Option<String>,
-    /// How many events a counted fault applies to (default 1).
+    /// How many events a counted fault applies to, or deliveries per connection a
+    /// misdelivery applies to (default 1).
     #[serde(default)]
     pub count: Option<u64>,
 }
@@ -102,27 +145,50 @@ impl FaultRequest {
                         .unwrap_or_else(|| "Fault injected".to_owned()),
                 })
             }
+            "stop_reading" => Ok(Fault::StopReading(self.target()?)),
             "refuse_recoveries" => Ok(Fault::RefuseRecoveries(count)),
             "drop_acks" => Ok(Fault::DropAcks(count)),
             "close_after_processing" => Ok(Fault::CloseAfterProcessing(count)),
             "restart" => Ok(Fault::Restart),
+            "lose" | "duplicate" | "reorder" => Ok(Fault::Misdeliver {
+                target: self.target()?,
+                kind: match self.fault.as_str() {
+                    "lose" => Misdelivery::Lose,
+                    "duplicate" => Misdelivery::Duplicate,
+                    _ => Misdelivery::Reorder,
+                },
+                count,
+            }),
             other => Err(format!(
-                "unknown fault `{other}`: use drop, close, refuse_recoveries, drop_acks, close_after_processing or restart"
+                "unknown fault `{other}`: use drop, close, stop_reading, refuse_recoveries, drop_acks, close_after_processing, restart, lose, duplicate or reorder"
             )),
         }
     }
 
     fn target(&self) -> Result<Target, String> {
-        match (&self.connection_id, self.fraction, self.all) {
-            (Some(id), None, None | Some(false)) => Ok(Target::Connection(id.clone())),
-            (None, Some(f), None | Some(false)) if (0.0..=1.0).contains(&f) => {
+        let all = self.all == Some(true);
+        let given = usize::from(self.connection_id.is_some())
+            + usize::from(self.user_id.is_some())
+            + usize::from(self.fraction.is_some())
+            + usize::from(all);
+        if given != 1 {
+            return Err(
+                "give exactly one target: `connection_id`, `user_id`, `fraction` or `all: true`"
+                    .to_owned(),
+            );
+        }
+        if let Some(id) = &self.connection_id {
+            Ok(Target::Connection(id.clone()))
+        } else if let Some(user) = &self.user_id {
+            Ok(Target::User(user.clone()))
+        } else if let Some(f) = self.fraction {
+            if (0.0..=1.0).contains(&f) {
                 Ok(Target::Fraction(f))
+            } else {
+                Err("`fraction` must be between 0.0 and 1.0".to_owned())
             }
-            (None, Some(_), _) => Err("`fraction` must be between 0.0 and 1.0".to_owned()),
-            (None, None, Some(true)) => Ok(Target::All),
-            _ => Err(
-                "give exactly one target: `connection_id`, `fraction` or `all: true`".to_owned(),
-            ),
+        } else {
+            Ok(Target::All)
         }
     }
 }
@@ -230,6 +296,52 @@ mod tests {
             Ok(Fault::CloseAfterProcessing(2))
         );
         assert_eq!(parse(r#"{"fault":"restart"}"#), Ok(Fault::Restart));
+        assert_eq!(
+            parse(r#"{"fault":"stop_reading","connection_id":"c"}"#),
+            Ok(Fault::StopReading(Target::Connection("c".into())))
+        );
+        assert_eq!(
+            parse(r#"{"fault":"drop","user_id":"u"}"#),
+            Ok(Fault::Drop(Target::User("u".into())))
+        );
+        // (JSON, kind, target, count)
+        let misdeliveries = [
+            (
+                r#"{"fault":"lose","user_id":"u","count":5}"#,
+                Misdelivery::Lose,
+                Target::User("u".into()),
+                5,
+            ),
+            (
+                r#"{"fault":"duplicate","connection_id":"c"}"#,
+                Misdelivery::Duplicate,
+                Target::Connection("c".into()),
+                1,
+            ),
+            (
+                r#"{"fault":"reorder","fraction":0.1,"count":2}"#,
+                Misdelivery::Reorder,
+                Target::Fraction(0.1),
+                2,
+            ),
+            (
+                r#"{"fault":"lose","all":true}"#,
+                Misdelivery::Lose,
+                Target::All,
+                1,
+            ),
+        ];
+        for (json, kind, target, count) in misdeliveries {
+            assert_eq!(
+                parse(json),
+                Ok(Fault::Misdeliver {
+                    target,
+                    kind,
+                    count
+                }),
+                "{json}"
+            );
+        }
     }
 
     #[test]
@@ -240,6 +352,10 @@ mod tests {
                 .contains("exactly one target")
         );
         assert!(parse(r#"{"fault":"drop","all":true,"connection_id":"c"}"#).is_err());
+        assert!(parse(r#"{"fault":"lose","user_id":"u","connection_id":"c"}"#).is_err());
+        assert!(parse(r#"{"fault":"reorder"}"#).is_err());
+        // `all: false` is no target.
+        assert!(parse(r#"{"fault":"drop","all":false}"#).is_err());
         assert!(
             parse(r#"{"fault":"drop","fraction":2.0}"#)
                 .unwrap_err()

@@ -32,6 +32,10 @@ pub(crate) fn apply(state: &HubState, fault: Fault) -> usize {
                 })
             })
             .count(),
+        Fault::StopReading(target) => select(state, &target)
+            .iter()
+            .filter(|c| c.signal(ToSocket::StopReading))
+            .count(),
         Fault::RefuseRecoveries(n) => {
             state.faults.arm_refuse_recoveries(n);
             usize::try_from(n).unwrap_or(usize::MAX)
@@ -45,13 +49,26 @@ pub(crate) fn apply(state: &HubState, fault: Fault) -> usize {
             usize::try_from(n).unwrap_or(usize::MAX)
         }
         Fault::Restart => restart(state),
+        Fault::Misdeliver {
+            target,
+            kind,
+            count,
+        } => {
+            let targets = select(state, &target);
+            for conn in &targets {
+                conn.arm(kind, count);
+            }
+            targets.len()
+        }
     }
 }
 
-/// Picks the attached connections a fault applies to.
+/// Picks the connections a fault applies to: by id or user whether attached or not, a share
+/// or all among the attached ones.
 fn select(state: &HubState, target: &Target) -> Vec<Arc<Connection>> {
     match target {
         Target::Connection(id) => state.find_connection(id).into_iter().collect(),
+        Target::User(user) => state.user_connections(user),
         Target::All => state
             .all_connections()
             .into_iter()

@@ -19,8 +19,9 @@
 //! upgrade (HTTP 401); roles and per-group roles, `Forbidden` and `Duplicate` acks, `noEcho`;
 //! reliable sessions with sequence ids, a replay buffer trimmed by `sequenceAck`, recovery
 //! within the window and close code 1008 when a session cannot be recovered; the REST API with
-//! bearer JWT auth. Beyond the service: [`Fault`] injection and [`HubStats`] counters, from Rust
-//! and from `POST /_fleet/faults` and `GET /_fleet/stats` (bearer auth as the REST API).
+//! bearer JWT auth. Beyond the service: [`Fault`] injection (including deliveries silently
+//! lost, duplicated or reordered, to prove a delivery checker) and [`HubStats`] counters, from
+//! Rust and from `POST /_fleet/faults` and `GET /_fleet/stats` (bearer auth as the REST API).
 //!
 //! Where it knowingly differs from the service:
 //! - fragmented WebSocket messages are refused (close 1003): actix-web-actors does not export
@@ -82,6 +83,8 @@ mod http;
 mod inject;
 mod names;
 pub(crate) mod outbox;
+mod publication;
+mod reading;
 mod requests;
 mod rest;
 mod roles;
@@ -107,7 +110,7 @@ pub use config::{
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, DEVELOPMENT_ACCESS_KEY, FD_HEADROOM,
     HubConfig,
 };
-pub use faults::{Fault, FaultRequest, Target};
+pub use faults::{Fault, FaultRequest, Misdelivery, Target};
 pub use frame_guard::{FrameGuard, Guarded};
 pub use stats::HubStats;
 
@@ -462,6 +465,44 @@ impl Hub {
     /// Processes the next `n` acked requests, then drops the socket instead of acking.
     pub fn close_after_processing(&self, n: u64) {
         self.inject(Fault::CloseAfterProcessing(n));
+    }
+
+    /// Silently drops the next `count` deliveries to each connection of `target` (no sequence
+    /// id used, nothing to replay); returns how many connections were armed. Counted in
+    /// [`HubStats::injected_lost`] as they happen.
+    pub fn lose_deliveries(&self, target: Target, count: u64) -> usize {
+        self.misdeliver(target, Misdelivery::Lose, count)
+    }
+
+    /// Delivers each of the next `count` messages to each connection of `target` twice (a
+    /// sequence id per copy); returns how many connections were armed. Counted in
+    /// [`HubStats::injected_duplicated`].
+    pub fn duplicate_deliveries(&self, target: Target, count: u64) -> usize {
+        self.misdeliver(target, Misdelivery::Duplicate, count)
+    }
+
+    /// Swaps `count` times, for each connection of `target`, a message with the next one from
+    /// the same publisher; returns how many connections were armed. Counted in
+    /// [`HubStats::injected_reordered`] when the held message is sent.
+    pub fn reorder_deliveries(&self, target: Target, count: u64) -> usize {
+        self.misdeliver(target, Misdelivery::Reorder, count)
+    }
+
+    fn misdeliver(&self, target: Target, kind: Misdelivery, count: u64) -> usize {
+        self.inject(Fault::Misdeliver {
+            target,
+            kind,
+            count,
+        })
+    }
+
+    /// Stops reading one connection's socket (the hub still writes to it): the client's
+    /// frames back up and its requests go unanswered until the hub's silence timeout
+    /// ([`HubConfig::client_timeout`]) drops the socket. False if it has no socket.
+    pub fn stop_reading(&self, connection_id: &str) -> bool {
+        self.inject(Fault::StopReading(Target::Connection(
+            connection_id.to_owned(),
+        ))) > 0
     }
 
     /// Drops every socket and forgets every session; returns how many connections there were.

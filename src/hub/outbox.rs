@@ -8,6 +8,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::faults::Misdelivery;
+
 /// Messages of a reliable connection not yet acknowledged, with their sequence ids.
 ///
 /// Sequence ids start at 1 and increase by one per message for the connection's life. A
@@ -274,6 +276,43 @@ pub(crate) struct Closed<S> {
     pub(crate) was_detached: bool,
 }
 
+/// Misdeliveries armed on one connection ([`Misdelivery`]), and the message held back by a
+/// reorder until the next one from the same source.
+#[derive(Debug)]
+struct Armed<M> {
+    lose: u64,
+    duplicate: u64,
+    reorder: u64,
+    held: Option<M>,
+}
+
+impl<M> Default for Armed<M> {
+    fn default() -> Self {
+        Armed {
+            lose: 0,
+            duplicate: 0,
+            reorder: 0,
+            held: None,
+        }
+    }
+}
+
+/// What to do with a message given the misdeliveries armed on its connection
+/// ([`Outbox::misdeliver`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Plan<M> {
+    /// Deliver it once (nothing armed).
+    Deliver,
+    /// Drop it silently: no sequence id, no replay, no socket.
+    Lose,
+    /// Deliver it twice, each copy numbered as a message of its own.
+    Duplicate,
+    /// Hold it back until the next message from the same source.
+    Hold,
+    /// Deliver it, then the message held back before it.
+    Release(M),
+}
+
 /// One connection's outbox: its replay buffer, the socket attached now (with its generation,
 /// unique per socket, so a stale socket's end cannot detach its successor), when the socket
 /// was lost, and whether the connection is gone. `M` is the message, `S` the socket handle (a
@@ -285,6 +324,8 @@ pub(crate) struct Outbox<M, S> {
     detached_at: Option<Instant>,
     /// No more frames may be queued: the connection is being removed.
     dead: bool,
+    /// Boxed: absent on all but the few connections a test breaks on purpose.
+    armed: Option<Box<Armed<M>>>,
 }
 
 impl<M, S> Default for Outbox<M, S> {
@@ -294,6 +335,7 @@ impl<M, S> Default for Outbox<M, S> {
             socket: None,
             detached_at: None,
             dead: false,
+            armed: None,
         }
     }
 }
@@ -372,6 +414,7 @@ impl<M, S> Outbox<M, S> {
     pub(crate) fn close(&mut self) -> Closed<S> {
         self.dead = true;
         self.replay.clear();
+        self.armed = None;
         Closed {
             socket: self.socket.take().map(|(_, s)| s),
             was_detached: self.detached_at.take().is_some(),
@@ -409,6 +452,74 @@ impl<M, S> Outbox<M, S> {
     /// removal that follows clears it).
     pub(crate) fn kill(&mut self) {
         self.dead = true;
+    }
+
+    /// Arms `count` misdeliveries of `kind` for the next messages to this connection.
+    pub(crate) fn arm(&mut self, kind: Misdelivery, count: u64) {
+        let armed = self.armed.get_or_insert_with(Box::default);
+        let counter = match kind {
+            Misdelivery::Lose => &mut armed.lose,
+            Misdelivery::Duplicate => &mut armed.duplicate,
+            Misdelivery::Reorder => &mut armed.reorder,
+        };
+        *counter = counter.saturating_add(count);
+    }
+
+    /// What to do with `message`, given what is armed (losses first, then duplicates, then
+    /// reorders), consuming one of it. A reorder holds a message back and releases it right
+    /// after the next one that `same_source` says comes from the same publisher, so a checker
+    /// that judges order per publisher sees exactly one reorder; messages of other sources
+    /// pass meanwhile. A held message of a connection that goes away is lost with it.
+    pub(crate) fn misdeliver(
+        &mut self,
+        message: &M,
+        same_source: impl Fn(&M, &M) -> bool,
+    ) -> Plan<M> {
+        // A connection going away gets nothing wrong: `stamp` drops the message anyway, and
+        // counting it as injected would make the counts differ from what a checker sees.
+        let Some(armed) = self.armed.as_deref_mut().filter(|_| !self.dead) else {
+            return Plan::Deliver;
+        };
+        if armed
+            .held
+            .as_ref()
+            .is_some_and(|held| same_source(held, message))
+        {
+            armed.reorder = armed.reorder.saturating_sub(1);
+            let held = armed.held.take().map_or(Plan::Deliver, Plan::Release);
+            self.disarm_if_spent();
+            return held;
+        }
+        let plan = if armed.lose > 0 {
+            armed.lose -= 1;
+            Plan::Lose
+        } else if armed.duplicate > 0 {
+            armed.duplicate -= 1;
+            Plan::Duplicate
+        } else if armed.reorder > 0 && armed.held.is_none() {
+            Plan::Hold
+        } else {
+            Plan::Deliver
+        };
+        self.disarm_if_spent();
+        plan
+    }
+
+    /// Keeps `message`, held back by [`Plan::Hold`].
+    pub(crate) fn hold(&mut self, message: M) {
+        if let Some(armed) = self.armed.as_deref_mut() {
+            armed.held = Some(message);
+        }
+    }
+
+    fn disarm_if_spent(&mut self) {
+        if self
+            .armed
+            .as_ref()
+            .is_some_and(|a| a.lose == 0 && a.duplicate == 0 && a.reorder == 0 && a.held.is_none())
+        {
+            self.armed = None;
+        }
     }
 
     /// A `sequenceAck`: see [`ReplayBuffer::ack`].
@@ -704,5 +815,87 @@ mod tests {
             ]
         );
         assert!(reliable.is_dead());
+    }
+
+    /// Runs messages `(source, number)` through an outbox with what `arm` arms; returns what
+    /// reaches the socket, in order.
+    fn misdelivered(arm: &[(Misdelivery, u64)], messages: &[(char, u32)]) -> Vec<(char, u32)> {
+        let mut outbox: Outbox<(char, u32), ()> = Outbox::default();
+        for (kind, count) in arm {
+            outbox.arm(*kind, *count);
+        }
+        let mut out = Vec::new();
+        for m in messages {
+            match outbox.misdeliver(m, |a, b| a.0 == b.0) {
+                Plan::Deliver => out.push(*m),
+                Plan::Lose => {}
+                Plan::Duplicate => out.extend([*m, *m]),
+                Plan::Hold => outbox.hold(*m),
+                Plan::Release(held) => out.extend([*m, held]),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn misdeliveries_lose_duplicate_and_reorder_exactly_what_was_armed() {
+        use Misdelivery::*;
+        let a = |n| ('a', n);
+        let b = |n| ('b', n);
+        type Row = (
+            &'static [(Misdelivery, u64)],
+            Vec<(char, u32)>,
+            Vec<(char, u32)>,
+        );
+        let table: [Row; 7] = [
+            (&[], vec![a(1), a(2)], vec![a(1), a(2)]),
+            (&[(Lose, 2)], vec![a(1), a(2), a(3)], vec![a(3)]),
+            (&[(Duplicate, 1)], vec![a(1), a(2)], vec![a(1), a(1), a(2)]),
+            // A reorder swaps a message with the next one of the same source; others pass.
+            (
+                &[(Reorder, 1)],
+                vec![a(1), b(1), a(2), a(3)],
+                vec![b(1), a(2), a(1), a(3)],
+            ),
+            (
+                &[(Reorder, 2)],
+                vec![a(1), a(2), a(3), a(4), a(5)],
+                vec![a(2), a(1), a(4), a(3), a(5)],
+            ),
+            // Losses first, then duplicates, then reorders.
+            (
+                &[(Reorder, 1), (Duplicate, 1), (Lose, 1)],
+                vec![a(1), a(2), a(3), a(4)],
+                vec![a(2), a(2), a(4), a(3)],
+            ),
+            // A held message with no successor of its source is never released.
+            (&[(Reorder, 1)], vec![a(1), b(1)], vec![b(1)]),
+        ];
+        for (arm, messages, expected) in table {
+            assert_eq!(misdelivered(arm, &messages), expected, "{arm:?}");
+        }
+    }
+
+    #[test]
+    fn an_outbox_with_nothing_armed_left_goes_back_to_the_fast_path() {
+        let mut outbox: Outbox<u32, ()> = Outbox::default();
+        outbox.arm(Misdelivery::Reorder, 1);
+        assert_eq!(outbox.misdeliver(&1, |_, _| true), Plan::Hold);
+        outbox.hold(1);
+        assert!(outbox.armed.is_some(), "a held message keeps it armed");
+        assert_eq!(outbox.misdeliver(&2, |_, _| true), Plan::Release(1));
+        assert!(outbox.armed.is_none());
+        outbox.arm(Misdelivery::Lose, 1);
+        outbox.kill();
+        assert_eq!(
+            outbox.misdeliver(&3, |_, _| true),
+            Plan::Deliver,
+            "dead: nothing injected"
+        );
+        let _ = outbox.close();
+        assert!(
+            outbox.armed.is_none(),
+            "a closed connection forgets its faults"
+        );
     }
 }

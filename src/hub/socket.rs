@@ -26,6 +26,7 @@ use super::frame_guard::{FrameGuard, Guarded};
 use super::http::{self, first, plain};
 use super::names;
 use super::outbox::SocketEnd;
+use super::reading::{ReadSwitch, Switched};
 use super::requests::{self, After, Outcome};
 use super::roles::Roles;
 use super::state::{
@@ -285,7 +286,10 @@ fn start(
     max_size: usize,
 ) -> HttpResponse {
     let protocols: Vec<&str> = protocol.into_iter().collect();
-    ws::WsResponseBuilder::new(actor, req, GuardedPayload::new(payload, max_size))
+    // The `stop_reading` fault flips this switch (hub/reading.rs).
+    let reading = actor.reading.clone();
+    let payload = Switched::new(GuardedPayload::new(payload, max_size), reading);
+    ws::WsResponseBuilder::new(actor, req, payload)
         .frame_size(max_size)
         .protocols(&protocols)
         .start()
@@ -377,6 +381,8 @@ pub(crate) struct Session {
     end: SocketEnd,
     /// A close frame was written (or the socket is being dropped): write nothing more.
     closed: bool,
+    /// Turned off by the `stop_reading` fault.
+    reading: ReadSwitch,
 }
 
 impl Session {
@@ -391,6 +397,7 @@ impl Session {
             last_heard: Instant::now(),
             end: SocketEnd::Lost,
             closed: false,
+            reading: ReadSwitch::default(),
         }
     }
 
@@ -678,6 +685,7 @@ impl Handler<ToSocket> for Session {
                 self.close(ctx, code, &reason, end);
             }
             ToSocket::Drop => self.drop_now(ctx),
+            ToSocket::StopReading => self.reading.stop(),
         }
     }
 }

@@ -23,136 +23,30 @@ use bytes::Bytes;
 use dashmap::DashMap;
 
 use super::config::HubConfig;
-use super::faults::Faults;
+use super::faults::{Faults, Misdelivery};
 use super::names;
+// Re-exported so the socket, request and REST code keeps naming them through the state.
 use super::outbox::{
-    AckMemory, Detached, Outbox, RecoveryRefusal, RecoveryRequest, ReplayLimits, SocketEnd,
+    AckMemory, Detached, Outbox, Plan, RecoveryRefusal, RecoveryRequest, ReplayLimits, SocketEnd,
     Stamped, admit_recovery,
 };
+pub(crate) use super::publication::{Mode, Publication, RawFrame};
 use super::roles::{Permission, Roles};
 use super::stats::{Stats, bump, drop_one};
 use super::upstream::{self, Call, Reply, Upstream};
-use crate::protocol::json::MessageFrame;
 use crate::protocol::{CLOSE_UNRECOVERABLE, Payload, Secret};
+
+/// Adds one to `counter` if `happened`.
+fn count_if(happened: bool, counter: &AtomicU64) {
+    if happened {
+        bump(counter);
+    }
+}
 
 /// Locks a mutex, recovering from poisoning: every critical section here leaves the data
 /// consistent at each step, so the data is still good after a panic elsewhere.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// How a connection speaks.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// `json.webpubsub.azure.v1`.
-    Json,
-    /// `json.reliable.webpubsub.azure.v1`: sequence ids, replay, recovery.
-    JsonReliable,
-    /// A simple WebSocket client (no supported subprotocol): receives raw payloads. With a
-    /// group (`webpubsub_mode=sendToGroup&group=g`) every frame it sends is published there.
-    Simple {
-        /// The group its frames are published to, if any.
-        publish_to: Option<String>,
-    },
-}
-
-impl Mode {
-    pub(crate) fn is_reliable(&self) -> bool {
-        matches!(self, Mode::JsonReliable)
-    }
-
-    pub(crate) fn is_json(&self) -> bool {
-        matches!(self, Mode::Json | Mode::JsonReliable)
-    }
-}
-
-/// Where a published message comes from.
-#[derive(Clone, Debug)]
-enum Source {
-    Group {
-        group: String,
-        from_user_id: Option<String>,
-    },
-    Server,
-}
-
-/// A raw frame for simple WebSocket clients.
-#[derive(Clone, Debug)]
-pub(crate) enum RawFrame {
-    /// A text frame (text data, or JSON data serialized).
-    Text(Bytes),
-    /// A binary frame (binary or protobuf data).
-    Binary(Bytes),
-}
-
-/// One message on its way to any number of sockets. Each wire form is serialized at most once,
-/// on first use, and then shared by every receiver.
-#[derive(Debug)]
-pub(crate) struct Publication {
-    source: Source,
-    data: Payload,
-    json: OnceLock<MessageFrame>,
-    raw: OnceLock<RawFrame>,
-}
-
-impl Publication {
-    /// A message published to `group`.
-    pub(crate) fn group(
-        group: &str,
-        from_user_id: Option<&str>,
-        data: Payload,
-    ) -> Arc<Publication> {
-        Arc::new(Publication {
-            source: Source::Group {
-                group: group.to_owned(),
-                from_user_id: from_user_id.map(str::to_owned),
-            },
-            data,
-            json: OnceLock::new(),
-            raw: OnceLock::new(),
-        })
-    }
-
-    /// A message from the server (REST sends, echoed events).
-    pub(crate) fn server(data: Payload) -> Arc<Publication> {
-        Arc::new(Publication {
-            source: Source::Server,
-            data,
-            json: OnceLock::new(),
-            raw: OnceLock::new(),
-        })
-    }
-
-    /// The JSON subprotocol form, serialized once.
-    pub(crate) fn json(&self) -> &MessageFrame {
-        self.json.get_or_init(|| match &self.source {
-            Source::Group {
-                group,
-                from_user_id,
-            } => MessageFrame::group(group, from_user_id.as_deref(), &self.data),
-            Source::Server => MessageFrame::server(&self.data),
-        })
-    }
-
-    /// The simple-client form (protocol.md 2.5), built once.
-    pub(crate) fn raw(&self) -> &RawFrame {
-        self.raw.get_or_init(|| match &self.data {
-            Payload::Text(s) => RawFrame::Text(Bytes::copy_from_slice(s.as_bytes())),
-            Payload::Json(v) => RawFrame::Text(Bytes::from(v.to_string())),
-            Payload::Binary(b) | Payload::Protobuf(b) => RawFrame::Binary(b.clone()),
-        })
-    }
-
-    /// Approximate bytes this message costs on a socket of `mode` (for buffer bounds).
-    fn wire_len(&self, mode: &Mode) -> usize {
-        match mode {
-            // `{"sequenceId":N,` adds at most 35 bytes.
-            Mode::Json | Mode::JsonReliable => self.json().len() + 35,
-            Mode::Simple { .. } => match self.raw() {
-                RawFrame::Text(b) | RawFrame::Binary(b) => b.len(),
-            },
-        }
-    }
 }
 
 /// A data message for one socket: the shared publication and this receiver's sequence id.
@@ -181,6 +75,8 @@ pub(crate) enum ToSocket {
     },
     /// Stop at once, without a close frame (a network failure, as the client sees it).
     Drop,
+    /// Read nothing more from the client (the `stop_reading` fault).
+    StopReading,
 }
 
 /// Frames handed to a socket actor and not yet written by it: the slow-client measure.
@@ -275,6 +171,11 @@ impl Connection {
     /// Whether a socket is attached now.
     pub(crate) fn is_attached(&self) -> bool {
         lock(&self.outbox).socket().is_some()
+    }
+
+    /// Arms `count` misdeliveries of `kind` for the next messages to this connection.
+    pub(crate) fn arm(&self, kind: Misdelivery, count: u64) {
+        lock(&self.outbox).arm(kind, count);
     }
 
     /// Sends a control message to the attached socket, if any. True if sent.
@@ -505,6 +406,15 @@ impl HubState {
     pub(crate) fn all_connections(&self) -> Vec<Arc<Connection>> {
         let scopes: Vec<Arc<Scope>> = self.scopes.iter().map(|s| s.value().clone()).collect();
         scopes.iter().flat_map(|s| s.all_connections()).collect()
+    }
+
+    /// The connections of a user in any hub.
+    pub(crate) fn user_connections(&self, user: &str) -> Vec<Arc<Connection>> {
+        let scopes: Vec<Arc<Scope>> = self.scopes.iter().map(|s| s.value().clone()).collect();
+        scopes
+            .iter()
+            .flat_map(|s| s.user_connections(user))
+            .collect()
     }
 
     /// Finds a connection by id in any hub.
@@ -779,49 +689,84 @@ impl HubState {
     /// (reliable), and queues it for the socket if one is attached. A connection whose
     /// buffers overflow is removed as a slow client (close 1008: it cannot be recovered).
     pub(crate) fn deliver(&self, conn: &Arc<Connection>, publication: &Arc<Publication>) {
+        let queued = {
+            let mut ob = lock(&conn.outbox);
+            // Injected misdeliveries (faults.rs); `Deliver` at once when none is armed. Each is
+            // counted only once it happened, so the counts are exactly what a checker must see.
+            match ob.misdeliver(publication, Publication::same_source) {
+                Plan::Deliver => self.queue(&mut ob, conn, publication),
+                Plan::Lose => {
+                    bump(&self.stats.injected_lost);
+                    Ok(false)
+                }
+                Plan::Hold => {
+                    ob.hold(publication.clone());
+                    Ok(false)
+                }
+                Plan::Duplicate => match self.queue(&mut ob, conn, publication) {
+                    Ok(true) => self
+                        .queue(&mut ob, conn, publication)
+                        .inspect(|&second| count_if(second, &self.stats.injected_duplicated)),
+                    other => other,
+                },
+                Plan::Release(held) => match self.queue(&mut ob, conn, publication) {
+                    Ok(true) => self
+                        .queue(&mut ob, conn, &held)
+                        .inspect(|&late| count_if(late, &self.stats.injected_reordered)),
+                    other => other,
+                },
+            }
+        };
+        if let Err(reason) = queued {
+            bump(&self.stats.slow_clients);
+            tracing::warn!(connection_id = %conn.id, reason, "closing a slow client");
+            self.remove(conn, Some((CLOSE_UNRECOVERABLE, reason.to_owned())));
+        }
+    }
+
+    /// Stamps one message for `conn` under its outbox lock and hands it to the attached
+    /// socket (or keeps it for replay only, when detached). `Ok(false)`: the connection is
+    /// gone; `Err`: the slow-client reason when a bound is passed (the connection is then dead).
+    fn queue(
+        &self,
+        ob: &mut ConnOutbox,
+        conn: &Connection,
+        publication: &Arc<Publication>,
+    ) -> Result<bool, &'static str> {
         let cfg = &self.config;
         let limits = ReplayLimits {
             messages: cfg.replay_buffer_messages,
             bytes: cfg.replay_buffer_bytes,
         };
-        let overflow = {
-            let mut ob = lock(&conn.outbox);
-            let size = publication.wire_len(&conn.mode);
-            match ob.stamp(publication.clone(), size, conn.mode.is_reliable(), limits) {
-                Stamped::Dead => return,
-                Stamped::Overflow => {
-                    Some("SlowClient: more unacknowledged messages than the hub buffers")
-                }
-                Stamped::Send(sequence_id) => {
-                    let full = ob.socket().is_some_and(|socket| {
-                        let frames = socket.queue.frames.fetch_add(1, Relaxed) + 1;
-                        let bytes = socket.queue.bytes.fetch_add(size, Relaxed) + size;
-                        if frames > cfg.outbound_queue_messages || bytes > cfg.outbound_queue_bytes
-                        {
-                            return true;
-                        }
-                        socket.recipient.do_send(ToSocket::Frame(OutFrame {
-                            sequence_id,
-                            publication: publication.clone(),
-                            size,
-                        }));
-                        bump(&self.stats.messages_out);
-                        false
-                    });
-                    if full {
-                        // Stop queueing at once; `remove` finishes the job outside this lock.
-                        ob.kill();
-                        Some("SlowClient: the outbound queue of the connection is full")
-                    } else {
-                        None
-                    }
-                }
+        let size = publication.wire_len(&conn.mode);
+        let sequence_id = match ob.stamp(publication.clone(), size, conn.mode.is_reliable(), limits)
+        {
+            Stamped::Dead => return Ok(false),
+            Stamped::Overflow => {
+                return Err("SlowClient: more unacknowledged messages than the hub buffers");
             }
+            Stamped::Send(sequence_id) => sequence_id,
         };
-        if let Some(reason) = overflow {
-            bump(&self.stats.slow_clients);
-            tracing::warn!(connection_id = %conn.id, reason, "closing a slow client");
-            self.remove(conn, Some((CLOSE_UNRECOVERABLE, reason.to_owned())));
+        let full = ob.socket().is_some_and(|socket| {
+            let frames = socket.queue.frames.fetch_add(1, Relaxed) + 1;
+            let bytes = socket.queue.bytes.fetch_add(size, Relaxed) + size;
+            if frames > cfg.outbound_queue_messages || bytes > cfg.outbound_queue_bytes {
+                return true;
+            }
+            socket.recipient.do_send(ToSocket::Frame(OutFrame {
+                sequence_id,
+                publication: publication.clone(),
+                size,
+            }));
+            bump(&self.stats.messages_out);
+            false
+        });
+        if full {
+            // Stop queueing at once; `remove` finishes the job outside this lock.
+            ob.kill();
+            Err("SlowClient: the outbound queue of the connection is full")
+        } else {
+            Ok(true)
         }
     }
 

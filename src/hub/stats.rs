@@ -50,6 +50,12 @@ pub struct HubStats {
     pub closes_by_code: BTreeMap<u16, u64>,
     /// Faults injected through `Hub` methods or `POST /_fleet/faults`.
     pub faults_injected: u64,
+    /// Deliveries silently dropped by an injected `lose` fault.
+    pub injected_lost: u64,
+    /// Extra copies delivered by an injected `duplicate` fault.
+    pub injected_duplicated: u64,
+    /// Deliveries held back and sent after a later one by an injected `reorder` fault.
+    pub injected_reordered: u64,
     /// Events queued for the event handler.
     pub upstream_events: u64,
     /// Events not sent because `max_upstream_calls` calls were in flight already: user
@@ -77,6 +83,9 @@ pub(crate) struct Stats {
     pub(crate) slow_clients: AtomicU64,
     pub(crate) drops: AtomicU64,
     pub(crate) faults_injected: AtomicU64,
+    pub(crate) injected_lost: AtomicU64,
+    pub(crate) injected_duplicated: AtomicU64,
+    pub(crate) injected_reordered: AtomicU64,
     pub(crate) upstream_events: AtomicU64,
     pub(crate) upstream_dropped: AtomicU64,
     // Closes are rare (not on the message path), so a mutex over a small map is fine.
@@ -124,6 +133,9 @@ impl Stats {
             drops: self.drops.load(Relaxed),
             closes_by_code: self.closes.lock().map(|c| c.clone()).unwrap_or_default(),
             faults_injected: self.faults_injected.load(Relaxed),
+            injected_lost: self.injected_lost.load(Relaxed),
+            injected_duplicated: self.injected_duplicated.load(Relaxed),
+            injected_reordered: self.injected_reordered.load(Relaxed),
             upstream_events: self.upstream_events.load(Relaxed),
             upstream_dropped: self.upstream_dropped.load(Relaxed),
         }

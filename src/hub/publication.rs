@@ -1,0 +1,191 @@
+//! What the hub publishes: a [`Publication`] (one message on its way to any number of
+//! sockets, serialized at most once per wire form and shared by every receiver), its source,
+//! and the [`Mode`] of the connection that decides which form a socket gets. Pure values,
+//! no lock and no I/O.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+
+use crate::protocol::Payload;
+use crate::protocol::json::MessageFrame;
+
+/// How a connection speaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `json.webpubsub.azure.v1`.
+    Json,
+    /// `json.reliable.webpubsub.azure.v1`: sequence ids, replay, recovery.
+    JsonReliable,
+    /// A simple WebSocket client (no supported subprotocol): receives raw payloads. With a
+    /// group (`webpubsub_mode=sendToGroup&group=g`) every frame it sends is published there.
+    Simple {
+        /// The group its frames are published to, if any.
+        publish_to: Option<String>,
+    },
+}
+
+impl Mode {
+    pub(crate) fn is_reliable(&self) -> bool {
+        matches!(self, Mode::JsonReliable)
+    }
+
+    pub(crate) fn is_json(&self) -> bool {
+        matches!(self, Mode::Json | Mode::JsonReliable)
+    }
+}
+
+/// Where a published message comes from.
+#[derive(Clone, Debug)]
+enum Source {
+    Group {
+        group: String,
+        from_user_id: Option<String>,
+    },
+    Server,
+}
+
+/// A raw frame for simple WebSocket clients.
+#[derive(Clone, Debug)]
+pub(crate) enum RawFrame {
+    /// A text frame (text data, or JSON data serialized).
+    Text(Bytes),
+    /// A binary frame (binary or protobuf data).
+    Binary(Bytes),
+}
+
+/// One message on its way to any number of sockets. Each wire form is serialized at most once,
+/// on first use, and then shared by every receiver.
+#[derive(Debug)]
+pub(crate) struct Publication {
+    source: Source,
+    data: Payload,
+    json: OnceLock<MessageFrame>,
+    raw: OnceLock<RawFrame>,
+}
+
+impl Publication {
+    /// A message published to `group`.
+    pub(crate) fn group(
+        group: &str,
+        from_user_id: Option<&str>,
+        data: Payload,
+    ) -> Arc<Publication> {
+        Arc::new(Publication {
+            source: Source::Group {
+                group: group.to_owned(),
+                from_user_id: from_user_id.map(str::to_owned),
+            },
+            data,
+            json: OnceLock::new(),
+            raw: OnceLock::new(),
+        })
+    }
+
+    /// A message from the server (REST sends, echoed events).
+    pub(crate) fn server(data: Payload) -> Arc<Publication> {
+        Arc::new(Publication {
+            source: Source::Server,
+            data,
+            json: OnceLock::new(),
+            raw: OnceLock::new(),
+        })
+    }
+
+    /// The JSON subprotocol form, serialized once.
+    pub(crate) fn json(&self) -> &MessageFrame {
+        self.json.get_or_init(|| match &self.source {
+            Source::Group {
+                group,
+                from_user_id,
+            } => MessageFrame::group(group, from_user_id.as_deref(), &self.data),
+            Source::Server => MessageFrame::server(&self.data),
+        })
+    }
+
+    /// The simple-client form (protocol.md 2.5), built once.
+    pub(crate) fn raw(&self) -> &RawFrame {
+        self.raw.get_or_init(|| match &self.data {
+            Payload::Text(s) => RawFrame::Text(Bytes::copy_from_slice(s.as_bytes())),
+            Payload::Json(v) => RawFrame::Text(Bytes::from(v.to_string())),
+            Payload::Binary(b) | Payload::Protobuf(b) => RawFrame::Binary(b.clone()),
+        })
+    }
+
+    /// Whether two messages come from the same publisher (group and sender, or the server):
+    /// what an injected reorder swaps.
+    pub(crate) fn same_source(a: &Arc<Publication>, b: &Arc<Publication>) -> bool {
+        match (&a.source, &b.source) {
+            (
+                Source::Group {
+                    group: ga,
+                    from_user_id: ua,
+                },
+                Source::Group {
+                    group: gb,
+                    from_user_id: ub,
+                },
+            ) => ga == gb && ua == ub,
+            (Source::Server, Source::Server) => true,
+            _ => false,
+        }
+    }
+
+    /// Approximate bytes this message costs on a socket of `mode` (for buffer bounds).
+    pub(crate) fn wire_len(&self, mode: &Mode) -> usize {
+        match mode {
+            // `{"sequenceId":N,` adds at most 35 bytes.
+            Mode::Json | Mode::JsonReliable => self.json().len() + 35,
+            Mode::Simple { .. } => match self.raw() {
+                RawFrame::Text(b) | RawFrame::Binary(b) => b.len(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_wire_form_is_built_once_and_shared() {
+        let p = Publication::group("g", Some("u"), Payload::Text("hi".into()));
+        assert!(std::ptr::eq(p.json(), p.json()));
+        assert!(std::ptr::eq(p.raw(), p.raw()));
+        let json = String::from_utf8(p.json().plain().to_vec()).unwrap();
+        assert!(
+            json.contains(r#""group":"g""#) && json.contains(r#""fromUserId":"u""#),
+            "{json}"
+        );
+        // (mode, bytes counted against the buffers)
+        let table = [
+            (Mode::Json, p.json().len() + 35),
+            (Mode::JsonReliable, p.json().len() + 35),
+            (Mode::Simple { publish_to: None }, 2),
+        ];
+        for (mode, len) in table {
+            assert_eq!(p.wire_len(&mode), len, "{mode:?}");
+        }
+        let binary = Publication::server(Payload::Binary(Bytes::from_static(&[1, 2, 3])));
+        assert!(matches!(binary.raw(), RawFrame::Binary(b) if b.as_ref() == [1, 2, 3]));
+    }
+
+    #[test]
+    fn the_source_is_the_group_and_sender_or_the_server() {
+        let data = || Payload::Text("x".into());
+        let a = Publication::group("g", Some("u"), data());
+        // (other, same source as `a`)
+        let table = [
+            (Publication::group("g", Some("u"), data()), true),
+            (Publication::group("g", Some("v"), data()), false),
+            (Publication::group("h", Some("u"), data()), false),
+            (Publication::group("g", None, data()), false),
+            (Publication::server(data()), false),
+        ];
+        for (other, same) in table {
+            assert_eq!(Publication::same_source(&a, &other), same, "{other:?}");
+        }
+        let s = Publication::server(data());
+        assert!(Publication::same_source(&s, &Publication::server(data())));
+    }
+}
