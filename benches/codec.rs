@@ -1,5 +1,6 @@
 //! Codec benchmarks: decoding a group message of about 100 bytes of data into a
-//! dispatch-ready `Inbound`, and encoding a `sendToGroup`.
+//! dispatch-ready `Inbound`, and encoding a `sendToGroup`; the same rows for the protobuf
+//! codec (`protobuf_*`), on the same message.
 //!
 //! Run: `cargo bench --bench codec`
 
@@ -7,7 +8,8 @@ use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_mai
 use webpubsub_fleet::protocol::json::{
     MessageFrame, decode_inbound, decode_outbound, encode_outbound,
 };
-use webpubsub_fleet::protocol::{Outbound, Payload};
+use webpubsub_fleet::protocol::protobuf;
+use webpubsub_fleet::protocol::{Inbound, Outbound, Payload};
 
 /// About 100 bytes of text data, shaped like the load tool's stamped payloads.
 const DATA: &str = "p=user-0017;s=000000000042;t=1732752000123456;xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
@@ -40,6 +42,29 @@ fn codec(c: &mut Criterion) {
     });
     let frame = MessageFrame::group("group-7", Some("user-0017"), &Payload::Text(DATA.into()));
     g.bench_function("stamp_sequence_id_hub_fanout", |b| {
+        b.iter(|| black_box(&frame).with_sequence_id(black_box(1042)))
+    });
+
+    // The same four rows in protobuf. A protobuf group message has no fromUserId field.
+    let inbound = protobuf::encode_inbound(&Inbound::GroupMessage {
+        sequence_id: Some(1042),
+        group: "group-7".into(),
+        from_user_id: None,
+        data: Payload::Text(DATA.into()),
+    })
+    .unwrap();
+    g.bench_function("protobuf_decode_group_message_100B", |b| {
+        b.iter(|| protobuf::decode_inbound(black_box(&inbound)).unwrap())
+    });
+    g.bench_function("protobuf_encode_send_to_group_100B", |b| {
+        b.iter(|| protobuf::encode_outbound(black_box(&send)))
+    });
+    let encoded = protobuf::encode_outbound(&send);
+    g.bench_function("protobuf_decode_send_to_group_100B_hub", |b| {
+        b.iter(|| protobuf::decode_outbound(black_box(&encoded)).unwrap())
+    });
+    let frame = protobuf::MessageFrame::group("group-7", &Payload::Text(DATA.into()));
+    g.bench_function("protobuf_stamp_sequence_id_hub_fanout", |b| {
         b.iter(|| black_box(&frame).with_sequence_id(black_box(1042)))
     });
     g.finish();

@@ -99,6 +99,27 @@ FILTERS = [
     "(connectionId eq 'c1' or connectionId eq 'c2') and not userId eq null",
 ]
 
+# protobuf_decode: UpstreamMessage and DownstreamMessage examples (protocol.md 4), serialized by
+# Python's protobuf package from proto/webpubsub.proto (every message type and data kind).
+PROTOBUF = [
+    bytes.fromhex("320a0a0667726f7570311001"),
+    bytes.fromhex("3a080a0667726f757031"),
+    bytes.fromhex("0a150a0667726f75703110031a070a0548656c6c6f2001"),
+    bytes.fromhex("0a1d0a0667726f7570311a1322117b2268656c6c6f223a22776f726c64227d"),
+    bytes.fromhex("2a120a076d657373616765120512030102031805"),
+    bytes.fromhex("2a310a076d65737361676512261a240a1e747970652e676f6f676c65617069732e636f6d2f746573742e506f696e741202082a"),
+    bytes.fromhex("4202080c"),
+    bytes.fromhex("4a00"),
+    bytes.fromhex("0a0408011001"),
+    bytes.fromhex("0a2d08011a290a09466f7262696464656e121c54686520636c69656e7420686173206e6f207065726d697373696f6e"),
+    bytes.fromhex("12170a0567726f7570120667726f7570311a040a0268692001"),
+    bytes.fromhex("12130a067365727665721a07120568656c6c6f2002"),
+    bytes.fromhex("12300a067365727665721a261a240a1e747970652e676f6f676c65617069732e636f6d2f746573742e506f696e741202082a"),
+    bytes.fromhex("1a200a1e0a106162636465666768696a6b6c6d6e6f70120575736572311a03746f6b"),
+    bytes.fromhex("1a121210120e536572766963652072656c6f6164"),
+    bytes.fromhex("2200"),
+]
+
 
 def write(target, seeds):
     d = os.path.join(CORPUS, target)
@@ -113,6 +134,7 @@ def write(target, seeds):
 def main():
     write("request_decode", REQUESTS)
     write("inbound_decode", INBOUND)
+    write("protobuf_decode", PROTOBUF)
     write("connection_string", CONNECTION_STRINGS)
     write("client_url", CLIENT_URLS)
     write("odata_filter", FILTERS)

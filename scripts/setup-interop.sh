@@ -27,6 +27,11 @@ PINS=(
     # Not an SDK: validates the manifests `webpubsub-fleet k8s` renders against the bundled
     # Kubernetes schemas, offline (scripts/test.sh).
     "kubernetes-validate==1.37.0"
+    # Not an SDK: the protobuf golden vectors (tests/protobuf_golden.rs) compile
+    # proto/webpubsub.proto with grpcio-tools' bundled protoc and encode with protobuf.
+    "protobuf==7.36.2"
+    "grpcio-tools==1.85.1"
+    "grpcio==1.85.1"
 )
 WANTED="$(printf '%s\n' "${PINS[@]}")"
 

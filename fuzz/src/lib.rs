@@ -21,3 +21,26 @@ pub fn decoded_or_short_error<T>(result: Result<T, ProtocolError>) -> Option<T> 
         }
     }
 }
+
+/// Checks that a `connected` frame's `Debug` output does not depend on its reconnection token
+/// (whichever codec decoded it): the token is a secret and must never reach a log line.
+pub fn assert_reconnection_token_hidden(frame: &webpubsub_fleet::protocol::Inbound) {
+    use webpubsub_fleet::protocol::{Inbound, Secret};
+    if let Inbound::Connected {
+        connection_id,
+        user_id,
+        reconnection_token: Some(_),
+    } = frame
+    {
+        let other = Inbound::Connected {
+            connection_id: connection_id.clone(),
+            user_id: user_id.clone(),
+            reconnection_token: Some(Secret::new("another token")),
+        };
+        assert_eq!(
+            format!("{frame:?}"),
+            format!("{other:?}"),
+            "the reconnection token shows in Debug"
+        );
+    }
+}

@@ -91,6 +91,61 @@ pub enum ProtocolError {
         /// Why.
         reason: &'static str,
     },
+    /// A binary frame that is not a valid protobuf message of the expected type: truncated, a
+    /// field with the wrong wire type, a string that is not UTF-8, a bad varint.
+    #[error(
+        "frame is not a valid protobuf {message} ({fault}: {reason}): send one {message} per binary WebSocket message"
+    )]
+    InvalidProtobuf {
+        /// `UpstreamMessage` or `DownstreamMessage` (or the nested message that failed).
+        message: &'static str,
+        /// What kind of fault it is.
+        fault: ProtobufFault,
+        /// The decoder's description, with the path of fields to the fault.
+        reason: String,
+    },
+    /// A protobuf frame with none of the messages this subprotocol defines (an empty frame, or a
+    /// `oneof` field number this version does not know).
+    #[error(
+        "protobuf {message} carries no known message: set one of its `message` fields (protocol.md 4)"
+    )]
+    EmptyProtobuf {
+        /// The message whose `oneof` was empty.
+        message: &'static str,
+    },
+    /// `protobuf_data` is a `google.protobuf.Any` whose `type_url` names no type (kept: its
+    /// first 64 characters).
+    #[error(
+        "`protobuf_data` has type_url `{0}`, which names no message type: use `type.googleapis.com/<package>.<Message>`"
+    )]
+    UnknownAnyType(String),
+    /// A frame that has no protobuf form (only [`crate::protocol::Inbound::Unknown`]).
+    #[error("`{0}` has no protobuf encoding")]
+    NoProtobufForm(&'static str),
+}
+
+/// The kind of a protobuf decode failure, so counters and tests can tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProtobufFault {
+    /// The frame ends inside a field (a length or varint runs past the end).
+    Truncated,
+    /// A known field arrived with a wire type its declaration does not have.
+    WrongWireType,
+    /// A string field that is not UTF-8.
+    InvalidUtf8,
+    /// Anything else the decoder refused (bad tag, over-long varint, nesting too deep).
+    Malformed,
+}
+
+impl std::fmt::Display for ProtobufFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProtobufFault::Truncated => "truncated",
+            ProtobufFault::WrongWireType => "wrong wire type",
+            ProtobufFault::InvalidUtf8 => "string not UTF-8",
+            ProtobufFault::Malformed => "malformed",
+        })
+    }
 }
 
 /// Keeps at most `max` characters of a value a peer chose, so an error stays short and a

@@ -20,7 +20,7 @@ use super::error::shorten;
 use super::{AckError, AckErrorName, AckId, Inbound, Outbound, Payload, ProtocolError, Secret};
 
 /// Most characters of a peer's value (a `type`, a `dataType`, a number) an error repeats.
-const ECHO_MAX: usize = 64;
+pub(super) const ECHO_MAX: usize = 64;
 
 /// Every field either direction may carry, kept raw so each can be checked with a precise error.
 #[derive(Deserialize, Default)]
@@ -239,7 +239,7 @@ fn type_name<'a>(raw: &RawFrame<'a>) -> Result<std::borrow::Cow<'a, str>, Protoc
     })
 }
 
-fn check_name(value: String, field: &'static str) -> Result<String, ProtocolError> {
+pub(super) fn check_name(value: String, field: &'static str) -> Result<String, ProtocolError> {
     if value.is_empty() {
         Err(ProtocolError::InvalidName {
             field,
