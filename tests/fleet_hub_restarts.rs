@@ -122,12 +122,8 @@ async fn two_hundred_clients_ride_out_hub_restarts_with_only_allowed_gaps() {
     .await
     .expect("the run completes");
     eprintln!("{report}");
+    support::assert_no_violations(&report);
     let c = &report.messages.checked;
-    assert_eq!(
-        (c.lost, c.duplicated, c.reordered, c.unexpected),
-        (0, 0, 0, 0),
-        "{report}"
-    );
     assert!(c.delivered > 0 && c.allowed_gap > 0, "{report}");
     // Two restarts: every client needed at least two new connections.
     assert!(report.reconnects >= 2 * 200, "{report}");

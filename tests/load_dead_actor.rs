@@ -128,12 +128,8 @@ async fn dead_actors_come_back_with_their_groups_and_only_their_gap_is_allowed()
     .await
     .expect("the run completes");
     eprintln!("{report}");
+    support::assert_no_violations(&report);
     let c = &report.messages.checked;
-    assert_eq!(
-        (c.lost, c.duplicated, c.reordered, c.unexpected),
-        (0, 0, 0, 0),
-        "{report}"
-    );
     // The receiver victim missed what was published while it was dead: allowed, nothing else.
     assert!(c.allowed_gap > 0, "{report}");
     assert!(c.delivered > 1000, "{report}");

@@ -5,6 +5,8 @@
 //! reordered or unexpected, and `max_loss 0` must pass. The full-size row (2,000 clients,
 //! 60 s) is an ignored test here, for a quiet machine (docs/performance.md).
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -104,12 +106,8 @@ async fn row_15(size: Size) {
         .await
         .expect("the run completes");
     eprintln!("{report}");
+    support::assert_no_violations(&report);
     let c = &report.messages.checked;
-    assert_eq!(
-        (c.lost, c.duplicated, c.reordered, c.unexpected),
-        (0, 0, 0, 0),
-        "{report}"
-    );
     assert!(c.delivered > 0 && report.recoveries > 0, "{report}");
     assert!(report.thresholds.passed, "{report}");
     assert_eq!(

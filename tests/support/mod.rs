@@ -109,3 +109,14 @@ pub fn rss_kib() -> u64 {
         .expect("/proc/self/status is readable on Linux")
         .rss_kib
 }
+
+/// Asserts a load run's checker found nothing lost, duplicated, reordered or unexpected,
+/// printing the whole report on failure (what each test adds is asserted beside it).
+pub fn assert_no_violations(report: &webpubsub_fleet::load::LoadReport) {
+    let c = &report.messages.checked;
+    assert_eq!(
+        (c.lost, c.duplicated, c.reordered, c.unexpected),
+        (0, 0, 0, 0),
+        "lost, duplicated, reordered, unexpected:\n{report}"
+    );
+}
