@@ -586,6 +586,8 @@ where
 /// Turns an answer (or its absence) into what the waiting side expects.
 fn respond(to: Respond, url: &str, answer: Result<Answer, Failure>) {
     if let Err(failure) = &answer {
+        // A handler URL's query can hold a key (an Azure Functions `code=`): log the path only.
+        let url = url.split_once('?').map_or(url, |(path, _)| path);
         tracing::debug!(url, reason = %failure, "upstream event failed");
     }
     match to {
