@@ -37,21 +37,13 @@ fn options(protocol: Subprotocol) -> ClientOptions {
         .with_reconnect_retry(quick)
 }
 
-/// A started client connected to the fake with connection id `conn-1` on `protocol`.
+/// A started client on `protocol` connected to the fake with connection id `conn-1`.
 async fn connected(
     hub: &mut FakeHub,
     protocol: Subprotocol,
 ) -> (Client, EventStream, FakeConnection) {
-    let client = Client::from_url(&hub.url("tok-SECRET"), options(protocol)).unwrap();
-    let events = client.events().await.unwrap();
-    let started = {
-        let client = client.clone();
-        actix_rt::spawn(async move { client.start().await })
-    };
-    let conn = hub.accept_connected("conn-1").await;
+    let (client, events, conn) = hub.connected_client(options(protocol)).await;
     assert_eq!(conn.protocol, Some(protocol), "the subprotocol offered");
-    let info = started.await.unwrap().unwrap();
-    assert_eq!(info.connection_id, "conn-1");
     (client, events, conn)
 }
 
@@ -95,16 +87,10 @@ async fn every_request_goes_as_a_binary_protobuf_frame_and_its_ack_resolves_it()
     let mut hub = FakeHub::start(Handshake::Accept).await;
     for protocol in [Subprotocol::Protobuf, Subprotocol::ProtobufReliable] {
         let (client, mut events, mut conn) = connected(&mut hub, protocol).await;
-        match next_of(&mut events, EventKind::Connected).await {
-            Event::Connected {
-                connection_id,
-                user_id,
-            } => {
-                assert_eq!(connection_id, "conn-1");
-                assert_eq!(user_id.as_deref(), Some("user1"));
-            }
-            other => panic!("{other:?}"),
-        }
+        // The ConnectedMessage's connection and user ids.
+        next_of(&mut events, EventKind::Connected).await;
+        assert_eq!(client.connection_id().as_deref(), Some("conn-1"));
+        assert_eq!(client.user_id().as_deref(), Some("user1"));
 
         // joinGroup, checked on the wire by hand: UpstreamMessage.join_group_message (field
         // 6, length 5) holding group "g" (field 1) and ack_id 1 (field 2). The fake fails the
@@ -300,17 +286,9 @@ async fn reliable_protobuf_acks_sequence_ids_and_recovers_with_replay_without_lo
     conn.drop_abruptly();
 
     next_of(&mut events, EventKind::Recovering).await;
-    let mut recovered = hub.accept().await;
+    // With the token that came in the protobuf ConnectedMessage.
+    let mut recovered = hub.accept_recovery("conn-1").await;
     assert_eq!(recovered.protocol, Some(Subprotocol::ProtobufReliable));
-    assert_eq!(
-        recovered.query("awps_connection_id").as_deref(),
-        Some("conn-1")
-    );
-    // The token came in the protobuf ConnectedMessage.
-    assert_eq!(
-        recovered.query("awps_reconnection_token").as_deref(),
-        Some("reco-SECRET-conn-1")
-    );
     // The in-flight operation goes again, byte for byte (same ack id); the hub deduplicates.
     let (_, resent) = recovered
         .recv_outbound_raw(|f| matches!(f, Outbound::SendToGroup { .. }))

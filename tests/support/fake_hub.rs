@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use webpubsub_fleet::client::{Client, ClientOptions, EventStream};
 use webpubsub_fleet::protocol::{
     AckError, AckErrorName, Codec, FrameKind, Inbound, Outbound, Payload, Secret, Subprotocol,
     WireFrame,
@@ -133,6 +134,41 @@ impl FakeHub {
         let mut conn = self.accept().await;
         conn.send_connected(connection_id).await;
         conn
+    }
+
+    /// A client with `options` for this fake, started and connected with connection id
+    /// `conn-1`, with its event stream (subscribed before the start, so `connected` is in it)
+    /// and the fake's side of its socket.
+    pub async fn connected_client(
+        &mut self,
+        options: ClientOptions,
+    ) -> (Client, EventStream, FakeConnection) {
+        let client = Client::from_url(&self.url("tok-SECRET"), options).unwrap();
+        let events = client.events().await.unwrap();
+        let started = {
+            let client = client.clone();
+            actix_rt::spawn(async move { client.start().await })
+        };
+        let conn = self.accept_connected("conn-1").await;
+        let info = started.await.unwrap().unwrap();
+        assert_eq!(info.connection_id, "conn-1");
+        (client, events, conn)
+    }
+
+    /// The next socket, which must be a recovery of `connection_id` with the reconnection
+    /// token [`FakeConnection::send_connected`] gave it.
+    pub async fn accept_recovery(&mut self, connection_id: &str) -> FakeConnection {
+        let recovery = self.accept().await;
+        assert_eq!(
+            recovery.query("awps_connection_id").as_deref(),
+            Some(connection_id)
+        );
+        let token = format!("reco-SECRET-{connection_id}");
+        assert_eq!(
+            recovery.query("awps_reconnection_token").as_deref(),
+            Some(token.as_str())
+        );
+        recovery
     }
 
     /// Whether a socket arrives within `wait` (for "nothing happens" checks with a bound).
