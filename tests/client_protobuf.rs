@@ -240,9 +240,17 @@ async fn group_and_server_messages_of_each_payload_type_become_events() {
 }
 
 #[actix_rt::test]
-async fn the_plain_protobuf_subprotocol_has_no_sequence_ids_and_reconnects() {
+async fn the_plain_protobuf_subprotocol_pings_has_no_sequence_ids_and_reconnects() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, mut events, mut conn) = connected(&mut hub, Subprotocol::Protobuf).await;
+    let options = options(Subprotocol::Protobuf)
+        .with_keepalive(Duration::from_millis(100), Duration::from_secs(10));
+    let (client, mut events, mut conn) = hub.connected_client(options).await;
+    // The keepalive ping: UpstreamMessage.ping_message (field 9), empty.
+    let (_, ping) = conn
+        .recv_outbound_raw(|f| matches!(f, Outbound::Ping))
+        .await;
+    assert_eq!(ping, [0x4a, 0x00]);
+    conn.send_inbound(&Inbound::Pong).await;
     conn.send_inbound(&Inbound::GroupMessage {
         sequence_id: None,
         group: "g".into(),
@@ -251,13 +259,24 @@ async fn the_plain_protobuf_subprotocol_has_no_sequence_ids_and_reconnects() {
     })
     .await;
     assert_eq!(group_message(&mut events).await.sequence_id, None);
-    // Not reliable: a drop is a new connection (no recovery parameters), never a recovery.
-    conn.drop_abruptly();
-    next_of(&mut events, EventKind::Disconnected).await;
+    // The DisconnectedMessage's reason is the disconnect's message; not reliable, so the
+    // close is followed by a new connection (no recovery parameters), never a recovery.
+    conn.send_inbound(&Inbound::Disconnected {
+        message: Some("Service reload".into()),
+    })
+    .await;
+    conn.close(1000).await;
+    match next_of(&mut events, EventKind::Disconnected).await {
+        Event::Disconnected { message, .. } => {
+            assert_eq!(message.as_deref(), Some("Service reload"))
+        }
+        other => panic!("{other:?}"),
+    }
     let fresh = hub.accept().await;
     assert_eq!(fresh.query("awps_connection_id"), None);
     assert_eq!(fresh.protocol, Some(Subprotocol::Protobuf));
-    assert_eq!(client.status().await.unwrap().counters.recoveries, 0);
+    let counters = client.status().await.unwrap().counters;
+    assert_eq!((counters.recoveries, counters.bad_frames), (0, 0));
 }
 
 #[actix_rt::test]
