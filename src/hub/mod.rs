@@ -90,6 +90,7 @@ mod inject;
 mod names;
 pub(crate) mod outbox;
 mod publication;
+mod queue;
 mod reading;
 mod requests;
 mod rest;

@@ -3,9 +3,11 @@
 //! and the [`Mode`] of the connection that decides which form a socket gets. Pure values,
 //! no lock and no I/O.
 
+use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::protocol::Payload;
 use crate::protocol::json::MessageFrame;
@@ -103,6 +105,18 @@ impl Publication {
         })
     }
 
+    /// The JSON form for one receiver: the shared frame as is, or, for a reliable receiver,
+    /// with its `sequenceId` written in front. The stamped copy is cut from a per-thread
+    /// chunk ([`STAMP_CHUNK`]), so stamping costs a copy of the frame but an allocation only
+    /// once per chunk, not once per receiver.
+    pub(crate) fn json_for(&self, sequence_id: Option<u64>) -> Bytes {
+        let plain = self.json().plain();
+        match sequence_id {
+            None => plain,
+            Some(seq) => STAMPS.with_borrow_mut(|chunk| stamp(&plain, seq, chunk)),
+        }
+    }
+
     /// The simple-client form (protocol.md 2.5), built once.
     pub(crate) fn raw(&self) -> &RawFrame {
         self.raw.get_or_init(|| match &self.data {
@@ -143,6 +157,30 @@ impl Publication {
     }
 }
 
+/// Bytes per thread from which stamped frames are cut; a larger frame gets its own.
+const STAMP_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// Where this thread writes stamped frames. Each frame is handed out as a slice of the
+    /// chunk, which is freed once every frame cut from it has been written.
+    static STAMPS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// `{"sequenceId":N,` followed by the frame after its opening brace, cut from `chunk`.
+fn stamp(plain: &[u8], sequence_id: u64, chunk: &mut BytesMut) -> Bytes {
+    // `{"sequenceId":` (14) + at most 20 digits + `,`, minus the brace not copied.
+    let need = plain.len() + 34;
+    if chunk.capacity() - chunk.len() < need {
+        *chunk = BytesMut::with_capacity(STAMP_CHUNK.max(need));
+    }
+    chunk.extend_from_slice(b"{\"sequenceId\":");
+    // Writing a number into a BytesMut with room cannot fail.
+    let _ = write!(chunk, "{sequence_id}");
+    chunk.put_u8(b',');
+    chunk.extend_from_slice(plain.get(1..).unwrap_or_default());
+    chunk.split().freeze()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +206,29 @@ mod tests {
         }
         let binary = Publication::server(Payload::Binary(Bytes::from_static(&[1, 2, 3])));
         assert!(matches!(binary.raw(), RawFrame::Binary(b) if b.as_ref() == [1, 2, 3]));
+    }
+
+    #[test]
+    fn a_stamped_frame_is_the_codec_s_and_frames_share_a_chunk() {
+        let small = Publication::group("g", Some("u"), Payload::Text("hi".into()));
+        let big = Publication::server(Payload::Text("x".repeat(STAMP_CHUNK)));
+        assert_eq!(small.json_for(None), small.json().plain());
+        // Enough stamps to cross chunk boundaries, with ids of every width.
+        let mut previous: Option<Bytes> = None;
+        let mut shared = 0;
+        for (i, seq) in (0..2_000u64).map(|i| (i, i * 9_223_372_036_854_775)).chain([(0, u64::MAX)]) {
+            let p = if i % 500 == 499 { &big } else { &small };
+            let stamped = p.json_for(Some(seq));
+            assert_eq!(stamped, p.json().with_sequence_id(seq), "sequence id {seq}");
+            if let Some(prev) = &previous {
+                // Cut from the same chunk: this frame starts where the last one ended.
+                if prev.as_ptr().wrapping_add(prev.len()) == stamped.as_ptr() {
+                    shared += 1;
+                }
+            }
+            previous = Some(stamped);
+        }
+        assert!(shared > 1_500, "only {shared} of 2,000 stamps shared a chunk");
     }
 
     #[test]

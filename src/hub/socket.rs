@@ -6,6 +6,7 @@
 //! access token (401), token group claims (400), the blocking `connect` event when a handler
 //! takes it (its 4xx, or 500/502/503/504: `connect.rs`), subprotocol and mode (400), upgrade.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -33,7 +34,7 @@ use super::reading::{ReadSwitch, Switched};
 use super::requests::{self, After, Outcome};
 use super::roles::Roles;
 use super::state::{
-    Connection, HubState, Mode, OutFrame, Publication, QueueGauge, RawFrame, SocketRef, ToSocket,
+    Connection, HubState, Mode, OutFrame, OutQueue, Publication, RawFrame, SocketRef, ToSocket,
 };
 use super::stats::bump;
 use super::upstream::Reply;
@@ -421,7 +422,10 @@ pub(crate) struct Session {
     conn: Arc<Connection>,
     start: Start,
     generation: u64,
-    queue: Arc<QueueGauge>,
+    /// Frames the state queued for this socket; a `Drain` takes them all.
+    queue: Arc<OutQueue>,
+    /// The batch being written (kept between batches for its capacity).
+    batch: VecDeque<(OutFrame, usize)>,
     last_heard: Instant,
     /// What `stopped` reports to the state.
     end: SocketEnd,
@@ -442,7 +446,8 @@ impl Session {
             conn,
             start,
             generation,
-            queue: Arc::new(QueueGauge::default()),
+            queue: Arc::new(OutQueue::default()),
+            batch: VecDeque::new(),
             last_heard: Instant::now(),
             end: SocketEnd::Lost,
             closed: false,
@@ -473,12 +478,7 @@ impl Session {
             return;
         }
         let message = if self.conn.mode.is_json() {
-            let json = frame.publication.json();
-            let bytes = match frame.sequence_id {
-                Some(seq) => json.with_sequence_id(seq),
-                None => json.plain(),
-            };
-            text_message(bytes)
+            text_message(frame.publication.json_for(frame.sequence_id))
         } else {
             match frame.publication.raw() {
                 RawFrame::Text(b) => text_message(b.clone()),
@@ -777,9 +777,13 @@ impl Handler<ToSocket> for Session {
 
     fn handle(&mut self, message: ToSocket, ctx: &mut Self::Context) {
         match message {
-            ToSocket::Frame(frame) => {
-                self.queue.written(frame.size);
-                self.write_frame(ctx, &frame);
+            ToSocket::Drain => {
+                let mut batch = std::mem::take(&mut self.batch);
+                self.queue.take(&mut batch);
+                for (frame, _) in batch.drain(..) {
+                    self.write_frame(ctx, &frame);
+                }
+                self.batch = batch;
             }
             ToSocket::Close { code, reason } => {
                 let end = if code == CLOSE_UNRECOVERABLE {

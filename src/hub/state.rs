@@ -8,8 +8,9 @@
 //!   holds one while taking the other, or while taking a map lock, so there is no lock order
 //!   to get wrong;
 //! - a delivery locks the receiver's outbox briefly: it assigns the sequence id, buffers the
-//!   frame and hands it to the socket actor's mailbox under that lock, so each receiver sees
-//!   its sequence ids in order;
+//!   frame and appends it to the socket's queue (`queue.rs`, a leaf lock) under that lock, so
+//!   each receiver sees its sequence ids in order; only a frame that finds the queue idle
+//!   wakes the socket actor, which then writes the whole batch;
 //! - the socket actor is reached only through `Recipient<ToSocket>`, so this file knows
 //!   nothing of actix-web-actors.
 
@@ -25,6 +26,7 @@ use dashmap::DashMap;
 use super::config::HubConfig;
 use super::faults::{Faults, Misdelivery};
 use super::names;
+use super::queue::{Full, SocketQueue, Wake};
 // Re-exported so the socket, request and REST code keeps naming them through the state.
 use super::outbox::{
     AckMemory, Detached, Outbox, Plan, RecoveryRefusal, RecoveryRequest, ReplayLimits, SocketEnd,
@@ -56,16 +58,17 @@ pub(crate) struct OutFrame {
     pub(crate) sequence_id: Option<u64>,
     /// The message.
     pub(crate) publication: Arc<Publication>,
-    /// Bytes counted against the socket's queue bound.
-    pub(crate) size: usize,
 }
+
+/// The frames waiting for one socket actor (the slow-client measure), with their sizes.
+pub(crate) type OutQueue = SocketQueue<OutFrame>;
 
 /// What the state asks a socket actor to do.
 #[derive(actix::Message)]
 #[rtype(result = "()")]
 pub(crate) enum ToSocket {
-    /// Write a data message.
-    Frame(OutFrame),
+    /// Write every frame in the socket's queue (sent by the frame that found it idle).
+    Drain,
     /// Send `system/disconnected` (JSON subprotocols) and a close frame, then stop.
     Close {
         /// Close code.
@@ -79,25 +82,6 @@ pub(crate) enum ToSocket {
     StopReading,
 }
 
-/// Frames handed to a socket actor and not yet written by it: the slow-client measure.
-#[derive(Default)]
-pub(crate) struct QueueGauge {
-    frames: AtomicUsize,
-    bytes: AtomicUsize,
-}
-
-impl QueueGauge {
-    /// The socket actor wrote a frame of `size` bytes.
-    pub(crate) fn written(&self, size: usize) {
-        let _ = self
-            .frames
-            .fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(1)));
-        let _ = self
-            .bytes
-            .fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(size)));
-    }
-}
-
 /// The socket currently attached to a connection.
 pub(crate) struct SocketRef {
     /// Unique per socket, so a stale socket's end does not detach its successor.
@@ -105,7 +89,7 @@ pub(crate) struct SocketRef {
     /// The socket actor.
     pub(crate) recipient: Recipient<ToSocket>,
     /// Its backlog.
-    pub(crate) queue: Arc<QueueGauge>,
+    pub(crate) queue: Arc<OutQueue>,
 }
 
 struct ConnState {
@@ -558,10 +542,9 @@ impl HubState {
         bump(&self.stats.recoveries);
         let replay: Vec<OutFrame> = ob
             .unacked()
-            .map(|(seq, publication, size)| OutFrame {
+            .map(|(seq, publication, _)| OutFrame {
                 sequence_id: Some(seq),
                 publication: publication.clone(),
-                size,
             })
             .collect();
         self.stats
@@ -769,18 +752,25 @@ impl HubState {
             Stamped::Send(sequence_id) => sequence_id,
         };
         let full = ob.socket().is_some_and(|socket| {
-            let frames = socket.queue.frames.fetch_add(1, Relaxed) + 1;
-            let bytes = socket.queue.bytes.fetch_add(size, Relaxed) + size;
-            if frames > cfg.outbound_queue_messages || bytes > cfg.outbound_queue_bytes {
-                return true;
-            }
-            socket.recipient.do_send(ToSocket::Frame(OutFrame {
+            let frame = OutFrame {
                 sequence_id,
                 publication: publication.clone(),
+            };
+            match socket.queue.push(
+                frame,
                 size,
-            }));
-            bump(&self.stats.messages_out);
-            false
+                cfg.outbound_queue_messages,
+                cfg.outbound_queue_bytes,
+            ) {
+                Err(Full) => true,
+                Ok(wake) => {
+                    if wake == Wake::Now {
+                        socket.recipient.do_send(ToSocket::Drain);
+                    }
+                    bump(&self.stats.messages_out);
+                    false
+                }
+            }
         });
         if full {
             // Stop queueing at once; `remove` finishes the job outside this lock.
