@@ -170,13 +170,13 @@ mod tests {
                 .decode_inbound(FrameKind::Binary, &pong)
                 .is_ok()
         );
-        for codec_side in [
+        for refused in [
             Codec::Protobuf.decode_inbound(FrameKind::Text, &pong).err(),
             Codec::Protobuf
                 .decode_outbound(FrameKind::Text, &protobuf::encode_outbound(&send()))
                 .err(),
         ] {
-            assert_eq!(codec_side, Some(ProtocolError::TextFrameOnProtobuf));
+            assert_eq!(refused, Some(ProtocolError::TextFrameOnProtobuf));
         }
         // A JSON frame sent to a protobuf client is a decode error, not a panic.
         assert!(matches!(
