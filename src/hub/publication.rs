@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -64,6 +65,8 @@ pub(crate) struct Publication {
     data: Payload,
     json: OnceLock<MessageFrame>,
     raw: OnceLock<RawFrame>,
+    /// When it stops being worth sending (`messageTtlSeconds` of a REST send).
+    expires_at: Option<Instant>,
 }
 
 impl Publication {
@@ -81,17 +84,29 @@ impl Publication {
             data,
             json: OnceLock::new(),
             raw: OnceLock::new(),
+            expires_at: None,
         })
     }
 
     /// A message from the server (REST sends, echoed events).
     pub(crate) fn server(data: Payload) -> Arc<Publication> {
+        Publication::server_until(data, None)
+    }
+
+    /// A message from the server that is dropped instead of sent after `expires_at`.
+    pub(crate) fn server_until(data: Payload, expires_at: Option<Instant>) -> Arc<Publication> {
         Arc::new(Publication {
             source: Source::Server,
             data,
             json: OnceLock::new(),
             raw: OnceLock::new(),
+            expires_at,
         })
+    }
+
+    /// Whether it expired by `now` (`now` is read only for a message that can expire).
+    pub(crate) fn expired(&self, now: impl FnOnce() -> Instant) -> bool {
+        self.expires_at.is_some_and(|at| now() >= at)
     }
 
     /// The JSON subprotocol form, serialized once.
@@ -216,7 +231,10 @@ mod tests {
         // Enough stamps to cross chunk boundaries, with ids of every width.
         let mut previous: Option<Bytes> = None;
         let mut shared = 0;
-        for (i, seq) in (0..2_000u64).map(|i| (i, i * 9_223_372_036_854_775)).chain([(0, u64::MAX)]) {
+        for (i, seq) in (0..2_000u64)
+            .map(|i| (i, i * 9_223_372_036_854_775))
+            .chain([(0, u64::MAX)])
+        {
             let p = if i % 500 == 499 { &big } else { &small };
             let stamped = p.json_for(Some(seq));
             assert_eq!(stamped, p.json().with_sequence_id(seq), "sequence id {seq}");
@@ -228,7 +246,10 @@ mod tests {
             }
             previous = Some(stamped);
         }
-        assert!(shared > 1_500, "only {shared} of 2,000 stamps shared a chunk");
+        assert!(
+            shared > 1_500,
+            "only {shared} of 2,000 stamps shared a chunk"
+        );
     }
 
     #[test]

@@ -780,8 +780,16 @@ impl Handler<ToSocket> for Session {
             ToSocket::Drain => {
                 let mut batch = std::mem::take(&mut self.batch);
                 self.queue.take(&mut batch);
+                let mut now = None;
                 for (frame, _) in batch.drain(..) {
-                    self.write_frame(ctx, &frame);
+                    if frame
+                        .publication
+                        .expired(|| *now.get_or_insert_with(Instant::now))
+                    {
+                        bump(&self.state.stats.messages_expired);
+                    } else {
+                        self.write_frame(ctx, &frame);
+                    }
                 }
                 self.batch = batch;
             }

@@ -540,8 +540,14 @@ impl HubState {
             drop_one(&self.stats.detached);
         }
         bump(&self.stats.recoveries);
-        let replay: Vec<OutFrame> = ob
-            .unacked()
+        let now = Instant::now();
+        let (expired, unacked): (Vec<_>, Vec<_>) =
+            ob.unacked().partition(|(_, p, _)| p.expired(|| now));
+        self.stats
+            .messages_expired
+            .fetch_add(expired.len() as u64, Relaxed);
+        let replay: Vec<OutFrame> = unacked
+            .into_iter()
             .map(|(seq, publication, _)| OutFrame {
                 sequence_id: Some(seq),
                 publication: publication.clone(),
