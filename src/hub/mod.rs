@@ -27,7 +27,10 @@
 //! `GET /_fleet/stats` (bearer auth as the REST API).
 //!
 //! Where it knowingly differs from the service:
-//! - protobuf subprotocols are not negotiated: such a client is treated as a simple client;
+//! - protobuf subprotocols: a group message carries no `fromUserId` (the protobuf
+//!   `DataMessage` has no such field), JSON data goes to protobuf receivers as `json_data`
+//!   (field 4, as the service's C# protobuf definitions; the docs say `text_data`), and a
+//!   frame that does not decode closes the connection with 1008 (a text frame: 1003);
 //! - event handlers ([`EventHandler`], `hub --config`): the service's contract (blocking
 //!   `connect`, `connected`, `disconnected`, user events, abuse protection, every header,
 //!   `ce-connectionState`), but no group `joined`/`left` events and no client certificates;
