@@ -466,3 +466,53 @@ async fn the_official_js_client_connects_through_the_hub_to_the_rust_app() {
     );
     pair.stop().await;
 }
+
+#[test]
+fn load_app_server_runs_a_fleet_through_the_app_and_counts_its_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_webpubsub-fleet"))
+        .args([
+            "load",
+            "--scenario",
+            "app-server",
+            "--clients",
+            "20",
+            "--group-size",
+            "5",
+        ])
+        .args([
+            "--duration",
+            "2s",
+            "--max-loss",
+            "0",
+            "--seed",
+            "7",
+            "--json",
+        ])
+        .arg(&json)
+        .env_remove("WebPubSubConnectionString")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("app server: 20 connect calls (20 admitted)"),
+        "{stdout}"
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let app = &report["app_server"];
+    assert_eq!(app["connect_calls"], 20, "{app}");
+    assert_eq!(app["connected"], 20, "{app}");
+    // Every echo the clients got back was a reply of the app server, and none was lost.
+    let sent = report["messages"]["sent"].as_u64().unwrap();
+    assert!(sent > 0, "{report}");
+    assert_eq!(
+        report["messages"]["delivered"].as_u64(),
+        Some(sent),
+        "{report}"
+    );
+    assert_eq!(app["user_event_replies"].as_u64(), Some(sent), "{app}");
+}
