@@ -246,8 +246,9 @@ async fn once() -> Result<(), Box<dyn Error>> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     println!("app counts: {}", counts());
-    server_handle.stop(true).await;
+    // The hub first: a graceful app server stop would wait for its idle keep-alive connections.
     hub.stop().await;
+    server_handle.stop(false).await;
     Ok(())
 }
 

@@ -163,8 +163,9 @@ impl Pair {
     }
 
     async fn stop(self) {
-        self.server.stop(true).await;
         self.hub.stop().await;
+        // Not graceful: the hub's idle keep-alive connections would hold a graceful stop.
+        self.server.stop(false).await;
     }
 }
 

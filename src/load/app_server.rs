@@ -169,9 +169,10 @@ impl AppServer {
         self.app.app().counts()
     }
 
-    /// Stops it (requests in flight are finished first).
+    /// Stops it at once: stop the hub first (a graceful stop would wait for the hub's idle
+    /// keep-alive connections).
     pub async fn stop(self) {
-        self.handle.stop(true).await;
+        self.handle.stop(false).await;
     }
 }
 
