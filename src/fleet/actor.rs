@@ -236,6 +236,9 @@ impl FleetActor {
         if let Some(ip) = self.sources.and_then(|plan| plan.source(index)) {
             options = options.with_local_address(ip);
         }
+        if let Some(protocol) = self.options.protocol_of(index) {
+            options = options.with_protocol(protocol);
+        }
         let arbiter = &self.arbiters[index as usize % self.arbiters.len()];
         Client::new_on(&arbiter.handle(), credential, options)
     }

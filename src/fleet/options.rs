@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::client::{ClientOptions, Observer};
 use crate::credential::{ConnectionString, Credential, CredentialError};
+use crate::protocol::Subprotocol;
 
 use super::identity::{Identities, Identity, IdentityTemplate};
 use super::limits::is_loopback_host;
@@ -119,6 +120,10 @@ pub struct FleetOptions {
     pub identities: Identities,
     /// Options of every client (the fleet sets `index`, `observer` and `local_address`).
     pub client: ClientOptions,
+    /// Subprotocols the clients take in turn (client `i` speaks `protocols[i % len]`), for a
+    /// fleet that mixes JSON and protobuf clients in the same groups. Empty (the default):
+    /// every client speaks the subprotocol of [`FleetOptions::client`].
+    pub protocols: Vec<Subprotocol>,
     /// Restarts of clients that stopped on a failure.
     pub restart: RestartPolicy,
     /// How long `stop()` waits.
@@ -142,6 +147,7 @@ impl Default for FleetOptions {
             arbiters: 0,
             identities: Identities::default(),
             client: ClientOptions::default(),
+            protocols: Vec::new(),
             restart: RestartPolicy::default(),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             fds_per_client: 1,
@@ -201,6 +207,17 @@ impl FleetOptions {
     pub fn with_client_options(mut self, options: ClientOptions) -> Self {
         self.client = options;
         self
+    }
+    /// Sets the subprotocols the clients take in turn ([`FleetOptions::protocols`]).
+    pub fn with_protocols(mut self, protocols: impl IntoIterator<Item = Subprotocol>) -> Self {
+        self.protocols = protocols.into_iter().collect();
+        self
+    }
+
+    /// The subprotocol client `index` speaks, when the fleet mixes them.
+    pub fn protocol_of(&self, index: u64) -> Option<Subprotocol> {
+        let n = self.protocols.len() as u64;
+        (n > 0).then(|| self.protocols[(index % n) as usize])
     }
     /// Sets the restart policy.
     pub fn with_restart(mut self, policy: RestartPolicy) -> Self {
