@@ -59,6 +59,10 @@ pub struct LoadArgs {
     /// Publish without acks.
     #[arg(long)]
     fire_and_forget: bool,
+    /// Publishes one sender may have in flight (outcome not known yet). Senders keep a fixed
+    /// schedule: a send that cannot go within 1 s of its time is skipped and counted.
+    #[arg(long, default_value_t = load::pacing::DEFAULT_MAX_IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_in_flight: usize,
     /// Fault SHARE of the connections every PERIOD. `5%:2s` (or `hub:5%:2s`): the in-process
     /// local hub drops them abruptly. `client:5%:2s[:KIND]`: the fleet faults its own
     /// sockets, against any hub (the service too): KIND `drop` (default; the TCP connection
@@ -118,6 +122,26 @@ pub struct ThresholdArgs {
     /// Fail (exit 1) when fewer clients are connected at the end: a count or a share (99%).
     #[arg(long)]
     min_connected: Option<Limit>,
+    /// Fail (exit 1) when the run achieved less than this share of the offered rate
+    /// (publishes or deliveries): 0.95 or 95%. Without it a run below 95% is reported
+    /// as saturated but passes.
+    #[arg(long, value_parser = share)]
+    min_achieved: Option<f64>,
+}
+
+/// A share between 0 and 1, as a fraction (0.95) or a percentage (95%).
+fn share(s: &str) -> Result<f64, String> {
+    let value = match s.trim().strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => s.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("`{s}` is not a share such as 0.95 or 95%"))?;
+    if !(0.0..=1.0).contains(&value) {
+        return Err(format!(
+            "the share {value} is not between 0 and 1 (0% and 100%)"
+        ));
+    }
+    Ok(value)
 }
 
 impl ThresholdArgs {
@@ -127,6 +151,7 @@ impl ThresholdArgs {
             max_loss: self.max_loss,
             max_p99_ms: self.max_p99_ms,
             min_connected: self.min_connected,
+            min_achieved: self.min_achieved,
         }
     }
 }
@@ -227,6 +252,7 @@ impl LoadArgs {
                 Protocol::JsonReliable => Subprotocol::JsonReliable,
             },
             fire_and_forget: self.fire_and_forget,
+            max_in_flight: self.max_in_flight,
             size: self.size,
             seed,
             arbiters: self.arbiters,
