@@ -592,11 +592,21 @@ impl fmt::Display for LoadReport {
         } else {
             ""
         };
+        // The client side's cost per delivery (issue 10 compares it with raw clients): the
+        // whole process's CPU, ramp-up, publishing, recorder and check included.
+        let per_delivery = if m.checked.delivered > 0 {
+            format!(
+                " ({:.2} µs per delivery)",
+                p.cpu_s * 1e6 / m.checked.delivered as f64
+            )
+        } else {
+            String::new()
+        };
         row(
             f,
             "process",
             format!(
-                "RSS {:.0} MiB ({:.1} KiB per client{whose}), CPU {:.1} s, {} threads",
+                "RSS {:.0} MiB ({:.1} KiB per client{whose}), CPU {:.1} s{per_delivery}, {} threads",
                 p.rss_mib, p.rss_per_client_kib, p.cpu_s, p.threads
             ),
         )?;
