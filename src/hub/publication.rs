@@ -3,12 +3,15 @@
 //! and the [`Mode`] of the connection that decides which form a socket gets. Pure values,
 //! no lock and no I/O.
 
+use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::protocol::Payload;
 use crate::protocol::json::MessageFrame;
+use crate::protocol::{Payload, Subprotocol, protobuf};
 
 /// How a connection speaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +20,10 @@ pub(crate) enum Mode {
     Json,
     /// `json.reliable.webpubsub.azure.v1`: sequence ids, replay, recovery.
     JsonReliable,
+    /// `protobuf.webpubsub.azure.v1`: binary frames, one protobuf message each.
+    Protobuf,
+    /// `protobuf.reliable.webpubsub.azure.v1`: protobuf with sequence ids, replay, recovery.
+    ProtobufReliable,
     /// A simple WebSocket client (no supported subprotocol): receives raw payloads. With a
     /// group (`webpubsub_mode=sendToGroup&group=g`) every frame it sends is published there.
     Simple {
@@ -26,12 +33,38 @@ pub(crate) enum Mode {
 }
 
 impl Mode {
-    pub(crate) fn is_reliable(&self) -> bool {
-        matches!(self, Mode::JsonReliable)
+    /// The mode of a connection that negotiated `subprotocol`.
+    pub(crate) fn of(subprotocol: Subprotocol) -> Mode {
+        match subprotocol {
+            Subprotocol::Json => Mode::Json,
+            Subprotocol::JsonReliable => Mode::JsonReliable,
+            Subprotocol::Protobuf => Mode::Protobuf,
+            Subprotocol::ProtobufReliable => Mode::ProtobufReliable,
+        }
     }
 
-    pub(crate) fn is_json(&self) -> bool {
-        matches!(self, Mode::Json | Mode::JsonReliable)
+    /// The subprotocol it speaks (none for a simple client).
+    pub(crate) fn subprotocol(&self) -> Option<Subprotocol> {
+        match self {
+            Mode::Json => Some(Subprotocol::Json),
+            Mode::JsonReliable => Some(Subprotocol::JsonReliable),
+            Mode::Protobuf => Some(Subprotocol::Protobuf),
+            Mode::ProtobufReliable => Some(Subprotocol::ProtobufReliable),
+            Mode::Simple { .. } => None,
+        }
+    }
+
+    pub(crate) fn is_reliable(&self) -> bool {
+        matches!(self, Mode::JsonReliable | Mode::ProtobufReliable)
+    }
+
+    /// One of the Web PubSub subprotocols (JSON or protobuf): requests, acks, `connected`.
+    pub(crate) fn speaks_protocol(&self) -> bool {
+        self.subprotocol().is_some()
+    }
+
+    pub(crate) fn is_protobuf(&self) -> bool {
+        matches!(self, Mode::Protobuf | Mode::ProtobufReliable)
     }
 }
 
@@ -61,7 +94,10 @@ pub(crate) struct Publication {
     source: Source,
     data: Payload,
     json: OnceLock<MessageFrame>,
+    protobuf: OnceLock<protobuf::MessageFrame>,
     raw: OnceLock<RawFrame>,
+    /// When it stops being worth sending (`messageTtlSeconds` of a REST send).
+    expires_at: Option<Instant>,
 }
 
 impl Publication {
@@ -78,18 +114,32 @@ impl Publication {
             },
             data,
             json: OnceLock::new(),
+            protobuf: OnceLock::new(),
             raw: OnceLock::new(),
+            expires_at: None,
         })
     }
 
     /// A message from the server (REST sends, echoed events).
     pub(crate) fn server(data: Payload) -> Arc<Publication> {
+        Publication::server_until(data, None)
+    }
+
+    /// A message from the server that is dropped instead of sent after `expires_at`.
+    pub(crate) fn server_until(data: Payload, expires_at: Option<Instant>) -> Arc<Publication> {
         Arc::new(Publication {
             source: Source::Server,
             data,
             json: OnceLock::new(),
+            protobuf: OnceLock::new(),
             raw: OnceLock::new(),
+            expires_at,
         })
+    }
+
+    /// Whether it expired by `now` (`now` is read only for a message that can expire).
+    pub(crate) fn expired(&self, now: impl FnOnce() -> Instant) -> bool {
+        self.expires_at.is_some_and(|at| now() >= at)
     }
 
     /// The JSON subprotocol form, serialized once.
@@ -101,6 +151,36 @@ impl Publication {
             } => MessageFrame::group(group, from_user_id.as_deref(), &self.data),
             Source::Server => MessageFrame::server(&self.data),
         })
+    }
+
+    /// The protobuf subprotocol form, encoded once.
+    fn protobuf(&self) -> &protobuf::MessageFrame {
+        self.protobuf.get_or_init(|| match &self.source {
+            // `fromUserId` has no protobuf field (protocol.md 4).
+            Source::Group { group, .. } => protobuf::MessageFrame::group(group, &self.data),
+            Source::Server => protobuf::MessageFrame::server(&self.data),
+        })
+    }
+
+    /// The protobuf form for one receiver, with its `sequence_id` when reliable.
+    pub(crate) fn protobuf_for(&self, sequence_id: Option<u64>) -> Bytes {
+        let frame = self.protobuf();
+        match sequence_id {
+            None => frame.plain(),
+            Some(seq) => frame.with_sequence_id(seq),
+        }
+    }
+
+    /// The JSON form for one receiver: the shared frame as is, or, for a reliable receiver,
+    /// with its `sequenceId` written in front. The stamped copy is cut from a per-thread
+    /// chunk ([`STAMP_CHUNK`]), so stamping costs a copy of the frame but an allocation only
+    /// once per chunk, not once per receiver.
+    pub(crate) fn json_for(&self, sequence_id: Option<u64>) -> Bytes {
+        let plain = self.json().plain();
+        match sequence_id {
+            None => plain,
+            Some(seq) => STAMPS.with_borrow_mut(|chunk| stamp(&plain, seq, chunk)),
+        }
     }
 
     /// The simple-client form (protocol.md 2.5), built once.
@@ -136,11 +216,37 @@ impl Publication {
         match mode {
             // `{"sequenceId":N,` adds at most 35 bytes.
             Mode::Json | Mode::JsonReliable => self.json().len() + 35,
+            // The sequence id (key and varint) adds at most 11, the longer length 9 more.
+            Mode::Protobuf | Mode::ProtobufReliable => self.protobuf().len() + 20,
             Mode::Simple { .. } => match self.raw() {
                 RawFrame::Text(b) | RawFrame::Binary(b) => b.len(),
             },
         }
     }
+}
+
+/// Bytes per thread from which stamped frames are cut; a larger frame gets its own.
+const STAMP_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// Where this thread writes stamped frames. Each frame is handed out as a slice of the
+    /// chunk, which is freed once every frame cut from it has been written.
+    static STAMPS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// `{"sequenceId":N,` followed by the frame after its opening brace, cut from `chunk`.
+fn stamp(plain: &[u8], sequence_id: u64, chunk: &mut BytesMut) -> Bytes {
+    // `{"sequenceId":` (14) + at most 20 digits + `,`, minus the brace not copied.
+    let need = plain.len() + 34;
+    if chunk.capacity() - chunk.len() < need {
+        *chunk = BytesMut::with_capacity(STAMP_CHUNK.max(need));
+    }
+    chunk.extend_from_slice(b"{\"sequenceId\":");
+    // Writing a number into a BytesMut with room cannot fail.
+    let _ = write!(chunk, "{sequence_id}");
+    chunk.put_u8(b',');
+    chunk.extend_from_slice(plain.get(1..).unwrap_or_default());
+    chunk.split().freeze()
 }
 
 #[cfg(test)]
@@ -161,6 +267,7 @@ mod tests {
         let table = [
             (Mode::Json, p.json().len() + 35),
             (Mode::JsonReliable, p.json().len() + 35),
+            (Mode::ProtobufReliable, p.protobuf().len() + 20),
             (Mode::Simple { publish_to: None }, 2),
         ];
         for (mode, len) in table {
@@ -168,6 +275,35 @@ mod tests {
         }
         let binary = Publication::server(Payload::Binary(Bytes::from_static(&[1, 2, 3])));
         assert!(matches!(binary.raw(), RawFrame::Binary(b) if b.as_ref() == [1, 2, 3]));
+    }
+
+    #[test]
+    fn a_stamped_frame_is_the_codec_s_and_frames_share_a_chunk() {
+        let small = Publication::group("g", Some("u"), Payload::Text("hi".into()));
+        let big = Publication::server(Payload::Text("x".repeat(STAMP_CHUNK)));
+        assert_eq!(small.json_for(None), small.json().plain());
+        // Enough stamps to cross chunk boundaries, with ids of every width.
+        let mut previous: Option<Bytes> = None;
+        let mut shared = 0;
+        for (i, seq) in (0..2_000u64)
+            .map(|i| (i, i * 9_223_372_036_854_775))
+            .chain([(0, u64::MAX)])
+        {
+            let p = if i % 500 == 499 { &big } else { &small };
+            let stamped = p.json_for(Some(seq));
+            assert_eq!(stamped, p.json().with_sequence_id(seq), "sequence id {seq}");
+            if let Some(prev) = &previous {
+                // Cut from the same chunk: this frame starts where the last one ended.
+                if prev.as_ptr().wrapping_add(prev.len()) == stamped.as_ptr() {
+                    shared += 1;
+                }
+            }
+            previous = Some(stamped);
+        }
+        assert!(
+            shared > 1_500,
+            "only {shared} of 2,000 stamps shared a chunk"
+        );
     }
 
     #[test]

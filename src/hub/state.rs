@@ -8,8 +8,9 @@
 //!   holds one while taking the other, or while taking a map lock, so there is no lock order
 //!   to get wrong;
 //! - a delivery locks the receiver's outbox briefly: it assigns the sequence id, buffers the
-//!   frame and hands it to the socket actor's mailbox under that lock, so each receiver sees
-//!   its sequence ids in order;
+//!   frame and appends it to the socket's queue (`queue.rs`, a leaf lock) under that lock, so
+//!   each receiver sees its sequence ids in order; only a frame that finds the queue idle
+//!   wakes the socket actor, which then writes the whole batch;
 //! - the socket actor is reached only through `Recipient<ToSocket>`, so this file knows
 //!   nothing of actix-web-actors.
 
@@ -25,6 +26,7 @@ use dashmap::DashMap;
 use super::config::HubConfig;
 use super::faults::{Faults, Misdelivery};
 use super::names;
+use super::queue::{Full, SocketQueue, Wake};
 // Re-exported so the socket, request and REST code keeps naming them through the state.
 use super::outbox::{
     AckMemory, Detached, Outbox, Plan, RecoveryRefusal, RecoveryRequest, ReplayLimits, SocketEnd,
@@ -34,7 +36,7 @@ pub(crate) use super::publication::{Mode, Publication, RawFrame};
 use super::roles::{Permission, Roles};
 use super::stats::{Stats, bump, drop_one};
 use super::upstream::{self, Call, Reply, Upstream};
-use crate::protocol::{CLOSE_UNRECOVERABLE, Payload, Secret};
+use crate::protocol::{CLOSE_UNRECOVERABLE, Payload, Secret, Subprotocol};
 
 /// Adds one to `counter` if `happened`.
 fn count_if(happened: bool, counter: &AtomicU64) {
@@ -56,16 +58,17 @@ pub(crate) struct OutFrame {
     pub(crate) sequence_id: Option<u64>,
     /// The message.
     pub(crate) publication: Arc<Publication>,
-    /// Bytes counted against the socket's queue bound.
-    pub(crate) size: usize,
 }
+
+/// The frames waiting for one socket actor (the slow-client measure), with their sizes.
+pub(crate) type OutQueue = SocketQueue<OutFrame>;
 
 /// What the state asks a socket actor to do.
 #[derive(actix::Message)]
 #[rtype(result = "()")]
 pub(crate) enum ToSocket {
-    /// Write a data message.
-    Frame(OutFrame),
+    /// Write every frame in the socket's queue (sent by the frame that found it idle).
+    Drain,
     /// Send `system/disconnected` (JSON subprotocols) and a close frame, then stop.
     Close {
         /// Close code.
@@ -79,25 +82,6 @@ pub(crate) enum ToSocket {
     StopReading,
 }
 
-/// Frames handed to a socket actor and not yet written by it: the slow-client measure.
-#[derive(Default)]
-pub(crate) struct QueueGauge {
-    frames: AtomicUsize,
-    bytes: AtomicUsize,
-}
-
-impl QueueGauge {
-    /// The socket actor wrote a frame of `size` bytes.
-    pub(crate) fn written(&self, size: usize) {
-        let _ = self
-            .frames
-            .fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(1)));
-        let _ = self
-            .bytes
-            .fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(size)));
-    }
-}
-
 /// The socket currently attached to a connection.
 pub(crate) struct SocketRef {
     /// Unique per socket, so a stale socket's end does not detach its successor.
@@ -105,7 +89,7 @@ pub(crate) struct SocketRef {
     /// The socket actor.
     pub(crate) recipient: Recipient<ToSocket>,
     /// Its backlog.
-    pub(crate) queue: Arc<QueueGauge>,
+    pub(crate) queue: Arc<OutQueue>,
 }
 
 struct ConnState {
@@ -320,11 +304,7 @@ impl HubState {
             hub: conn.hub.clone(),
             connection_id: conn.id.clone(),
             user_id: conn.user_id.clone(),
-            subprotocol: match conn.mode {
-                Mode::Json => Some(crate::protocol::Subprotocol::Json.name()),
-                Mode::JsonReliable => Some(crate::protocol::Subprotocol::JsonReliable.name()),
-                Mode::Simple { .. } => None,
-            },
+            subprotocol: conn.mode.subprotocol().map(|p| p.name()),
             body,
             connection_state: conn.handler_state(),
             reply: None,
@@ -509,7 +489,7 @@ impl HubState {
         hub: &str,
         connection_id: &str,
         token: Option<&str>,
-        offers_reliable: bool,
+        offered: Option<Subprotocol>,
     ) -> Result<Arc<Connection>, RecoveryRefusal> {
         let conn = self
             .find_scope(hub)
@@ -520,7 +500,10 @@ impl HubState {
             token_matches: conn
                 .as_ref()
                 .is_some_and(|c| token.is_some_and(|t| c.reconnection_token_matches(t))),
-            offers_reliable,
+            // The session's own subprotocol: a protobuf session cannot go on in JSON.
+            offers_reliable: conn
+                .as_ref()
+                .is_some_and(|c| offered.is_some() && offered == c.mode.subprotocol()),
         };
         match (
             admit_recovery(request, || self.faults.take_recovery_refusal()),
@@ -556,12 +539,17 @@ impl HubState {
             drop_one(&self.stats.detached);
         }
         bump(&self.stats.recoveries);
-        let replay: Vec<OutFrame> = ob
-            .unacked()
-            .map(|(seq, publication, size)| OutFrame {
+        let now = Instant::now();
+        let (expired, unacked): (Vec<_>, Vec<_>) =
+            ob.unacked().partition(|(_, p, _)| p.expired(|| now));
+        self.stats
+            .messages_expired
+            .fetch_add(expired.len() as u64, Relaxed);
+        let replay: Vec<OutFrame> = unacked
+            .into_iter()
+            .map(|(seq, publication, _)| OutFrame {
                 sequence_id: Some(seq),
                 publication: publication.clone(),
-                size,
             })
             .collect();
         self.stats
@@ -769,18 +757,25 @@ impl HubState {
             Stamped::Send(sequence_id) => sequence_id,
         };
         let full = ob.socket().is_some_and(|socket| {
-            let frames = socket.queue.frames.fetch_add(1, Relaxed) + 1;
-            let bytes = socket.queue.bytes.fetch_add(size, Relaxed) + size;
-            if frames > cfg.outbound_queue_messages || bytes > cfg.outbound_queue_bytes {
-                return true;
-            }
-            socket.recipient.do_send(ToSocket::Frame(OutFrame {
+            let frame = OutFrame {
                 sequence_id,
                 publication: publication.clone(),
+            };
+            match socket.queue.push(
+                frame,
                 size,
-            }));
-            bump(&self.stats.messages_out);
-            false
+                cfg.outbound_queue_messages,
+                cfg.outbound_queue_bytes,
+            ) {
+                Err(Full) => true,
+                Ok(wake) => {
+                    if wake == Wake::Now {
+                        socket.recipient.do_send(ToSocket::Drain);
+                    }
+                    bump(&self.stats.messages_out);
+                    false
+                }
+            }
         });
         if full {
             // Stop queueing at once; `remove` finishes the job outside this lock.
