@@ -10,6 +10,7 @@
 #                       no frame pointers, so `fp` (what `perf record -g` means) cuts most Rust
 #                       stacks after a frame or two; dwarf unwinds them from line tables)
 #   PROFILE_KEEP        a folder to keep perf.data and the folded stacks in (default: removed)
+#   PROFILE_INLINE      1: give inlined functions frames of their own (slow: minutes)
 #
 # Needs perf (Debian: linux-perf) and inferno (crates.io: `cargo install inferno`); both are
 # installed when missing. perf must be allowed to read the process: root, or
@@ -60,7 +61,8 @@ fi
 mkdir -p "$work"
 
 echo "profile.sh: recording pid $pid for $seconds s ($freq Hz, call graph $call_graph)" >&2
-if ! perf record -F "$freq" --call-graph "$call_graph" -p "$pid" -o "$work/perf.data" \
+# cpu-clock: the same event on bare metal and in a VM, and its weights are nanoseconds of CPU.
+if ! perf record -e cpu-clock -F "$freq" --call-graph "$call_graph" -p "$pid" -o "$work/perf.data" \
     -- sleep "$seconds" 2> "$work/record.log"; then
     cat "$work/record.log" >&2
     echo "profile.sh: perf could not record pid $pid here (perf events unavailable or not permitted: see above; kernel.perf_event_paranoid is $(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null || echo unknown))" >&2
@@ -68,13 +70,19 @@ if ! perf record -F "$freq" --call-graph "$call_graph" -p "$pid" -o "$work/perf.
 fi
 grep -v '^\[ perf record: ' "$work/record.log" >&2 || true
 
-perf script -i "$work/perf.data" 2> /dev/null > "$work/perf.script"
+# Resolving inlined frames runs addr2line per address: minutes even for a few samples of a
+# large binary (2.5 min for 21 samples of the debug build), so it is off unless
+# PROFILE_INLINE=1 (deeper stacks: inlined functions get frames of their own).
+inline=--no-inline
+[[ ${PROFILE_INLINE:-0} == 1 ]] && inline=--inline
+perf script "$inline" -i "$work/perf.data" 2> /dev/null > "$work/perf.script"
 inferno-collapse-perf < "$work/perf.script" > "$work/folded.txt"
 if [[ ! -s $work/folded.txt ]]; then
     echo "profile.sh: no samples (was pid $pid busy while recorded?)" >&2
     exit 2
 fi
 mkdir -p "$(dirname "$out")"
-inferno-flamegraph --title "$title" < "$work/folded.txt" > "$out"
-samples=$(awk '{ n += $NF } END { print n }' "$work/folded.txt")
-echo "profile.sh: $samples samples -> $out" >&2
+inferno-flamegraph --title "$title" --countname "ns of CPU" < "$work/folded.txt" > "$out"
+samples=$(grep -c '^[^[:space:]]' "$work/perf.script" || true)
+cpu_ms=$(awk '{ n += $NF } END { printf "%.0f", n / 1e6 }' "$work/folded.txt")
+echo "profile.sh: $samples samples, $cpu_ms ms of CPU -> $out" >&2
