@@ -19,7 +19,7 @@ use webpubsub_fleet::load::{
 use webpubsub_fleet::protocol::Subprotocol;
 
 use super::args::{
-    CONNECTION_STRING_ENV, ChaosSide, ChaosSpec, chaos, connection_string, duration,
+    CONNECTION_STRING_ENV, ChaosSide, ChaosSpec, chaos, connection_string, duration, fraction,
 };
 use super::shard::ShardArgs;
 
@@ -125,23 +125,8 @@ pub struct ThresholdArgs {
     /// Fail (exit 1) when the run achieved less than this share of the offered rate
     /// (publishes or deliveries): 0.95 or 95%. Without it a run below 95% is reported
     /// as saturated but passes.
-    #[arg(long, value_parser = share)]
+    #[arg(long, value_parser = fraction)]
     min_achieved: Option<f64>,
-}
-
-/// A share between 0 and 1, as a fraction (0.95) or a percentage (95%).
-fn share(s: &str) -> Result<f64, String> {
-    let value = match s.trim().strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
-        None => s.trim().parse::<f64>(),
-    }
-    .map_err(|_| format!("`{s}` is not a share such as 0.95 or 95%"))?;
-    if !(0.0..=1.0).contains(&value) {
-        return Err(format!(
-            "the share {value} is not between 0 and 1 (0% and 100%)"
-        ));
-    }
-    Ok(value)
 }
 
 impl ThresholdArgs {
