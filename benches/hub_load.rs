@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench --bench hub_load -- idle --connections 10000
 //! cargo bench --bench hub_load -- fanout --groups 4 --group-size 100 --size 100 --duration 10
+//! cargo bench --bench hub_load -- fanout --server both --groups 10 --publishers 1 --rate 300
 //! cargo bench --bench hub_load -- peer --client js --workload idle --connections 1000
 //! ```
 //!
@@ -218,11 +219,14 @@ fn main() {
     // `cargo bench` appends `--bench` to the arguments of every bench binary.
     let mut args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     // `cargo test --all-targets` runs it with no arguments at all: a one-second fan-out with
-    // ten receivers proves the benchmark still runs, without spending CI minutes on figures.
+    // ten receivers, against the hub and then the bare pusher, proves the benchmark still
+    // runs, without spending CI minutes on figures.
     if args.len() == 1 {
         args.extend(
             [
                 "fanout",
+                "--server",
+                "both",
                 "--groups",
                 "1",
                 "--group-size",

@@ -304,7 +304,10 @@ fn pacing_counts_add_across_shards_and_the_rates_follow() {
         },
     )
     .unwrap();
-    let p = report.pacing.clone().expect("paced shards merge into a pacing");
+    let p = report
+        .pacing
+        .clone()
+        .expect("paced shards merge into a pacing");
     assert_eq!((p.scheduled, p.sent, p.late, p.skipped), (300, 240, 9, 60));
     assert!((p.offered_per_s - 30.0).abs() < 1e-9, "{p:?}");
     assert!((p.achieved_per_s - 24.0).abs() < 1e-9, "{p:?}");
