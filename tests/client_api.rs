@@ -1,7 +1,6 @@
 //! The client handle's contract against the real local hub (issue 14 item 4): the last handle
 //! dropped stops the client and ends its actor, socket, timers and callbacks; the synchronous
-//! accessors follow the client's life; a subprotocol the build cannot speak is refused at
-//! construction; `ClientError::is_transient` and the `Payload` accessors.
+//! accessors follow the client's life; `ClientError::is_transient` and the `Payload` accessors.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +16,6 @@ use webpubsub_fleet::client::{
     Client, ClientError, ClientOptions, ClientState, Event, EventKind, StopReason,
 };
 use webpubsub_fleet::credential::{ConnectionString, Credential, CredentialError};
-use webpubsub_fleet::fleet::{Fleet, FleetError, FleetOptions, FleetTarget};
 use webpubsub_fleet::hub::{Hub, HubConfig, HubStats};
 use webpubsub_fleet::protocol::{AckError, AckErrorName, Payload, Subprotocol};
 
@@ -231,45 +229,6 @@ async fn a_client_stopped_by_a_lost_connection_reads_stopped() {
     next_of(&mut events, EventKind::Stopped).await;
     assert_eq!(client.state(), ClientState::Stopped);
     assert_eq!(client.connection_id(), None);
-}
-
-#[actix_rt::test]
-async fn a_protobuf_subprotocol_is_refused_at_construction() {
-    let (_hub, cs) = hub().await;
-    for protocol in [Subprotocol::Protobuf, Subprotocol::ProtobufReliable] {
-        let options = ClientOptions::new().with_protocol(protocol);
-        let error = Client::new(credential(&cs, "pb"), options.clone()).unwrap_err();
-        assert_eq!(
-            error,
-            ClientError::UnsupportedSubprotocol {
-                protocol: protocol.name()
-            }
-        );
-        assert!(error.to_string().contains("Subprotocol::JsonReliable"));
-        assert!(!error.is_transient());
-        let url = "wss://example.webpubsub.azure.com/client/hubs/api?access_token=x";
-        assert!(matches!(
-            Client::from_url(url, options.clone()),
-            Err(ClientError::UnsupportedSubprotocol { .. })
-        ));
-        // An actor started by hand answers Start at once, not after the start timeout.
-        let addr = ClientActor::new(credential(&cs, "pb"), options.clone()).start();
-        let started = tokio::time::timeout(Duration::from_secs(5), addr.send(Start))
-            .await
-            .expect("Start answered at once")
-            .unwrap();
-        assert!(matches!(
-            started,
-            Err(ClientError::UnsupportedSubprotocol { .. })
-        ));
-        // A fleet refuses it once, at its start.
-        let target = FleetTarget::new(cs.clone(), "api");
-        let fleet = Fleet::start(target, FleetOptions::new(1).with_client_options(options));
-        assert!(
-            matches!(&fleet, Err(FleetError::InvalidOptions(m)) if m.contains("protobuf")),
-            "{fleet:?}"
-        );
-    }
 }
 
 #[test]

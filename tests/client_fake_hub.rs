@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use support::client::next_of;
-use support::fake_hub::{FakeConnection, FakeHub, Handshake};
+use support::fake_hub::{FakeHub, Handshake};
 use support::{eventually, within};
 use webpubsub_fleet::client::{
     Client, ClientError, ClientOptions, ClientState, Event, EventKind, EventStream, SendOptions,
@@ -56,27 +56,10 @@ async fn assert_nothing_after_stop(hub: &mut FakeHub, events: &EventStream) {
     assert!(events.is_empty());
 }
 
-/// A started client connected to the fake with connection id `conn-1`.
-async fn connected(
-    hub: &mut FakeHub,
-    options: ClientOptions,
-) -> (Client, EventStream, FakeConnection) {
-    let client = Client::from_url(&hub.url("tok-SECRET"), options).unwrap();
-    let events = client.events().await.unwrap();
-    let started = {
-        let client = client.clone();
-        actix_rt::spawn(async move { client.start().await })
-    };
-    let conn = hub.accept_connected("conn-1").await;
-    let info = started.await.unwrap().unwrap();
-    assert_eq!(info.connection_id, "conn-1");
-    (client, events, conn)
-}
-
 #[actix_rt::test]
 async fn start_resolves_on_connected_with_the_offered_subprotocol() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, mut events, conn) = connected(&mut hub, quick_options()).await;
+    let (client, mut events, conn) = hub.connected_client(quick_options()).await;
     assert_eq!(conn.query("access_token").as_deref(), Some("tok-SECRET"));
     match next_of(&mut events, EventKind::Connected).await {
         Event::Connected {
@@ -142,7 +125,7 @@ async fn start_fails_on_a_refused_tcp_connection() {
 #[actix_rt::test]
 async fn operations_wait_for_their_ack_and_ack_ids_increase_from_one() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, _events, mut conn) = connected(&mut hub, quick_options()).await;
+    let (client, _events, mut conn) = hub.connected_client(quick_options()).await;
     let join = {
         let c = client.clone();
         actix_rt::spawn(async move { c.join_group("g1").await })
@@ -179,7 +162,7 @@ async fn operations_wait_for_their_ack_and_ack_ids_increase_from_one() {
 #[actix_rt::test]
 async fn duplicate_ack_is_success_flagged_duplicated() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, _events, mut conn) = connected(&mut hub, quick_options()).await;
+    let (client, _events, mut conn) = hub.connected_client(quick_options()).await;
     let send = {
         let c = client.clone();
         actix_rt::spawn(async move {
@@ -202,7 +185,7 @@ async fn duplicate_ack_is_success_flagged_duplicated() {
 #[actix_rt::test]
 async fn forbidden_fails_at_once_with_the_ack_id_and_no_retry() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, _events, mut conn) = connected(&mut hub, quick_options()).await;
+    let (client, _events, mut conn) = hub.connected_client(quick_options()).await;
     let join = {
         let c = client.clone();
         actix_rt::spawn(async move { c.join_group("secret").await })
@@ -226,7 +209,7 @@ async fn forbidden_fails_at_once_with_the_ack_id_and_no_retry() {
 #[actix_rt::test]
 async fn internal_server_error_is_retried_with_the_same_ack_id() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, _events, mut conn) = connected(&mut hub, quick_options()).await;
+    let (client, _events, mut conn) = hub.connected_client(quick_options()).await;
     let send = {
         let c = client.clone();
         actix_rt::spawn(async move { c.send_to_group("g", "x", SendOptions::new()).await })
@@ -243,7 +226,7 @@ async fn internal_server_error_is_retried_with_the_same_ack_id() {
 #[actix_rt::test]
 async fn duplicate_sequence_id_is_dropped_but_reacked() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, mut events, mut conn) = connected(&mut hub, quick_options()).await;
+    let (client, mut events, mut conn) = hub.connected_client(quick_options()).await;
     for (seq, text) in [(1, "a"), (2, "b"), (2, "b-again"), (1, "a-again"), (3, "c")] {
         conn.send_group_message(seq, "g", text).await;
     }
@@ -264,7 +247,7 @@ async fn duplicate_sequence_id_is_dropped_but_reacked() {
 #[actix_rt::test]
 async fn hostile_frames_are_counted_and_the_next_valid_one_is_delivered() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, mut events, mut conn) = connected(&mut hub, quick_options()).await;
+    let (client, mut events, mut conn) = hub.connected_client(quick_options()).await;
     for junk in [
         "not json",
         "[1,2,3]",
@@ -292,7 +275,7 @@ async fn hostile_frames_are_counted_and_the_next_valid_one_is_delivered() {
 #[actix_rt::test]
 async fn abrupt_drop_recovers_same_connection_and_resends_in_flight_operation() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, mut events, mut conn) = connected(&mut hub, quick_options()).await;
+    let (client, mut events, mut conn) = hub.connected_client(quick_options()).await;
     conn.send_group_message(1, "g", "before").await;
     next_of(&mut events, EventKind::GroupMessage).await;
     let send = {
@@ -304,15 +287,7 @@ async fn abrupt_drop_recovers_same_connection_and_resends_in_flight_operation() 
     conn.drop_abruptly();
 
     next_of(&mut events, EventKind::Recovering).await;
-    let mut recovered = hub.accept().await;
-    assert_eq!(
-        recovered.query("awps_connection_id").as_deref(),
-        Some("conn-1")
-    );
-    assert_eq!(
-        recovered.query("awps_reconnection_token").as_deref(),
-        Some("reco-SECRET-conn-1")
-    );
+    let mut recovered = hub.accept_recovery("conn-1").await;
     assert_eq!(
         recovered.query("access_token").as_deref(),
         Some("tok-SECRET")
@@ -339,7 +314,7 @@ async fn abrupt_drop_recovers_same_connection_and_resends_in_flight_operation() 
 #[actix_rt::test]
 async fn close_1008_starts_a_new_connection_that_rejoins_groups() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, mut events, mut conn) = connected(&mut hub, quick_options()).await;
+    let (client, mut events, mut conn) = hub.connected_client(quick_options()).await;
     let join = {
         let c = client.clone();
         actix_rt::spawn(async move { c.join_group("room").await })
@@ -389,7 +364,7 @@ async fn close_1008_starts_a_new_connection_that_rejoins_groups() {
 async fn plain_json_protocol_reconnects_instead_of_recovering() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
     let options = quick_options().with_protocol(Subprotocol::Json);
-    let (_client, mut events, conn) = connected(&mut hub, options).await;
+    let (_client, mut events, conn) = hub.connected_client(options).await;
     conn.drop_abruptly();
     next_of(&mut events, EventKind::Disconnected).await;
     let fresh = hub.accept().await;
@@ -401,7 +376,7 @@ async fn dead_link_is_detected_by_keepalive_and_recovered() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
     let options =
         quick_options().with_keepalive(Duration::from_millis(200), Duration::from_millis(1200));
-    let (_client, mut events, mut conn) = connected(&mut hub, options).await;
+    let (_client, mut events, mut conn) = hub.connected_client(options).await;
     // The client pings; the fake never answers and keeps the socket open (half-open link).
     let ping = conn.recv_matching(|v| v["type"] == "ping").await;
     assert_eq!(ping, serde_json::json!({"type": "ping"}));
@@ -417,7 +392,7 @@ async fn dead_link_is_detected_by_keepalive_and_recovered() {
 #[actix_rt::test]
 async fn stop_fails_pending_operations_and_nothing_follows_stopped() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, mut events, mut conn) = connected(&mut hub, quick_options()).await;
+    let (client, mut events, mut conn) = hub.connected_client(quick_options()).await;
     let pending = {
         let c = client.clone();
         actix_rt::spawn(async move { c.join_group("g").await })
@@ -444,7 +419,7 @@ async fn stop_fails_pending_operations_and_nothing_follows_stopped() {
 #[actix_rt::test]
 async fn stop_while_recovering_wins_the_race() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, mut events, conn) = connected(&mut hub, quick_options()).await;
+    let (client, mut events, conn) = hub.connected_client(quick_options()).await;
     // Refuse the recovery at the handshake so the client keeps trying once a second.
     hub.set_mode(Handshake::Unauthorized);
     conn.drop_abruptly();
@@ -475,7 +450,7 @@ async fn stop_during_connecting_resolves_start_with_stopped() {
 #[actix_rt::test]
 async fn a_panicking_callback_is_reported_and_the_client_goes_on() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, mut events, mut conn) = connected(&mut hub, quick_options()).await;
+    let (client, mut events, mut conn) = hub.connected_client(quick_options()).await;
     client
         .subscribe(EventKind::GroupMessage, |_| panic!("callback bug"))
         .await
@@ -505,7 +480,7 @@ async fn a_panicking_callback_is_reported_and_the_client_goes_on() {
 #[actix_rt::test]
 async fn a_slow_stream_drops_newest_and_is_told_how_many() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, _events, mut conn) = connected(&mut hub, quick_options()).await;
+    let (client, _events, mut conn) = hub.connected_client(quick_options()).await;
     let mut slow = client
         .events_with_capacity(Some(EventKind::GroupMessage), 2)
         .await
@@ -539,7 +514,7 @@ async fn a_slow_stream_drops_newest_and_is_told_how_many() {
 #[actix_rt::test]
 async fn operations_and_start_during_an_unconfirmed_recovery_complete_after_it() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, mut events, conn) = connected(&mut hub, quick_options()).await;
+    let (client, mut events, conn) = hub.connected_client(quick_options()).await;
     conn.drop_abruptly();
     next_of(&mut events, EventKind::Recovering).await;
     // The recovered socket says nothing: it is confirmed after a second open.
@@ -562,7 +537,7 @@ async fn operations_and_start_during_an_unconfirmed_recovery_complete_after_it()
 #[actix_rt::test]
 async fn a_recovered_socket_lost_before_confirmation_continues_the_same_recovery() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, mut events, conn) = connected(&mut hub, quick_options()).await;
+    let (client, mut events, conn) = hub.connected_client(quick_options()).await;
     next_of(&mut events, EventKind::Connected).await;
     conn.drop_abruptly();
     hub.accept().await.drop_abruptly();
@@ -591,7 +566,7 @@ async fn a_recovered_socket_lost_before_confirmation_continues_the_same_recovery
 #[actix_rt::test]
 async fn a_recovery_refused_after_disconnected_is_not_reported_as_recovered() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, mut events, conn) = connected(&mut hub, quick_options()).await;
+    let (client, mut events, conn) = hub.connected_client(quick_options()).await;
     conn.drop_abruptly();
     let mut refused = hub.accept().await;
     refused
@@ -620,7 +595,7 @@ async fn a_recovery_refused_after_disconnected_is_not_reported_as_recovered() {
 #[actix_rt::test]
 async fn stopped_reaches_a_stream_whose_queue_is_full() {
     let mut hub = FakeHub::start(Handshake::Accept).await;
-    let (client, _events, mut conn) = connected(&mut hub, quick_options()).await;
+    let (client, _events, mut conn) = hub.connected_client(quick_options()).await;
     let mut slow = client.events_with_capacity(None, 2).await.unwrap();
     for seq in 1..=5 {
         conn.send_group_message(seq, "g", "x").await;

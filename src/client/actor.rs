@@ -18,8 +18,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, trace, warn};
 
 use crate::credential::{ClientAccessUrl, Credential};
-use crate::protocol::json::{decode_inbound_bytes, encode_outbound};
-use crate::protocol::{CLOSE_NORMAL, Inbound};
+use crate::protocol::{CLOSE_NORMAL, Codec, FrameKind, Inbound, Outbound, WireFrame};
 use crate::session::{
     Action, ClientSession, Incoming, OpError, OpId, OpenKind, SessionConfig, SessionEvent,
     SessionState, SocketId, recovery_url,
@@ -43,6 +42,8 @@ type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
 /// The actor behind a [`super::Client`].
 pub struct ClientActor {
     options: ClientOptions,
+    /// The codec of the subprotocol asked for (the socket opens only if the peer chose it).
+    codec: Codec,
     credential: Credential,
     span: tracing::Span,
     session: ClientSession<ClientError>,
@@ -90,6 +91,7 @@ impl ClientActor {
         };
         ClientActor {
             session: ClientSession::new(config, Instant::now()),
+            codec: options.protocol.codec(),
             options,
             credential,
             span,
@@ -147,7 +149,7 @@ impl ClientActor {
         self.publish_status();
         while let Some(action) = self.session.poll_action() {
             match action {
-                Action::Send(frame) => self.write(encode_outbound(&frame)),
+                Action::Send(frame) => self.write(&frame),
                 Action::Open(socket, kind) => self.open(socket, kind, ctx),
                 Action::Drop => self.drop_socket(ctx),
                 Action::Close => self.close(ctx),
@@ -306,40 +308,30 @@ impl ClientActor {
         self.opening = Some(handle);
     }
 
-    fn write(&mut self, text: String) {
-        if self.options.log_payloads {
+    fn write(&mut self, frame: &Outbound) {
+        let wire = self.codec.encode_outbound(frame);
+        if !self.options.log_payloads {
+            trace!(parent: &self.span, bytes = wire.len(), "send");
+        } else if let WireFrame::Text(text) = &wire {
             trace!(parent: &self.span, frame = %text, "send");
         } else {
-            trace!(parent: &self.span, bytes = text.len(), "send");
+            // Protobuf bytes say nothing to a reader: the frame they encode does.
+            trace!(parent: &self.span, ?frame, bytes = wire.len(), "send");
         }
         // A failed write is the writer's error, reported through `WriteHandler::error`.
         if let Some(sink) = self.sink.as_mut() {
-            let _ = sink.write(OutFrame::Text(text));
+            let _ = sink.write(match wire {
+                WireFrame::Text(text) => OutFrame::Text(text),
+                WireFrame::Binary(bytes) => OutFrame::Binary(bytes),
+            });
         }
     }
 
     fn on_frame(&mut self, socket: SocketId, frame: InFrame, ctx: &mut Context<Self>) {
         let now = Instant::now();
         let incoming = match frame {
-            InFrame::Text(bytes) | InFrame::Binary(bytes) => match decode_inbound_bytes(&bytes) {
-                Ok(inbound) => {
-                    // `connected` carries the reconnection token: never logged whole.
-                    let has_secret = matches!(inbound, Inbound::Connected { .. });
-                    if self.options.log_payloads && !has_secret {
-                        trace!(parent: &self.span, frame = %String::from_utf8_lossy(&bytes), "recv");
-                    } else {
-                        trace!(parent: &self.span, bytes = bytes.len(), "recv");
-                    }
-                    if let Inbound::Disconnected { message } = &inbound {
-                        debug!(parent: &self.span, ?message, "service said disconnected");
-                    }
-                    Incoming::Frame(inbound)
-                }
-                Err(error) => {
-                    warn!(parent: &self.span, %error, bytes = bytes.len(), "ignoring a malformed frame");
-                    Incoming::Malformed
-                }
-            },
+            InFrame::Text(bytes) => self.decode(FrameKind::Text, &bytes),
+            InFrame::Binary(bytes) => self.decode(FrameKind::Binary, &bytes),
             InFrame::Ping(payload) => {
                 if let Some(sink) = self.sink.as_mut() {
                     let _ = sink.write(OutFrame::Pong(payload));
@@ -360,6 +352,34 @@ impl ClientActor {
         };
         self.session.on_frame(socket, incoming, now);
         self.run(ctx);
+    }
+
+    /// Decodes a data frame with the subprotocol's codec. A frame that does not decode (bad
+    /// JSON, a truncated protobuf message, an `Any` without a type, a text frame on a
+    /// protobuf subprotocol) is logged and reported as `Malformed`: the session counts it and
+    /// the connection goes on, whichever the codec.
+    fn decode(&self, kind: FrameKind, bytes: &[u8]) -> Incoming {
+        match self.codec.decode_inbound(kind, bytes) {
+            Ok(inbound) => {
+                // `connected` carries the reconnection token: never logged whole.
+                let has_secret = matches!(inbound, Inbound::Connected { .. });
+                if !self.options.log_payloads || has_secret {
+                    trace!(parent: &self.span, bytes = bytes.len(), "recv");
+                } else if self.codec == Codec::Json {
+                    trace!(parent: &self.span, frame = %String::from_utf8_lossy(bytes), "recv");
+                } else {
+                    trace!(parent: &self.span, frame = ?inbound, bytes = bytes.len(), "recv");
+                }
+                if let Inbound::Disconnected { message } = &inbound {
+                    debug!(parent: &self.span, ?message, "service said disconnected");
+                }
+                Incoming::Frame(inbound)
+            }
+            Err(error) => {
+                warn!(parent: &self.span, %error, bytes = bytes.len(), "ignoring a malformed frame");
+                Incoming::Malformed
+            }
+        }
     }
 }
 
@@ -413,11 +433,8 @@ impl Handler<Start> for ClientActor {
     type Result = ResponseFuture<Result<ConnectionInfo, ClientError>>;
 
     fn handle(&mut self, _: Start, ctx: &mut Context<Self>) -> Self::Result {
-        // An actor started without a `Client` constructor is checked here, and one whose last
-        // handle was dropped is ending: an `Addr` must not bring it back (h5).
-        if let Err(error) = self.options.validate() {
-            return Box::pin(async move { Err(error) });
-        }
+        // An actor whose last handle was dropped is ending: an `Addr` must not bring it back
+        // (h5).
         if self.released {
             return Box::pin(async { Err(ClientError::ActorGone) });
         }

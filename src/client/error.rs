@@ -111,14 +111,6 @@ pub enum ClientError {
         "no actix System runs on this thread: create clients under #[actix::main], #[actix_rt::main] or #[actix_web::main] (or inside actix_rt::System::new().block_on), not under a plain #[tokio::main]; or use Client::new_on with an arbiter"
     )]
     NoActixSystem,
-    /// The options ask for a subprotocol this build cannot speak.
-    #[error(
-        "subprotocol `{protocol}` is not supported by this client (it has no protobuf codec yet): use Subprotocol::JsonReliable (the default) or Subprotocol::Json"
-    )]
-    UnsupportedSubprotocol {
-        /// The subprotocol's name.
-        protocol: &'static str,
-    },
 }
 
 impl ClientError {
@@ -163,8 +155,7 @@ impl ClientError {
             | ClientError::Stopped { .. }
             | ClientError::NotStarted
             | ClientError::ActorGone
-            | ClientError::NoActixSystem
-            | ClientError::UnsupportedSubprotocol { .. } => false,
+            | ClientError::NoActixSystem => false,
         }
     }
 

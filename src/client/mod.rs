@@ -224,13 +224,11 @@ impl actix::Message for ReleaseHandle {
 }
 
 impl Client {
-    /// A stopped client on the current arbiter. Fails only when the options ask for what this
-    /// build cannot do ([`ClientOptions::validate`]), so that no `start()` waits 30 s for it.
+    /// A stopped client on the current arbiter.
     ///
     /// Must be called inside an actix `System` (see the type's docs), or it fails with
     /// [`ClientError::NoActixSystem`].
     pub fn new(credential: Credential, options: ClientOptions) -> Result<Client, ClientError> {
-        options.validate()?;
         // Without a System, starting the actor would panic deep in tokio ("spawn_local called
         // from outside of a LocalSet"): say what to do instead.
         if actix::System::try_current().is_none() {
@@ -247,7 +245,6 @@ impl Client {
         credential: Credential,
         options: ClientOptions,
     ) -> Result<Client, ClientError> {
-        options.validate()?;
         // The actor is not `Send` once started; it is built on its arbiter, counted as
         // handled from birth, so no message to it can come before its first handle.
         let (status_tx, status) = watch::channel(StatusSnapshot::STOPPED);

@@ -34,12 +34,6 @@ pub const DEFAULT_MAX_PENDING: usize = 4096;
 /// Largest frame accepted: the service's 1 MiB client message limit plus envelope.
 pub const DEFAULT_MAX_FRAME: usize = 1024 * 1024 + 64 * 1024;
 
-/// Whether the client's codec can speak a subprotocol (JSON only; the protobuf names are
-/// known to the hub and the protocol layer, but the client has no protobuf codec).
-pub(crate) fn speaks(protocol: Subprotocol) -> bool {
-    matches!(protocol, Subprotocol::Json | Subprotocol::JsonReliable)
-}
-
 /// Options of a [`super::Client`]. Build with [`ClientOptions::new`] and the `with_*` methods.
 #[derive(Clone)]
 pub struct ClientOptions {
@@ -122,20 +116,8 @@ impl ClientOptions {
         Self::default()
     }
 
-    /// Checks that this build can do what the options ask; [`super::Client::new`] calls it,
-    /// so a client that could never connect is refused at once rather than by a `start()`
-    /// that waits out its timeout. Today the one such choice is a protobuf subprotocol: the
-    /// client speaks the two JSON subprotocols only.
-    pub fn validate(&self) -> Result<(), super::ClientError> {
-        if !speaks(self.protocol) {
-            return Err(super::ClientError::UnsupportedSubprotocol {
-                protocol: self.protocol.name(),
-            });
-        }
-        Ok(())
-    }
-    /// Sets the subprotocol. A protobuf one is refused by [`ClientOptions::validate`] (and so by
-    /// [`super::Client::new`]): the client has no protobuf codec yet.
+    /// Sets the subprotocol: any of the four; the client encodes and decodes with its codec
+    /// ([`crate::protocol::Codec`]).
     pub fn with_protocol(mut self, protocol: Subprotocol) -> Self {
         self.protocol = protocol;
         self

@@ -50,6 +50,7 @@ pub(crate) enum InFrame {
 #[derive(Debug)]
 pub(crate) enum OutFrame {
     Text(String),
+    Binary(Vec<u8>),
     Pong(Bytes),
     Close(u16),
 }
@@ -194,6 +195,7 @@ fn frame_sink(writer: Writer, codec: ws::Codec) -> impl Sink<OutFrame, Error = S
         |(mut writer, mut codec), frame: OutFrame| async move {
             let message = match frame {
                 OutFrame::Text(text) => ws::Message::Text(text.into()),
+                OutFrame::Binary(bytes) => ws::Message::Binary(bytes.into()),
                 OutFrame::Pong(payload) => ws::Message::Pong(payload),
                 OutFrame::Close(code) => ws::Message::Close(Some(ws::CloseReason {
                     code: ws::CloseCode::from(code),

@@ -62,10 +62,7 @@ impl ErrorKind {
         match error {
             ClientError::Unauthorized => ErrorKind::Unauthorized,
             ClientError::HandshakeStatus { .. } => ErrorKind::HandshakeStatus,
-            // No subprotocol agreed, by the endpoint or (refused before any socket) by this build.
-            ClientError::NoSubprotocol | ClientError::UnsupportedSubprotocol { .. } => {
-                ErrorKind::NoSubprotocol
-            }
+            ClientError::NoSubprotocol => ErrorKind::NoSubprotocol,
             ClientError::Dns(_) => ErrorKind::Dns,
             ClientError::Tcp(_) => ErrorKind::Tcp,
             ClientError::Tls(_) => ErrorKind::Tls,

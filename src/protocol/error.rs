@@ -119,6 +119,12 @@ pub enum ProtocolError {
         "`protobuf_data` has type_url `{0}`, which names no message type: use `type.googleapis.com/<package>.<Message>`"
     )]
     UnknownAnyType(String),
+    /// A text WebSocket message on a protobuf subprotocol, whose messages travel in binary
+    /// ones (protocol.md 4).
+    #[error(
+        "a text frame arrived on a protobuf subprotocol: send one protobuf message per binary WebSocket message"
+    )]
+    TextFrameOnProtobuf,
     /// A frame that has no protobuf form (only [`crate::protocol::Inbound::Unknown`]).
     #[error("`{0}` has no protobuf encoding")]
     NoProtobufForm(&'static str),

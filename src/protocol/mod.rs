@@ -5,16 +5,19 @@
 //! - [`json`]: the codec of `json.webpubsub.azure.v1` and `json.reliable.webpubsub.azure.v1`,
 //!   both directions (clients encode `Outbound` and decode `Inbound`, the hub the reverse);
 //! - [`protobuf`]: the codec of `protobuf.webpubsub.azure.v1` and
-//!   `protobuf.reliable.webpubsub.azure.v1` on the same types (not wired into the client or the
-//!   hub yet: docs/protobuf.md);
+//!   `protobuf.reliable.webpubsub.azure.v1` on the same types (docs/protobuf.md);
+//! - [`codec`]: [`Codec`], the codec of a subprotocol, which callers use instead of choosing
+//!   between [`json`] and [`protobuf`] themselves (the client does; the hub not yet);
 //! - [`Secret`]: a string whose `Debug` and `Display` print `[REDACTED]`.
 
+pub mod codec;
 pub mod error;
 pub mod json;
 pub mod protobuf;
 pub mod secret;
 pub mod types;
 
+pub use codec::{Codec, FrameKind, WireFrame};
 pub use error::{ProtobufFault, ProtocolError};
 pub use secret::Secret;
 pub use types::{

@@ -21,9 +21,10 @@ pub enum Subprotocol {
     /// as in every official client.
     #[default]
     JsonReliable,
-    /// `protobuf.webpubsub.azure.v1` (name known; codec not implemented yet).
+    /// `protobuf.webpubsub.azure.v1`: binary frames, no sequence ids, no recovery.
     Protobuf,
-    /// `protobuf.reliable.webpubsub.azure.v1` (name known; codec not implemented yet).
+    /// `protobuf.reliable.webpubsub.azure.v1`: binary frames, sequence ids, sequence acks and
+    /// recovery.
     ProtobufReliable,
 }
 
@@ -59,7 +60,7 @@ impl Subprotocol {
         )
     }
 
-    /// Whether frames are JSON text (the only codec implemented so far).
+    /// Whether frames are JSON text ([`super::Codec::Json`]).
     pub const fn is_json(self) -> bool {
         matches!(self, Subprotocol::Json | Subprotocol::JsonReliable)
     }

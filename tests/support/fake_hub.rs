@@ -1,6 +1,11 @@
 //! A scripted fake hub for client tests: it accepts WebSockets on 127.0.0.1:0 and hands each
 //! one to the test, which then plays the service's side frame by frame (withhold acks, replay
 //! sequence ids, drop abruptly, close with 1008, send garbage). The real hub is tested apart.
+//!
+//! A connection speaks the subprotocol the client offered: on a JSON one the scripted frames
+//! are hand-written JSON text (independent of the crate's codec); on a protobuf one they are
+//! the same frames encoded with the crate's protobuf codec, whose bytes
+//! `tests/protobuf_golden.rs` checks against Python's `protobuf`.
 // tungstenite's handshake callback must return its own (large) `ErrorResponse`.
 #![allow(clippy::result_large_err)]
 
@@ -16,6 +21,12 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use webpubsub_fleet::client::{Client, ClientOptions, EventStream};
+use webpubsub_fleet::protocol::{
+    AckError, AckErrorName, Codec, FrameKind, Inbound, Outbound, Payload, Secret, Subprotocol,
+    WireFrame,
+};
 
 use super::within;
 
@@ -39,6 +50,8 @@ pub struct FakeHub {
 pub struct FakeConnection {
     /// Path and query of the request (holds the access token or the recovery parameters).
     pub uri: String,
+    /// The subprotocol the client offered (and the fake chose, in `Handshake::Accept`).
+    pub protocol: Option<Subprotocol>,
     ws: WebSocketStream<TcpStream>,
 }
 
@@ -57,6 +70,7 @@ impl FakeHub {
                 let tx = tx.clone();
                 actix_rt::spawn(async move {
                     let mut uri = String::new();
+                    let mut protocol = None;
                     let callback = |req: &Request, mut res: Response| {
                         uri = req.uri().to_string();
                         let offered = req
@@ -64,6 +78,7 @@ impl FakeHub {
                             .get("sec-websocket-protocol")
                             .and_then(|v| v.to_str().ok())
                             .map(str::to_owned);
+                        protocol = offered.as_deref().and_then(Subprotocol::from_name);
                         match mode {
                             Handshake::Unauthorized => {
                                 let mut err = ErrorResponse::new(Some("token refused".into()));
@@ -83,7 +98,7 @@ impl FakeHub {
                         }
                     };
                     if let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await {
-                        let _ = tx.send(FakeConnection { uri, ws });
+                        let _ = tx.send(FakeConnection { uri, protocol, ws });
                     }
                 });
             }
@@ -121,6 +136,41 @@ impl FakeHub {
         conn
     }
 
+    /// A client with `options` for this fake, started and connected with connection id
+    /// `conn-1`, with its event stream (subscribed before the start, so `connected` is in it)
+    /// and the fake's side of its socket.
+    pub async fn connected_client(
+        &mut self,
+        options: ClientOptions,
+    ) -> (Client, EventStream, FakeConnection) {
+        let client = Client::from_url(&self.url("tok-SECRET"), options).unwrap();
+        let events = client.events().await.unwrap();
+        let started = {
+            let client = client.clone();
+            actix_rt::spawn(async move { client.start().await })
+        };
+        let conn = self.accept_connected("conn-1").await;
+        let info = started.await.unwrap().unwrap();
+        assert_eq!(info.connection_id, "conn-1");
+        (client, events, conn)
+    }
+
+    /// The next socket, which must be a recovery of `connection_id` with the reconnection
+    /// token [`FakeConnection::send_connected`] gave it.
+    pub async fn accept_recovery(&mut self, connection_id: &str) -> FakeConnection {
+        let recovery = self.accept().await;
+        assert_eq!(
+            recovery.query("awps_connection_id").as_deref(),
+            Some(connection_id)
+        );
+        let token = format!("reco-SECRET-{connection_id}");
+        assert_eq!(
+            recovery.query("awps_reconnection_token").as_deref(),
+            Some(token.as_str())
+        );
+        recovery
+    }
+
     /// Whether a socket arrives within `wait` (for "nothing happens" checks with a bound).
     pub async fn accept_within(&mut self, wait: Duration) -> Option<FakeConnection> {
         tokio::time::timeout(wait, self.connections.recv())
@@ -146,32 +196,120 @@ impl FakeConnection {
         self.ws.send(Message::Binary(bytes.to_vec())).await.unwrap();
     }
 
+    /// The codec of the connection's subprotocol (JSON when none was offered).
+    pub fn codec(&self) -> Codec {
+        self.protocol.unwrap_or_default().codec()
+    }
+
+    /// Sends a service frame encoded with the connection's codec.
+    pub async fn send_inbound(&mut self, frame: &Inbound) {
+        match self.codec().encode_inbound(frame).unwrap() {
+            WireFrame::Text(text) => self.send_text(&text).await,
+            WireFrame::Binary(bytes) => self.send_binary(&bytes).await,
+        }
+    }
+
+    /// Sends `json` on a JSON connection, `frame` encoded on a protobuf one (the two must
+    /// say the same thing).
+    async fn send_scripted(&mut self, json: String, frame: Inbound) {
+        match self.codec() {
+            Codec::Json => self.send_text(&json).await,
+            Codec::Protobuf => self.send_inbound(&frame).await,
+        }
+    }
+
     pub async fn send_connected(&mut self, connection_id: &str) {
-        self.send_text(&format!(
-            r#"{{"type":"system","event":"connected","userId":"user1","connectionId":"{connection_id}","reconnectionToken":"reco-SECRET-{connection_id}"}}"#
-        ))
+        let token = format!("reco-SECRET-{connection_id}");
+        let frame = Inbound::Connected {
+            connection_id: connection_id.to_owned(),
+            user_id: Some("user1".to_owned()),
+            reconnection_token: Some(Secret::new(token.clone())),
+        };
+        self.send_scripted(format!(
+            r#"{{"type":"system","event":"connected","userId":"user1","connectionId":"{connection_id}","reconnectionToken":"{token}"}}"#
+        ), frame)
         .await;
     }
 
     pub async fn send_ack(&mut self, ack_id: u64) {
-        self.send_text(&format!(
-            r#"{{"type":"ack","ackId":{ack_id},"success":true}}"#
-        ))
+        let frame = Inbound::Ack {
+            ack_id,
+            success: true,
+            error: None,
+        };
+        self.send_scripted(
+            format!(r#"{{"type":"ack","ackId":{ack_id},"success":true}}"#),
+            frame,
+        )
         .await;
     }
 
     pub async fn send_ack_error(&mut self, ack_id: u64, name: &str) {
-        self.send_text(&format!(
+        let frame = Inbound::Ack {
+            ack_id,
+            success: false,
+            error: Some(AckError {
+                name: AckErrorName::from_wire(name),
+                message: "scripted".to_owned(),
+            }),
+        };
+        self.send_scripted(format!(
             r#"{{"type":"ack","ackId":{ack_id},"success":false,"error":{{"name":"{name}","message":"scripted"}}}}"#
-        ))
+        ), frame)
         .await;
     }
 
+    /// A text message to group `group` (from user `u2`, which protobuf cannot carry).
     pub async fn send_group_message(&mut self, sequence_id: u64, group: &str, text: &str) {
-        self.send_text(&format!(
+        let frame = Inbound::GroupMessage {
+            sequence_id: Some(sequence_id),
+            group: group.to_owned(),
+            from_user_id: Some("u2".to_owned()),
+            data: Payload::Text(text.to_owned()),
+        };
+        self.send_scripted(format!(
             r#"{{"sequenceId":{sequence_id},"type":"message","from":"group","group":"{group}","fromUserId":"u2","dataType":"text","data":"{text}"}}"#
-        ))
+        ), frame)
         .await;
+    }
+
+    /// The next client frame decoded with the connection's codec, skipping sequence acks and
+    /// pings. A frame that does not decode (a text frame on a protobuf connection among them)
+    /// fails the test.
+    pub async fn recv_outbound(&mut self) -> Outbound {
+        self.recv_outbound_matching(|f| !matches!(f, Outbound::SequenceAck { .. } | Outbound::Ping))
+            .await
+    }
+
+    /// The next client frame for which `want` is true, decoded with the connection's codec;
+    /// others are skipped. Returns the frame's raw bytes too, for wire checks.
+    pub async fn recv_outbound_matching(&mut self, want: impl Fn(&Outbound) -> bool) -> Outbound {
+        self.recv_outbound_raw(want).await.0
+    }
+
+    /// [`Self::recv_outbound_matching`] with the frame's bytes as sent.
+    pub async fn recv_outbound_raw(
+        &mut self,
+        want: impl Fn(&Outbound) -> bool,
+    ) -> (Outbound, Vec<u8>) {
+        let codec = self.codec();
+        within("a frame from the client", async {
+            loop {
+                let (kind, bytes) = match self.ws.next().await {
+                    Some(Ok(Message::Text(t))) => (FrameKind::Text, t.into_bytes()),
+                    Some(Ok(Message::Binary(b))) => (FrameKind::Binary, b),
+                    Some(Ok(_)) => continue,
+                    other => panic!("socket ended while waiting for a frame: {other:?}"),
+                };
+                let frame = codec
+                    .decode_outbound(kind, &bytes)
+                    .unwrap_or_else(|e| panic!("the client sent a bad {kind:?} frame: {e}"));
+                if want(&frame) {
+                    return (frame, bytes);
+                }
+            }
+        })
+        .await
     }
 
     /// The next JSON frame from the client, skipping pings, sequence acks and pongs unless asked.
