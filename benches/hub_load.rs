@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench --bench hub_load -- idle --connections 10000
 //! cargo bench --bench hub_load -- fanout --groups 4 --group-size 100 --size 100 --duration 10
+//! cargo bench --bench hub_load -- fanout --server both --groups 10 --publishers 1 --rate 300
 //! cargo bench --bench hub_load -- peer --client js --workload idle --connections 1000
 //! ```
 //!
@@ -35,7 +36,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 use webpubsub_fleet::credential::{ConnectionString, TokenOptions};
 use webpubsub_fleet::hub::{Hub, HubConfig};
-use webpubsub_fleet::protocol::json::{decode_inbound, encode_outbound};
+use webpubsub_fleet::protocol::json::{
+    decode_inbound, decode_outbound, encode_inbound, encode_outbound,
+};
 use webpubsub_fleet::protocol::{Inbound, Outbound, Payload};
 
 /// The hub name every client uses.
@@ -70,6 +73,14 @@ enum Cmd {
     #[command(hide = true)]
     ServeHub {
         /// HTTP worker threads (default: the hub's default, one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Internal: run the bare actix-web-actors pusher (issue 10's baseline) and print a
+    /// connection string for it on stdout's first line.
+    #[command(hide = true)]
+    ServeBare {
+        /// HTTP worker threads (default: one per core, as the hub).
         #[arg(long)]
         workers: Option<usize>,
     },
@@ -135,8 +146,23 @@ struct FanoutArgs {
     /// Seconds of warm-up, not measured.
     #[arg(long, default_value_t = 2)]
     warmup: u64,
+    /// The server: the hub, the bare actix-web-actors pusher (no hub logic: the baseline of
+    /// issue 10), or both one after the other with the same clients and workload.
+    #[arg(long, value_enum, default_value_t = Server::Hub)]
+    server: Server,
     #[command(flatten)]
     common: Common,
+}
+
+/// What `fanout` measures.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Server {
+    /// The local hub.
+    Hub,
+    /// The bare pusher.
+    Bare,
+    /// The hub, then the bare pusher, and their CPU per delivery side by side.
+    Both,
 }
 
 #[derive(Args, Clone)]
@@ -193,11 +219,14 @@ fn main() {
     // `cargo bench` appends `--bench` to the arguments of every bench binary.
     let mut args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     // `cargo test --all-targets` runs it with no arguments at all: a one-second fan-out with
-    // ten receivers proves the benchmark still runs, without spending CI minutes on figures.
+    // ten receivers, against the hub and then the bare pusher, proves the benchmark still
+    // runs, without spending CI minutes on figures.
     if args.len() == 1 {
         args.extend(
             [
                 "fanout",
+                "--server",
+                "both",
                 "--groups",
                 "1",
                 "--group-size",
@@ -217,6 +246,7 @@ fn main() {
     let cli = Cli::parse_from(args);
     let result = match cli.command {
         Cmd::ServeHub { workers } => serve_hub(workers),
+        Cmd::ServeBare { workers } => serve_bare(workers),
         Cmd::Idle(a) => idle(a),
         Cmd::Fanout(a) => fanout(a),
         Cmd::Peer(a) => peer(a),
@@ -286,9 +316,14 @@ struct HubProcess {
 
 impl HubProcess {
     fn start(workers: Option<usize>) -> Res<HubProcess> {
+        HubProcess::start_server("serve-hub", workers)
+    }
+
+    /// Starts `serve-hub` or `serve-bare` in a child process.
+    fn start_server(command: &str, workers: Option<usize>) -> Res<HubProcess> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut cmd = Command::new(exe);
-        cmd.arg("serve-hub");
+        cmd.arg(command);
         if let Some(w) = workers {
             cmd.arg("--workers").arg(w.to_string());
         }
@@ -348,6 +383,226 @@ impl HubProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bare pusher (issue 10's baseline): actix-web + actix-web-actors and nothing of the hub.
+// Sockets sit in groups (from the `group` query parameter: no token is read); a sendToGroup
+// becomes one pre-serialized group-message frame (with the group's sequenceId), shared by
+// every member's socket, and an ack. Sequence acks and anything else are read and dropped.
+// What the hub adds on top (auth, reliable sessions, per-receiver sequence ids, the
+// slow-client rule, stats) is exactly what `fanout --server both` prices.
+
+#[derive(Default)]
+struct BareState {
+    groups: std::sync::Mutex<std::collections::HashMap<String, BareGroup>>,
+    messages_out: AtomicU64,
+    connections: AtomicU64,
+}
+
+#[derive(Default)]
+struct BareGroup {
+    members: Vec<actix::Addr<BareSocket>>,
+    sequence: u64,
+}
+
+struct BareSocket {
+    state: Arc<BareState>,
+    group: Option<String>,
+    user: String,
+}
+
+/// One frame for one socket; the frame's bytes are shared, not copied.
+struct Push(bytestring::ByteString);
+
+impl actix::Message for Push {
+    type Result = ();
+}
+
+impl BareSocket {
+    fn groups(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, BareGroup>> {
+        self.state.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut actix_web_actors::ws::WebsocketContext<Self>) {
+        let Ok(Outbound::SendToGroup {
+            group,
+            ack_id,
+            data,
+            ..
+        }) = decode_outbound(text)
+        else {
+            return;
+        };
+        let sent = {
+            let mut groups = self.groups();
+            let g = groups.entry(group.clone()).or_default();
+            g.sequence += 1;
+            let frame: bytestring::ByteString = encode_inbound(&Inbound::GroupMessage {
+                sequence_id: Some(g.sequence),
+                group,
+                from_user_id: Some(self.user.clone()),
+                data,
+            })
+            .into();
+            for member in &g.members {
+                member.do_send(Push(frame.clone()));
+            }
+            g.members.len() as u64
+        };
+        self.state.messages_out.fetch_add(sent, Relaxed);
+        if let Some(ack_id) = ack_id {
+            ctx.text(encode_inbound(&Inbound::Ack {
+                ack_id,
+                success: true,
+                error: None,
+            }));
+        }
+    }
+}
+
+impl actix::Actor for BareSocket {
+    type Context = actix_web_actors::ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        use actix::AsyncContext;
+        let id = self.state.connections.fetch_add(1, Relaxed);
+        if let Some(group) = &self.group {
+            let address = ctx.address();
+            self.groups()
+                .entry(group.clone())
+                .or_default()
+                .members
+                .push(address);
+        }
+        ctx.text(encode_inbound(&Inbound::Connected {
+            connection_id: format!("bare-{id}"),
+            user_id: Some(self.user.clone()),
+            reconnection_token: None,
+        }));
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        use actix::AsyncContext;
+        if let Some(group) = &self.group {
+            let address = ctx.address();
+            if let Some(g) = self.groups().get_mut(group) {
+                g.members.retain(|m| *m != address);
+            }
+        }
+    }
+}
+
+impl actix::Handler<Push> for BareSocket {
+    type Result = ();
+
+    fn handle(&mut self, Push(frame): Push, ctx: &mut Self::Context) {
+        ctx.text(frame);
+    }
+}
+
+impl
+    actix::StreamHandler<Result<actix_web_actors::ws::Message, actix_web_actors::ws::ProtocolError>>
+    for BareSocket
+{
+    fn handle(
+        &mut self,
+        message: Result<actix_web_actors::ws::Message, actix_web_actors::ws::ProtocolError>,
+        ctx: &mut Self::Context,
+    ) {
+        use actix::ActorContext;
+        use actix_web_actors::ws::Message as M;
+        match message {
+            Ok(M::Text(text)) => self.on_text(&text, ctx),
+            Ok(M::Ping(p)) => ctx.pong(&p),
+            Ok(M::Close(_)) | Err(_) => ctx.stop(),
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn bare_socket(
+    request: actix_web::HttpRequest,
+    stream: actix_web::web::Payload,
+    state: actix_web::web::Data<BareState>,
+) -> Result<actix_web::HttpResponse, actix_web::Error> {
+    let mut query = actix_web::web::Query::<std::collections::HashMap<String, String>>::from_query(
+        request.query_string(),
+    )
+    .map(|q| q.into_inner())
+    .unwrap_or_default();
+    let socket = BareSocket {
+        state: state.into_inner(),
+        group: query.remove("group"),
+        user: query.remove("user").unwrap_or_default(),
+    };
+    actix_web_actors::ws::WsResponseBuilder::new(socket, &request, stream)
+        .protocols(&[RELIABLE])
+        .frame_size(1 << 20)
+        .start()
+}
+
+/// Runs the bare pusher until stdin closes; answers `stats` lines as `serve-hub` does
+/// (`messages_out`, and `slow_clients` always 0: it has no such rule).
+fn serve_bare(workers: Option<usize>) -> Res<()> {
+    actix_rt::System::new().block_on(async move {
+        let state = actix_web::web::Data::new(BareState::default());
+        let for_app = state.clone();
+        let mut server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(for_app.clone())
+                .route("/client/hubs/{hub}", actix_web::web::get().to(bare_socket))
+        })
+        .disable_signals();
+        if let Some(w) = workers {
+            server = server.workers(w.max(1));
+        }
+        let server = server
+            .bind("127.0.0.1:0")
+            .map_err(|e| format!("the bare pusher cannot bind: {e}"))?;
+        let port = server.addrs().first().map(|a| a.port()).ok_or("no address")?;
+        let server = server.run();
+        let handle = server.handle();
+        {
+            let mut out = std::io::stdout().lock();
+            // A connection string only so that the driver mints its URLs as for the hub: the
+            // bare pusher reads no token.
+            writeln!(
+                out,
+                "Endpoint=http://127.0.0.1:{port};AccessKey={};Version=1.0;",
+                webpubsub_fleet::hub::DEVELOPMENT_ACCESS_KEY
+            )
+            .and_then(|_| out.flush())
+            .map_err(|e| e.to_string())?;
+        }
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if line.trim() == "stats" {
+                    let stats = json!({
+                        "messages_out": state.messages_out.load(Relaxed),
+                        "connections": state.connections.load(Relaxed),
+                        "slow_clients": 0,
+                    });
+                    let mut out = std::io::stdout().lock();
+                    if writeln!(out, "{stats}").and_then(|_| out.flush()).is_err() {
+                        break;
+                    }
+                }
+            }
+            let _ = done_tx.send(());
+        });
+        let stopper = async move {
+            tokio::select! {
+                _ = done_rx => {}
+                _ = tokio::time::sleep(HUB_LIFETIME) => eprintln!("serve-bare: lifetime reached, stopping"),
+            }
+            handle.stop(false).await;
+        };
+        let (served, ()) = futures::join!(server, stopper);
+        served.map_err(|e| e.to_string())
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -620,12 +875,16 @@ fn driver_threads(common: &Common) -> usize {
 
 /// Opens one raw client with a token minted by the credential module, and waits for its
 /// `connected` frame.
-async fn connect(cs: &ConnectionString, options: &TokenOptions) -> Res<Ws> {
+async fn connect(cs: &ConnectionString, options: &TokenOptions, bare: Option<String>) -> Res<Ws> {
     let url = cs
         .client_access_url(HUB, options, SystemTime::now())
         .map_err(|e| e.to_string())?;
+    // The bare pusher reads no token: it takes the group and user from the query.
+    let url = match bare {
+        Some(query) => format!("{}&{query}", url.expose()),
+        None => url.expose().to_string(),
+    };
     let mut request = url
-        .expose()
         .as_str()
         .into_client_request()
         .map_err(|e| e.to_string())?;
@@ -669,11 +928,14 @@ struct Shared {
     sequence_acks: AtomicU64,
     /// Latency is recorded only while this is set (the measured window).
     measuring: AtomicBool,
+    /// The server is the bare pusher (group and user go in the query).
+    bare: bool,
 }
 
 impl Shared {
-    fn new(threads: usize) -> Arc<Shared> {
+    fn new(threads: usize, bare: bool) -> Arc<Shared> {
         Arc::new(Shared {
+            bare,
             connected: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             first_error: std::sync::Mutex::new(None),
@@ -757,7 +1019,7 @@ async fn idle_client(
     let options = TokenOptions::new().user_id(format!("idle-{index}"));
     let ws = {
         let _permit = permits.acquire().await;
-        connect(&cs, &options).await
+        connect(&cs, &options, None).await
     };
     let mut ws = match ws {
         Ok(ws) => ws,
@@ -799,7 +1061,7 @@ fn idle(args: IdleArgs) -> Res<()> {
     let hub_pid = hub.pid();
     let me = std::process::id();
     let driver = Driver::start(threads)?;
-    let shared = Shared::new(threads);
+    let shared = Shared::new(threads, false);
     // Let both processes settle before the baselines.
     std::thread::sleep(Duration::from_millis(500));
     let hub_base = rss_kib(hub_pid);
@@ -946,12 +1208,13 @@ async fn receiver(
     permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let bare = (shared.bare).then(|| format!("group={group}&user=recv-{index}"));
     let options = TokenOptions::new()
         .user_id(format!("recv-{index}"))
         .group(group);
     let ws = {
         let _permit = permits.acquire().await;
-        connect(&cs, &options).await
+        connect(&cs, &options, bare).await
     };
     let mut ws = match ws {
         Ok(ws) => ws,
@@ -1029,9 +1292,10 @@ async fn publisher(
     let options = TokenOptions::new()
         .user_id(format!("pub-{}", plan.index))
         .role(format!("webpubsub.sendToGroup.{}", plan.group));
+    let bare = (shared.bare).then(|| format!("user=pub-{}", plan.index));
     let ws = {
         let _permit = permits.acquire().await;
-        connect(&cs, &options).await
+        connect(&cs, &options, bare).await
     };
     let mut ws = match ws {
         Ok(ws) => ws,
@@ -1152,7 +1416,47 @@ fn ms(us: u64) -> String {
     format!("{:.2} ms", us as f64 / 1000.0)
 }
 
+/// `fanout` on the server(s) `--server` names; with `both`, the hub then the bare pusher,
+/// and the ratio of their CPU per delivery.
 fn fanout(args: FanoutArgs) -> Res<()> {
+    let result = match args.server {
+        Server::Both => {
+            let hub = fanout_on(&args, Server::Hub)?;
+            let bare = fanout_on(&args, Server::Bare)?;
+            let per = |v: &Value| v["hub"]["cpu_us_per_delivery"].as_f64().unwrap_or(0.0);
+            let rate = |v: &Value| v["deliveries_per_sec"].as_f64().unwrap_or(0.0);
+            let ratio = if per(&bare) > 0.0 {
+                per(&hub) / per(&bare)
+            } else {
+                0.0
+            };
+            println!();
+            println!("== hub vs bare pusher, same clients and workload");
+            println!(
+                "  server CPU per delivery   hub {:.2} us, bare pusher {:.2} us: {ratio:.2}x (issue 10 target <= 1.5x)",
+                per(&hub),
+                per(&bare)
+            );
+            println!(
+                "  deliveries/s              hub {:.0}, bare pusher {:.0}",
+                rate(&hub),
+                rate(&bare)
+            );
+            json!({"hub": hub, "bare": bare, "hub_over_bare_cpu_per_delivery": ratio})
+        }
+        server => fanout_on(&args, server)?,
+    };
+    write_json(&args.common.json, &result)
+}
+
+/// One fan-out run against `server` (the hub or the bare pusher): prints its summary and
+/// returns it as JSON. The server's figures are under `hub` in either case.
+fn fanout_on(args: &FanoutArgs, server: Server) -> Res<Value> {
+    let server_name = if server == Server::Bare {
+        "bare pusher"
+    } else {
+        "hub"
+    };
     let threads = driver_threads(&args.common);
     let receivers = args.groups * args.group_size;
     let publishers = args.groups * args.publishers;
@@ -1169,10 +1473,15 @@ fn fanout(args: FanoutArgs) -> Res<()> {
     let duration = args.duration.clamp(1, MAX_DURATION_SECS);
     let warmup = args.warmup.min(MAX_DURATION_SECS);
     let machine = machine_note();
-    let mut hub = HubProcess::start(args.common.hub_workers)?;
+    let command = if server == Server::Bare {
+        "serve-bare"
+    } else {
+        "serve-hub"
+    };
+    let mut hub = HubProcess::start_server(command, args.common.hub_workers)?;
     let hub_pid = hub.pid();
     let driver = Driver::start(threads)?;
-    let shared = Shared::new(threads);
+    let shared = Shared::new(threads, server == Server::Bare);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (go_tx, go_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(128));
@@ -1182,7 +1491,7 @@ fn fanout(args: FanoutArgs) -> Res<()> {
         "as fast as acked".to_owned()
     };
     eprintln!(
-        "fanout: {} groups x {} receivers, {} publishers per group (window {}, {rate_note}), {} B text, {threads} driver threads",
+        "fanout ({server_name}): {} groups x {} receivers, {} publishers per group (window {}, {rate_note}), {} B text, {threads} driver threads",
         args.groups, args.group_size, args.publishers, args.window, args.size
     );
     let mut i = 0;
@@ -1299,7 +1608,7 @@ fn fanout(args: FanoutArgs) -> Res<()> {
         .saturating_sub(stats0["messages_out"].as_u64().unwrap_or(0));
     println!();
     println!(
-        "== fanout: {} groups x {} receivers, {} publishers/group, window {}, {rate_note}, {} B, {threads} driver threads, {secs:.1} s measured",
+        "== fanout ({server_name}): {} groups x {} receivers, {} publishers/group, window {}, {rate_note}, {} B, {threads} driver threads, {secs:.1} s measured",
         args.groups, args.group_size, args.publishers, args.window, args.size
     );
     println!(
@@ -1317,13 +1626,13 @@ fn fanout(args: FanoutArgs) -> Res<()> {
         latency.len()
     );
     println!(
-        "  CPU                 hub {:.2} cores, driver {:.2} cores (of {})",
+        "  CPU                 {server_name} {:.2} cores, driver {:.2} cores (of {})",
         hub_cpu / secs,
         driver_cpu / secs,
         machine["cores"]
     );
     println!(
-        "  CPU per delivery    hub {:.2} us, driver {:.2} us, total {:.2} us",
+        "  CPU per delivery    {server_name} {:.2} us, driver {:.2} us, total {:.2} us",
         per_delivery(hub_cpu),
         per_delivery(driver_cpu),
         per_delivery(hub_cpu + driver_cpu)
@@ -1333,23 +1642,22 @@ fn fanout(args: FanoutArgs) -> Res<()> {
         "  other processes     {:.2} cores (builds of other engineers share the machine)",
         others / secs
     );
-    println!("  hub threads         {}", fmt_threads(&hub_threads));
+    println!("  {server_name} threads {}", fmt_threads(&hub_threads));
     println!("  driver threads      {}", fmt_threads(&driver_threads_cpu));
     println!(
-        "  hub messages_out/s  {:.0}; slow clients closed {}; sockets lost {lost}; failed acks {ack_errors}",
+        "  {server_name} messages_out/s {:.0}; slow clients closed {}; sockets lost {lost}; failed acks {ack_errors}",
         hub_out as f64 / secs,
         stats1["slow_clients"]
     );
     println!(
-        "  RSS                 hub {hub_rss_connected} KiB connected, {hub_rss} KiB at end; driver {driver_rss} KiB"
+        "  RSS                 {server_name} {hub_rss_connected} KiB connected, {hub_rss} KiB at end; driver {driver_rss} KiB"
     );
     if stats1["slow_clients"].as_u64().unwrap_or(0) > 0 || lost > 0 {
         println!("  NOT STEADY: sockets were closed or lost during the run");
     }
-    write_json(
-        &args.common.json,
-        &json!({
+    Ok(json!({
             "workload": "fanout",
+            "server": server_name,
             "client": "raw tokio-tungstenite",
             "groups": args.groups, "group_size": args.group_size,
             "publishers_per_group": args.publishers, "window": args.window, "rate_per_publisher": args.rate,
@@ -1370,8 +1678,7 @@ fn fanout(args: FanoutArgs) -> Res<()> {
             "other_processes_cores": others / secs,
             "hub_stats_end": stats1,
             "machine": machine,
-        }),
-    )
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -72,6 +72,10 @@ async fn small_fleet_delivers_every_message_once_and_in_order() {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(report.latency_ms.p50 > 0.0 && report.latency_ms.max >= report.latency_ms.p99);
     assert!(report.benchmark.pass, "{report}");
+    // Issue 10: a hub that keeps up is not called saturated (a send or two may race the
+    // stop on a busy machine).
+    let pacing = report.pacing.clone().expect("groups senders are paced");
+    assert!(!pacing.saturated && pacing.skipped <= 2, "{report}");
     hub.stop().await;
 }
 
@@ -131,5 +135,51 @@ async fn chat_users_come_and_go_without_violations() {
     assert_no_violation(&report);
     // Going away and coming back is not a reconnect.
     assert_eq!(report.reconnects, 0, "{report}");
+    hub.stop().await;
+}
+
+/// Issue 10: acks that never come (the hub withholds them) fill each sender's window of one
+/// publish in flight, so most scheduled sends cannot go. The report must say the run was
+/// saturated, with offered above achieved, instead of a low rate with a clean latency.
+#[actix_rt::test]
+async fn a_run_whose_acks_stall_is_reported_saturated() {
+    let hub = hub().await;
+    hub.inject(webpubsub_fleet::hub::Fault::DropAcks(u64::MAX));
+    let groups = Groups {
+        group_size: 5,
+        senders: 1,
+        rate: 20.0,
+    };
+    let client = webpubsub_fleet::client::ClientOptions {
+        ack_timeout: Some(Duration::from_millis(500)),
+        ..Default::default()
+    };
+    let plan = LoadPlan {
+        max_in_flight: 1,
+        client,
+        drain_timeout: Duration::from_secs(1),
+        thresholds: load::Thresholds {
+            min_achieved: Some(0.95),
+            ..load::Thresholds::default()
+        },
+        ..plan(10, 2)
+    };
+    let report = run(&hub, plan, Arc::new(groups)).await;
+    let pacing = report.pacing.clone().expect("groups senders are paced");
+    // Two senders at 20/s for about 2 s: about 80 scheduled; one send per 500 ms ack
+    // timeout each goes, about 8.
+    assert!(pacing.scheduled >= 60, "{report}");
+    assert!(pacing.sent <= pacing.scheduled / 3, "{report}");
+    assert_eq!(pacing.skipped, pacing.scheduled - pacing.sent, "{report}");
+    assert!(
+        pacing.offered_per_s > 2.0 * pacing.achieved_per_s,
+        "{report}"
+    );
+    assert!(pacing.saturated, "{report}");
+    assert!(
+        report.to_string().contains("saturated: offered"),
+        "{report}"
+    );
+    assert!(!report.thresholds.passed, "{report}");
     hub.stop().await;
 }

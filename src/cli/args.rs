@@ -84,16 +84,7 @@ pub fn chaos(s: &str) -> Result<ChaosSpec, String> {
         }
         (ChaosSide::Client, Some(kind)) => chaos_kind(kind)?,
     };
-    let share = match share.trim().strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
-        None => share.trim().parse::<f64>(),
-    }
-    .map_err(|_| format!("`{share}` is not a share such as 0.05 or 5%"))?;
-    if !(0.0..=1.0).contains(&share) {
-        return Err(format!(
-            "the chaos share {share} is not between 0 and 1 (0% and 100%)"
-        ));
-    }
+    let share = fraction(share).map_err(|e| format!("chaos: {e}"))?;
     let period = duration(period)?;
     if period.is_zero() {
         return Err("the chaos period must be above zero".into());
@@ -104,6 +95,21 @@ pub fn chaos(s: &str) -> Result<ChaosSpec, String> {
         period,
         fault,
     })
+}
+
+/// A share between 0 and 1, as a fraction (0.05) or a percentage (5%).
+pub fn fraction(s: &str) -> Result<f64, String> {
+    let value = match s.trim().strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => s.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("`{s}` is not a share such as 0.05 or 5%"))?;
+    if !(0.0..=1.0).contains(&value) {
+        return Err(format!(
+            "the share {value} is not between 0 and 1 (0% and 100%)"
+        ));
+    }
+    Ok(value)
 }
 
 /// `drop`, `blackhole` or `close=CODE`.

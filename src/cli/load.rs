@@ -19,7 +19,7 @@ use webpubsub_fleet::load::{
 use webpubsub_fleet::protocol::Subprotocol;
 
 use super::args::{
-    CONNECTION_STRING_ENV, ChaosSide, ChaosSpec, chaos, connection_string, duration,
+    CONNECTION_STRING_ENV, ChaosSide, ChaosSpec, chaos, connection_string, duration, fraction,
 };
 use super::shard::ShardArgs;
 
@@ -61,6 +61,10 @@ pub struct LoadArgs {
     /// Publish without acks.
     #[arg(long)]
     fire_and_forget: bool,
+    /// Publishes one sender may have in flight (outcome not known yet). Senders keep a fixed
+    /// schedule: a send that cannot go within 1 s of its time is skipped and counted.
+    #[arg(long, default_value_t = load::pacing::DEFAULT_MAX_IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_in_flight: usize,
     /// Fault SHARE of the connections every PERIOD. `5%:2s` (or `hub:5%:2s`): the in-process
     /// local hub drops them abruptly. `client:5%:2s[:KIND]`: the fleet faults its own
     /// sockets, against any hub (the service too): KIND `drop` (default; the TCP connection
@@ -120,6 +124,11 @@ pub struct ThresholdArgs {
     /// Fail (exit 1) when fewer clients are connected at the end: a count or a share (99%).
     #[arg(long)]
     min_connected: Option<Limit>,
+    /// Fail (exit 1) when the run achieved less than this share of the offered rate
+    /// (publishes or deliveries): 0.95 or 95%. Without it a run below 95% is reported
+    /// as saturated but passes.
+    #[arg(long, value_parser = fraction)]
+    min_achieved: Option<f64>,
 }
 
 impl ThresholdArgs {
@@ -129,6 +138,7 @@ impl ThresholdArgs {
             max_loss: self.max_loss,
             max_p99_ms: self.max_p99_ms,
             min_connected: self.min_connected,
+            min_achieved: self.min_achieved,
         }
     }
 }
@@ -235,6 +245,7 @@ impl LoadArgs {
                 Protocol::JsonReliable => Subprotocol::JsonReliable,
             },
             fire_and_forget: self.fire_and_forget,
+            max_in_flight: self.max_in_flight,
             size: self.size,
             seed,
             arbiters: self.arbiters,

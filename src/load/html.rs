@@ -77,6 +77,18 @@ pub fn render(report: &LoadReport, parameters: &[(String, String)]) -> String {
             escape(&report.thresholds.failures.join("; "))
         },
     );
+    if let Some(p) = &report.pacing {
+        // Offered vs achieved (issue 10): a saturated run says so beside the verdict.
+        let _ = write!(
+            page,
+            "<li>pacing{}: {} ({} late, {} skipped, window {})</li>",
+            if p.saturated { " (SATURATED)" } else { "" },
+            escape(&p.verdict()),
+            p.late,
+            p.skipped,
+            p.max_in_flight,
+        );
+    }
     page.push_str("</ul></section>\n");
 
     page.push_str("<section id=\"charts\"><h2>Over time</h2>\n<p class=\"note\">t = 0 is the workload's start (the ramp-up is before it); dashed red lines are chaos rounds.</p>\n");
@@ -457,6 +469,19 @@ mod tests {
             "the chaos mark on each time chart"
         );
         assert!(page.contains("Verdict: FAIL"));
+        assert!(!page.contains("pacing"), "no schedule, no pacing line");
+        let mut saturated = report();
+        saturated.pacing = Some(crate::load::PacingReport {
+            offered_per_s: 60.0,
+            achieved_per_s: 50.0,
+            saturated: true,
+            ..crate::load::PacingReport::default()
+        });
+        let paced = render(&saturated, &[]);
+        assert!(
+            paced.contains("pacing (SATURATED): saturated: offered 60/s, achieved 50/s"),
+            "{paced}"
+        );
         assert!(page.contains("groups &lt;&amp;&gt;") && !page.contains("groups <&>"));
         assert!(page.contains("<th>clients</th><td>10</td>"));
         assert!(

@@ -10,10 +10,11 @@ use hdrhistogram::Histogram;
 use crate::fleet::{LatencySummary, MAX_LATENCY_US, latency_histogram};
 
 use super::checker::check_clients;
+use super::pacing::PaceCounts;
 use super::recorder::SLOW_DELIVERY_US;
 use super::report::{
-    BenchmarkRule, ClientsReport, ConnectReport, LoadReport, MessagesReport, ProcessReport,
-    ShardRow, Thresholds, ThroughputReport,
+    BenchmarkRule, ClientsReport, ConnectReport, DEFAULT_MIN_ACHIEVED, LoadReport, MessagesReport,
+    PacingReport, ProcessReport, ShardRow, Thresholds, ThroughputReport,
 };
 use super::shard::{RunKey, ShardReport, ShardSpec, decode_histogram};
 
@@ -81,7 +82,17 @@ pub fn merge(
     };
     let mut sum = LoadReport::default();
     let mut rss_added_kib = 0.0;
+    // Paced publishers' counts add; the rates are worked out again on the merged report.
+    let mut pacing: Option<(PaceCounts, u64)> = None;
     for r in by_index.values() {
+        if let Some(p) = &r.report.pacing {
+            let (sum, window) = pacing.get_or_insert((PaceCounts::default(), 0));
+            sum.scheduled += p.scheduled;
+            sum.sent += p.sent;
+            sum.late += p.late;
+            sum.skipped += p.skipped;
+            *window = (*window).max(p.max_in_flight);
+        }
         add(&mut delivery, &r.histograms.delivery, r.shard)?;
         add(&mut connect, &r.histograms.connect, r.shard)?;
         add(&mut recovery, &r.histograms.recovery, r.shard)?;
@@ -164,6 +175,10 @@ pub fn merge(
         series: super::series::Series::merge(reports.iter().map(|r| &r.report.series)),
         ..sum
     };
+    report.pacing = pacing.map(|(counts, window)| {
+        let floor = thresholds.min_achieved.unwrap_or(DEFAULT_MIN_ACHIEVED);
+        PacingReport::evaluate(counts, window, &report, floor)
+    });
     let slow = delivery.count_between(SLOW_DELIVERY_US + 1, MAX_LATENCY_US);
     report.benchmark = BenchmarkRule::evaluate(&report, slow);
     report.thresholds = thresholds.evaluate(&report);

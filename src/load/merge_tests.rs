@@ -277,3 +277,45 @@ fn inconsistent_reports_are_refused_with_the_reason() {
 fn merged_err(reports: &[ShardReport]) -> String {
     merge(reports, &Absent::default(), &Thresholds::default()).unwrap_err()
 }
+
+#[test]
+fn pacing_counts_add_across_shards_and_the_rates_follow() {
+    let w = workload(1, false);
+    let mut reports = shard_reports(&w);
+    for r in &mut reports {
+        r.report.duration_s = 10.0;
+        r.report.pacing = Some(PacingReport {
+            scheduled: 100,
+            sent: 80,
+            late: 3,
+            skipped: 20,
+            max_in_flight: 100,
+            ..PacingReport::default()
+        });
+    }
+    // No pacing in one shard (a shard whose clients do not send): the others still add.
+    reports[3].report.pacing = None;
+    let report = merge(
+        &reports,
+        &Absent::default(),
+        &Thresholds {
+            min_achieved: Some(0.9),
+            ..Thresholds::default()
+        },
+    )
+    .unwrap();
+    let p = report
+        .pacing
+        .clone()
+        .expect("paced shards merge into a pacing");
+    assert_eq!((p.scheduled, p.sent, p.late, p.skipped), (300, 240, 9, 60));
+    assert!((p.offered_per_s - 30.0).abs() < 1e-9, "{p:?}");
+    assert!((p.achieved_per_s - 24.0).abs() < 1e-9, "{p:?}");
+    assert!(p.saturated, "80 % achieved is below 90 %");
+    assert!(!report.thresholds.passed, "{:?}", report.thresholds);
+    // No shard paced: no pacing in the merge either.
+    for r in &mut reports {
+        r.report.pacing = None;
+    }
+    assert_eq!(merged(&reports).pacing, None);
+}

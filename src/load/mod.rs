@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`Simulation`], [`SimUser`] | what clients do; write your own (see `examples/simulate_chat.rs`) |
 //! | [`Groups`], [`Broadcast`], [`Echo`], [`Chat`] | the built-in workloads |
+//! | [`pacing`] | fixed-rate publish schedules: offered vs achieved, late and skipped sends |
 //! | [`stamp`] | `p=<publisher>;s=<seq>;t=<µs>;` at the start of every payload, padded to size |
 //! | [`Recorder`] | an [`Observer`](crate::client::Observer) that tracks memberships and deliveries per client |
 //! | [`checker`] | lost, duplicated, reordered, unexpected, allowed gaps across reconnects |
@@ -23,6 +24,7 @@ pub mod checker;
 pub mod coordinator;
 pub mod html;
 pub mod merge;
+pub mod pacing;
 pub mod process;
 pub mod rangeset;
 pub mod recorder;
@@ -45,7 +47,9 @@ pub use chat::Chat;
 pub use checker::{CheckReport, Counts, check, check_clients};
 pub use merge::{Absent, merge};
 pub use recorder::{Recorder, RecorderStats, Retained};
-pub use report::{BenchmarkRule, Limit, LoadReport, ShardRow, Thresholds};
+pub use report::{
+    BenchmarkRule, DEFAULT_MIN_ACHIEVED, Limit, LoadReport, PacingReport, ShardRow, Thresholds,
+};
 pub use rest_broadcast::{RestBroadcastPlan, RestBroadcastReport, RestTarget};
 pub use runner::{
     BarrierFn, Chaos, ChaosFn, ClientChaos, DEFAULT_CLIENTS, DEFAULT_DRAIN, DEFAULT_DURATION,

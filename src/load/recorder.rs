@@ -25,6 +25,7 @@ use crate::fleet::{
 use crate::protocol::AckErrorName;
 
 use super::checker::{CheckReport, check_clients};
+use super::pacing::PaceCounts;
 use super::settle::settle;
 use super::shard::ShardSpec;
 use super::stamp::{Clock, Stamp, StampError};
@@ -65,6 +66,8 @@ pub struct Recorder {
     sent: ShardedCounter,
     delivered: ShardedCounter,
     in_flight: AtomicU64,
+    /// Paced publishers' schedules, summed as each publisher stops.
+    pacing: Mutex<Option<PaceCounts>>,
     errors: ErrorCounts,
     /// Receivers that may hold a track of each group: static groups and explicit joins.
     members: Mutex<HashMap<String, BTreeSet<u64>>>,
@@ -151,6 +154,7 @@ impl Recorder {
             sent: ShardedCounter::default(),
             delivered: ShardedCounter::default(),
             in_flight: AtomicU64::new(0),
+            pacing: Mutex::new(None),
             errors: ErrorCounts::default(),
             members: Mutex::new(members),
             // A shard holds only some receivers of a group: its publishes must reach the
@@ -282,6 +286,19 @@ impl Recorder {
     /// Starts a publish by `publisher` to `group`: returns its sequence number and the
     /// stamped payload of `size` bytes. Call [`Recorder::end_publish`] with the outcome.
     pub fn begin_publish(&self, publisher: u64, group: &Arc<str>, size: usize) -> (u64, String) {
+        self.begin_publish_scheduled(publisher, group, size, None)
+    }
+
+    /// [`Recorder::begin_publish`] for a paced publish scheduled at `scheduled_us` (on the
+    /// run's clock): its stamp carries the scheduled time, so its latency counts from
+    /// there (see [`super::pacing`]); the checker still sees when it really went.
+    pub fn begin_publish_scheduled(
+        &self,
+        publisher: u64,
+        group: &Arc<str>,
+        size: usize,
+        scheduled_us: Option<u64>,
+    ) -> (u64, String) {
         let sent_us = self.now_us();
         let seq = match self.publisher_log(publisher) {
             Some(log) => lock(log).begin(group.clone(), sent_us),
@@ -295,7 +312,7 @@ impl Recorder {
         let stamp = Stamp {
             publisher,
             seq,
-            sent_us,
+            sent_us: scheduled_us.map_or(sent_us, |s| s.min(sent_us)),
         };
         (seq, stamp.to_payload(size))
     }
@@ -323,6 +340,22 @@ impl Recorder {
         let _ = self
             .in_flight
             .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Adds a paced publisher's schedule counts, when it stops.
+    pub fn record_pacing(&self, counts: PaceCounts) {
+        let mut total = lock(&self.pacing);
+        let sum = total.get_or_insert_with(PaceCounts::default);
+        sum.scheduled += counts.scheduled;
+        sum.sent += counts.sent;
+        sum.late += counts.late;
+        sum.skipped += counts.skipped;
+    }
+
+    /// The paced publishers' counts so far; `None` when no publisher was paced (the `chat`
+    /// workload's users post after think times, with no schedule to keep).
+    pub fn pacing(&self) -> Option<PaceCounts> {
+        *lock(&self.pacing)
     }
 
     /// Counts an error of an operation that is not a publish (join, leave, start).

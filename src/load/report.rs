@@ -33,6 +33,10 @@ pub struct LoadReport {
     pub latency_ms: LatencyReport,
     /// Rates over the workload.
     pub throughput: ThroughputReport,
+    /// Offered vs achieved rates of paced publishers (`groups`, `broadcast`, `echo`); absent
+    /// when no publisher kept a schedule (`chat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<PacingReport>,
     /// Connections recovered after a drop (same connection id).
     pub recoveries: u64,
     /// New connections of clients that had been connected (new connection id).
@@ -162,6 +166,106 @@ pub struct ThroughputReport {
     pub delivered_per_s: f64,
 }
 
+/// A run counts as saturated when it achieved less than this share of the offered rate and
+/// no `--min-achieved` says otherwise.
+pub const DEFAULT_MIN_ACHIEVED: f64 = 0.95;
+
+/// Offered vs achieved rates of the paced publishers ([`super::pacing`]): what the schedule
+/// asked for, what went, and what arrived. Latency of a paced publish counts from its
+/// scheduled send time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PacingReport {
+    /// Publishes whose scheduled time came during the workload.
+    pub scheduled: u64,
+    /// Of those, sent.
+    pub sent: u64,
+    /// Of the sent, more than 10 ms behind their schedule.
+    pub late: u64,
+    /// Scheduled but never sent: more than 1 s behind (the publisher's window of publishes
+    /// in flight stayed full, or the fleet was too busy), or still waiting at the end.
+    pub skipped: u64,
+    /// The window: publishes in flight per publisher at most.
+    pub max_in_flight: u64,
+    /// Scheduled publishes per second.
+    pub offered_per_s: f64,
+    /// Sent publishes per second.
+    pub achieved_per_s: f64,
+    /// Deliveries per second the offered publishes would make (offered publishes times the
+    /// deliveries the checker expected per publish).
+    pub offered_deliveries_per_s: f64,
+    /// Deliveries per second received during the workload (`throughput.delivered_per_s`).
+    pub achieved_deliveries_per_s: f64,
+    /// The lower of achieved/offered for publishes and for deliveries (1 when nothing was
+    /// offered).
+    pub achieved_share: f64,
+    /// `achieved_share` is below the floor (`--min-achieved`, else 95 %): the run measured
+    /// an overloaded hub or fleet, not the rate it was asked for.
+    pub saturated: bool,
+}
+
+impl PacingReport {
+    /// The pacing of `report`'s run from the publishers' summed `counts`; `report` must have
+    /// its duration, messages and throughput filled in. `floor` is the least achieved share
+    /// of an unsaturated run.
+    pub fn evaluate(
+        counts: super::pacing::PaceCounts,
+        max_in_flight: u64,
+        report: &LoadReport,
+        floor: f64,
+    ) -> PacingReport {
+        let secs = report.duration_s.max(1e-3);
+        let m = &report.messages;
+        let per_publish = if m.sent > 0 {
+            m.checked.expected() as f64 / m.sent as f64
+        } else {
+            0.0
+        };
+        let offered_per_s = counts.scheduled as f64 / secs;
+        let achieved_per_s = counts.sent as f64 / secs;
+        let offered_deliveries_per_s = offered_per_s * per_publish;
+        let achieved_deliveries_per_s = report.throughput.delivered_per_s;
+        let share = |achieved: f64, offered: f64| {
+            if offered > 0.0 {
+                (achieved / offered).min(1.0)
+            } else {
+                1.0
+            }
+        };
+        let achieved_share = share(achieved_per_s, offered_per_s)
+            .min(share(achieved_deliveries_per_s, offered_deliveries_per_s));
+        PacingReport {
+            scheduled: counts.scheduled,
+            sent: counts.sent,
+            late: counts.late,
+            skipped: counts.skipped,
+            max_in_flight,
+            offered_per_s,
+            achieved_per_s,
+            offered_deliveries_per_s,
+            achieved_deliveries_per_s,
+            achieved_share,
+            saturated: achieved_share < floor,
+        }
+    }
+
+    /// `saturated: offered X/s, achieved Y/s` for publishes and deliveries, in words.
+    pub fn verdict(&self) -> String {
+        format!(
+            "{}: offered {:.0}/s, achieved {:.0}/s publishes; offered {:.0}/s, achieved {:.0}/s deliveries ({:.1}% achieved)",
+            if self.saturated {
+                "saturated"
+            } else {
+                "kept up"
+            },
+            self.offered_per_s,
+            self.achieved_per_s,
+            self.offered_deliveries_per_s,
+            self.achieved_deliveries_per_s,
+            self.achieved_share * 100.0
+        )
+    }
+}
+
 /// The process.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessReport {
@@ -277,6 +381,9 @@ pub struct Thresholds {
     pub max_p99_ms: Option<f64>,
     /// Connected clients at least (a count, or a percentage of requested clients).
     pub min_connected: Option<Limit>,
+    /// Achieved share of the offered rate at least, 0 to 1 (`--min-achieved`): a saturated
+    /// run fails. Also the floor of `pacing.saturated` (95 % when not given).
+    pub min_achieved: Option<f64>,
 }
 
 /// Which thresholds failed.
@@ -343,6 +450,15 @@ impl Thresholds {
                 ));
             }
         }
+        if let (Some(min), Some(pacing)) = (self.min_achieved, &report.pacing) {
+            if pacing.achieved_share < min {
+                failures.push(format!(
+                    "{}, below --min-achieved {:.0}%",
+                    pacing.verdict(),
+                    min * 100.0
+                ));
+            }
+        }
         if !report.incomplete.is_empty() {
             failures.push(format!("incomplete: {}", report.incomplete.join("; ")));
         }
@@ -391,6 +507,32 @@ impl fmt::Display for LoadReport {
                 m.sent, m.checked.delivered, self.throughput.delivered_per_s
             ),
         )?;
+        if let Some(p) = &self.pacing {
+            row(
+                f,
+                "pacing",
+                format!(
+                    "offered {:.0}/s, achieved {:.0}/s publishes ({} late, {} skipped, window {}); offered {:.0}/s, achieved {:.0}/s deliveries",
+                    p.offered_per_s,
+                    p.achieved_per_s,
+                    p.late,
+                    p.skipped,
+                    p.max_in_flight,
+                    p.offered_deliveries_per_s,
+                    p.achieved_deliveries_per_s
+                ),
+            )?;
+            if p.saturated {
+                row(
+                    f,
+                    "SATURATED",
+                    format!(
+                        "{}: the hub or this fleet could not keep the offered rate (latency counts from the schedule)",
+                        p.verdict()
+                    ),
+                )?;
+            }
+        }
         row(
             f,
             "checker",
@@ -450,11 +592,21 @@ impl fmt::Display for LoadReport {
         } else {
             ""
         };
+        // The client side's cost per delivery (issue 10 compares it with raw clients): the
+        // whole process's CPU, ramp-up, publishing, recorder and check included.
+        let per_delivery = if m.checked.delivered > 0 {
+            format!(
+                " ({:.2} µs per delivery)",
+                p.cpu_s * 1e6 / m.checked.delivered as f64
+            )
+        } else {
+            String::new()
+        };
         row(
             f,
             "process",
             format!(
-                "RSS {:.0} MiB ({:.1} KiB per client{whose}), CPU {:.1} s, {} threads",
+                "RSS {:.0} MiB ({:.1} KiB per client{whose}), CPU {:.1} s{per_delivery}, {} threads",
                 p.rss_mib, p.rss_per_client_kib, p.cpu_s, p.threads
             ),
         )?;

@@ -165,6 +165,7 @@ fn thresholds_fail_with_reasons() {
         max_loss: Some(Limit::Count(0)),
         max_p99_ms: Some(5.0),
         min_connected: Some(Limit::Percent(99.0)),
+        min_achieved: None,
     };
     let result = strict.evaluate(&report);
     assert!(!result.passed);
@@ -173,6 +174,7 @@ fn thresholds_fail_with_reasons() {
         max_loss: Some(Limit::Percent(1.0)),
         max_p99_ms: Some(10.0),
         min_connected: Some(Limit::Count(98)),
+        min_achieved: None,
     };
     assert!(
         lenient.evaluate(&report).passed,
@@ -232,4 +234,57 @@ fn table_names_every_section() {
     ] {
         assert!(text.contains(word), "{word} missing from\n{text}");
     }
+}
+
+#[test]
+fn a_run_short_of_its_offered_rate_says_saturated_and_fails_when_asked() {
+    use crate::load::pacing::PaceCounts;
+    // 20 s, 1,000 publishes sent, 10 deliveries expected per publish (sample()).
+    let mut report = sample();
+    report.throughput.delivered_per_s = 495.0;
+    // 1,200 scheduled, 1,000 sent: 60/s offered, 50/s achieved (83 %).
+    let counts = PaceCounts {
+        scheduled: 1_200,
+        sent: 1_000,
+        late: 30,
+        skipped: 200,
+    };
+    let pacing = PacingReport::evaluate(counts, 100, &report, DEFAULT_MIN_ACHIEVED);
+    assert!((pacing.offered_per_s - 60.0).abs() < 1e-9, "{pacing:?}");
+    assert!((pacing.achieved_per_s - 50.0).abs() < 1e-9, "{pacing:?}");
+    assert!((pacing.offered_deliveries_per_s - 600.0).abs() < 1e-9);
+    assert!((pacing.achieved_share - 495.0 / 600.0).abs() < 1e-9);
+    assert!(pacing.saturated);
+    report.pacing = Some(pacing);
+    let text = report.to_string();
+    assert!(
+        text.contains("SATURATED") && text.contains("saturated: offered 60/s, achieved 50/s"),
+        "{text}"
+    );
+    // Saturated alone is reported, not a failure; --min-achieved makes it one.
+    assert!(Thresholds::default().evaluate(&report).passed);
+    let strict = Thresholds {
+        min_achieved: Some(0.95),
+        ..Thresholds::default()
+    };
+    let result = strict.evaluate(&report);
+    assert!(!result.passed);
+    assert!(
+        result.failures[0].contains("below --min-achieved 95%"),
+        "{result:?}"
+    );
+    let json = serde_json::to_value(&report).expect("serializes");
+    assert_eq!(json["pacing"]["saturated"], true);
+    assert_eq!(json["pacing"]["skipped"], 200);
+
+    // All sent and delivered: kept up, no SATURATED line, passes the same threshold.
+    report.throughput.delivered_per_s = 500.0;
+    let full = PaceCounts {
+        scheduled: 1_000,
+        ..counts
+    };
+    report.pacing = Some(PacingReport::evaluate(full, 100, &report, 0.95));
+    assert!(!report.pacing.as_ref().is_some_and(|p| p.saturated));
+    assert!(!report.to_string().contains("SATURATED"));
+    assert!(strict.evaluate(&report).passed);
 }

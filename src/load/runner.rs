@@ -96,6 +96,9 @@ pub struct LoadPlan {
     pub protocol: Subprotocol,
     /// Publish without acks.
     pub fire_and_forget: bool,
+    /// Publishes a paced publisher may have in flight; sends that cannot go within 1 s of
+    /// their schedule are skipped ([`super::pacing`]).
+    pub max_in_flight: usize,
     /// Payload size in bytes.
     pub size: usize,
     /// Longest drain.
@@ -134,6 +137,7 @@ impl Default for LoadPlan {
             duration: DEFAULT_DURATION,
             protocol: Subprotocol::JsonReliable,
             fire_and_forget: false,
+            max_in_flight: super::pacing::DEFAULT_MAX_IN_FLIGHT,
             size: DEFAULT_SIZE,
             drain_timeout: DEFAULT_DRAIN,
             fds_per_client: 1,
@@ -465,6 +469,7 @@ async fn execute(
         size: plan.size,
         fire_and_forget: plan.fire_and_forget,
         seed: plan.seed,
+        max_in_flight: plan.max_in_flight,
     });
     let users: Vec<_> = fleet
         .fleet_clients(Selection::All)
@@ -621,6 +626,10 @@ async fn execute(
             rss_mib: report.process.rss_mib,
         });
     }
+    report.pacing = recorder.pacing().map(|counts| {
+        let floor = (plan.thresholds.min_achieved).unwrap_or(DEFAULT_MIN_ACHIEVED);
+        PacingReport::evaluate(counts, plan.max_in_flight as u64, &report, floor)
+    });
     report.benchmark = BenchmarkRule::evaluate(&report, stats.slow_deliveries);
     report.thresholds = plan.thresholds.evaluate(&report);
     let counters = fleet.counters();
@@ -640,6 +649,11 @@ impl LoadPlan {
         if self.duration.is_zero() {
             return Err(LoadError::Invalid(
                 "the workload duration must be above zero".into(),
+            ));
+        }
+        if self.max_in_flight == 0 {
+            return Err(LoadError::Invalid(
+                "a publisher needs room for at least 1 publish in flight".into(),
             ));
         }
         if self.ramp_rate.is_nan() || self.ramp_rate <= 0.0 {

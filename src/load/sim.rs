@@ -9,12 +9,13 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Interval;
 
 use crate::client::{AckResult, Client, ClientError, ConnectionInfo, SendOptions};
 use crate::fleet::{FleetClient, Identities};
 
+use super::pacing::PaceCounts;
 use super::recorder::Recorder;
 use super::track::ECHO_GROUP;
 
@@ -52,6 +53,8 @@ pub struct SimSettings {
     pub fire_and_forget: bool,
     /// Seed of the users' random generators.
     pub seed: u64,
+    /// Publishes a paced publisher may have in flight ([`super::pacing`]).
+    pub max_in_flight: usize,
 }
 
 /// One client's view of a run. It reaches its client through the fleet's [`FleetClient`]
@@ -132,6 +135,12 @@ impl SimUser {
         }
     }
 
+    /// A receiver of the run's stop signal (true once the run stops), for waits the helpers
+    /// here do not cover.
+    pub fn stopped(&self) -> watch::Receiver<bool> {
+        self.stop.clone()
+    }
+
     /// Waits until the run stops.
     pub async fn until_stopped(&mut self) {
         let _ = self.stop.wait_for(|s| *s).await;
@@ -159,6 +168,34 @@ impl SimUser {
         actix_rt::spawn(async move {
             let _ = sender.send(group).await;
         });
+    }
+
+    /// Publishes to `group` (or [`ECHO_GROUP`]: an echo event) without waiting, stamped with
+    /// its scheduled send time `scheduled_us` on the run's clock ([`SimUser::now_us`]), so
+    /// its latency counts from the schedule ([`super::pacing`]). `slot` is held until the
+    /// outcome is known: it is how a paced publisher bounds its publishes in flight.
+    pub fn publish_scheduled(
+        &self,
+        group: &Arc<str>,
+        scheduled_us: u64,
+        slot: OwnedSemaphorePermit,
+    ) {
+        let sender = self.publisher();
+        let group = group.clone();
+        actix_rt::spawn(async move {
+            let _ = sender.send_scheduled(group, Some(scheduled_us)).await;
+            drop(slot);
+        });
+    }
+
+    /// Now on the run's clock, µs (the time base of stamps).
+    pub fn now_us(&self) -> u64 {
+        self.recorder.clock().now_us()
+    }
+
+    /// Reports this user's publish schedule when it stops publishing.
+    pub fn record_pacing(&self, counts: PaceCounts) {
+        self.recorder.record_pacing(counts);
     }
 
     /// Sends a stamped event that the hub echoes back to this client, and waits.
@@ -222,11 +259,22 @@ struct StampedSender {
 
 impl StampedSender {
     async fn send(self, group: Arc<str>) -> Result<AckResult, ClientError> {
+        self.send_scheduled(group, None).await
+    }
+
+    async fn send_scheduled(
+        self,
+        group: Arc<str>,
+        scheduled_us: Option<u64>,
+    ) -> Result<AckResult, ClientError> {
         let client = self.client.client();
         let fire_and_forget = self.settings.fire_and_forget;
-        let (seq, payload) = self
-            .recorder
-            .begin_publish(self.index, &group, self.settings.size);
+        let (seq, payload) = self.recorder.begin_publish_scheduled(
+            self.index,
+            &group,
+            self.settings.size,
+            scheduled_us,
+        );
         let options = SendOptions::new().fire_and_forget(fire_and_forget);
         let result = if &*group == ECHO_GROUP {
             client.send_event(ECHO_EVENT, payload, options).await

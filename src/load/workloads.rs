@@ -6,11 +6,14 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rand::Rng;
-use tokio::time::MissedTickBehavior;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::fleet::{Identities, IdentityTemplate};
 
+use super::pacing::{MAX_LAG, Pace, Schedule};
 use super::sim::{SimUser, Simulation};
+use super::track::ECHO_GROUP;
 
 /// Clients in groups of `group_size` (joined on connect through the token); in each group
 /// the first `senders` clients publish `rate` messages per second each. Every member,
@@ -120,7 +123,9 @@ enum Target {
     Echo,
 }
 
-/// Publishes at `rate` per second (open loop) from a random phase, until the run stops.
+/// Publishes at `rate` per second on a fixed schedule from a random phase, until the run
+/// stops: at most `max_in_flight` publishes in flight, sends that cannot go within
+/// [`MAX_LAG`] of their due time skipped and counted ([`super::pacing`]).
 async fn send_at_rate(mut user: SimUser, sends: bool, rate: f64, target: Target) {
     if !sends || rate.is_nan() || rate <= 0.0 {
         user.until_stopped().await;
@@ -129,17 +134,47 @@ async fn send_at_rate(mut user: SimUser, sends: bool, rate: f64, target: Target)
     let period = period_of(rate);
     // A random phase, so a thousand senders do not publish in the same millisecond.
     let phase = period.mul_f64(user.rng().random::<f64>());
-    if !user.sleep(phase).await {
-        return;
-    }
-    let mut interval = tokio::time::interval(period);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    while user.tick(&mut interval).await {
-        match &target {
-            Target::Group(group) => user.publish_detached(group),
-            Target::Echo => user.echo_detached(),
+    let group: Arc<str> = match &target {
+        Target::Group(group) => group.clone(),
+        Target::Echo => Arc::from(ECHO_GROUP),
+    };
+    let slots = Arc::new(Semaphore::new(user.settings().max_in_flight.max(1)));
+    // The schedule's time zero, on the tokio clock and on the run's (stamp) clock.
+    let (origin, origin_us) = (Instant::now(), user.now_us());
+    let mut schedule = Schedule::new(phase, period, MAX_LAG);
+    let mut stop = user.stopped();
+    loop {
+        let now = origin.elapsed();
+        let (scheduled, skip_at) = match schedule.poll(now) {
+            Pace::Wait { until } => {
+                if !user.sleep(until.saturating_sub(now)).await {
+                    break;
+                }
+                continue;
+            }
+            Pace::Due { scheduled, skip_at } => (scheduled, skip_at),
+        };
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            // The window is full: wait for an outcome, but no longer than this send may
+            // still go (then the next poll skips it).
+            Err(_) => tokio::select! {
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+                _ = tokio::time::sleep_until(origin + skip_at) => continue,
+                _ = stop.wait_for(|s| *s) => break,
+            },
+        };
+        if !user.is_running() {
+            break;
         }
+        schedule.sent(origin.elapsed());
+        let scheduled_us = origin_us.saturating_add(scheduled.as_micros() as u64);
+        user.publish_scheduled(&group, scheduled_us, slot);
     }
+    user.record_pacing(schedule.finish(origin.elapsed()));
 }
 
 /// The period of a rate per second, between 1 µs and a day (never a panic on odd rates).
