@@ -8,6 +8,7 @@ use futures::FutureExt;
 use webpubsub_fleet::fleet::FleetTarget;
 use webpubsub_fleet::hub::{Hub, HubConfig};
 use webpubsub_fleet::load::{self, Chaos, Chat, Echo, Groups, LoadPlan, LoadReport, Simulation};
+use webpubsub_fleet::protocol::Subprotocol;
 
 async fn hub() -> Hub {
     let config = HubConfig::new()
@@ -101,6 +102,37 @@ async fn dropped_connections_recover_without_loss() {
     assert_no_violation(&report);
     assert!(report.recoveries > 0, "{report}");
     assert!(hub.stats().drops > 0);
+    hub.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_mixed_json_and_protobuf_fleet_shares_groups_through_drops() {
+    let hub = hub().await;
+    let chaos_hub = hub.clone();
+    let mut plan = plan(40, 3);
+    // Clients alternate, so every group of ten has five of each subprotocol.
+    plan.mixed_protocols = vec![Subprotocol::JsonReliable, Subprotocol::ProtobufReliable];
+    plan.chaos = Some(Chaos {
+        share: 0.1,
+        period: Duration::from_millis(500),
+        inject: Arc::new(move |share| {
+            chaos_hub.drop_fraction(share);
+            async { Ok(()) }.boxed()
+        }),
+    });
+    let groups = Groups {
+        group_size: 10,
+        senders: 2,
+        rate: 10.0,
+    };
+    let report = run(&hub, plan, Arc::new(groups)).await;
+    assert_eq!(
+        report.protocol,
+        "json.reliable.webpubsub.azure.v1,protobuf.reliable.webpubsub.azure.v1"
+    );
+    assert_no_violation(&report);
+    assert!(report.recoveries > 0, "{report}");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
     hub.stop().await;
 }
 

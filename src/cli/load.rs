@@ -55,9 +55,15 @@ pub struct LoadArgs {
     /// New clients per second during the ramp-up (of the whole run, when sharded).
     #[arg(long, default_value_t = webpubsub_fleet::fleet::DEFAULT_CONNECT_RATE)]
     ramp_rate: f64,
-    /// Subprotocol.
-    #[arg(long, value_enum, default_value_t = Protocol::JsonReliable)]
-    protocol: Protocol,
+    /// Subprotocol; several, comma-separated (json-reliable,protobuf-reliable), make a mixed
+    /// fleet whose clients take them in turn, in the same groups.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "json-reliable"
+    )]
+    protocol: Vec<Protocol>,
     /// Publish without acks.
     #[arg(long)]
     fire_and_forget: bool,
@@ -161,12 +167,27 @@ enum Scenario {
     AppServer,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
 enum Protocol {
     /// json.webpubsub.azure.v1
     Json,
     /// json.reliable.webpubsub.azure.v1
     JsonReliable,
+    /// protobuf.webpubsub.azure.v1
+    Protobuf,
+    /// protobuf.reliable.webpubsub.azure.v1
+    ProtobufReliable,
+}
+
+impl Protocol {
+    fn subprotocol(self) -> Subprotocol {
+        match self {
+            Protocol::Json => Subprotocol::Json,
+            Protocol::JsonReliable => Subprotocol::JsonReliable,
+            Protocol::Protobuf => Subprotocol::Protobuf,
+            Protocol::ProtobufReliable => Subprotocol::ProtobufReliable,
+        }
+    }
 }
 
 impl LoadArgs {
@@ -240,9 +261,13 @@ impl LoadArgs {
             clients: self.clients,
             ramp_rate: self.ramp_rate,
             duration: self.duration,
-            protocol: match self.protocol {
-                Protocol::Json => Subprotocol::Json,
-                Protocol::JsonReliable => Subprotocol::JsonReliable,
+            protocol: self
+                .protocol
+                .first()
+                .map_or(Subprotocol::JsonReliable, |p| p.subprotocol()),
+            mixed_protocols: match self.protocol.as_slice() {
+                [_, _, ..] => self.protocol.iter().map(|p| p.subprotocol()).collect(),
+                _ => Vec::new(),
             },
             fire_and_forget: self.fire_and_forget,
             max_in_flight: self.max_in_flight,
@@ -490,7 +515,7 @@ impl LoadArgs {
             ),
             (
                 self.ramp_rate.to_bits(),
-                self.protocol,
+                &self.protocol,
                 self.fire_and_forget,
                 &self.hub,
                 endpoint,

@@ -94,6 +94,8 @@ pub struct LoadPlan {
     pub duration: Duration,
     /// Subprotocol.
     pub protocol: Subprotocol,
+    /// A mixed fleet: clients take these subprotocols in turn (empty: all speak `protocol`).
+    pub mixed_protocols: Vec<Subprotocol>,
     /// Publish without acks.
     pub fire_and_forget: bool,
     /// Publishes a paced publisher may have in flight; sends that cannot go within 1 s of
@@ -129,6 +131,16 @@ pub struct LoadPlan {
     pub barrier: Option<BarrierFn>,
 }
 
+impl LoadPlan {
+    /// The subprotocol names of the run, comma-separated for a mixed fleet.
+    pub fn protocol_names(&self) -> String {
+        match self.mixed_protocols.as_slice() {
+            [] => self.protocol.name().to_owned(),
+            mixed => mixed.iter().map(|p| p.name()).collect::<Vec<_>>().join(","),
+        }
+    }
+}
+
 impl Default for LoadPlan {
     fn default() -> Self {
         LoadPlan {
@@ -136,6 +148,7 @@ impl Default for LoadPlan {
             ramp_rate: crate::fleet::DEFAULT_CONNECT_RATE,
             duration: DEFAULT_DURATION,
             protocol: Subprotocol::JsonReliable,
+            mixed_protocols: Vec::new(),
             fire_and_forget: false,
             max_in_flight: super::pacing::DEFAULT_MAX_IN_FLIGHT,
             size: DEFAULT_SIZE,
@@ -413,6 +426,7 @@ async fn execute(
         .with_connect_rate(plan.ramp_rate / shard.count as f64)
         .with_arbiters(plan.arbiters)
         .with_client_options(plan.client.clone().with_protocol(plan.protocol))
+        .with_protocols(plan.mixed_protocols.iter().copied())
         .with_restart(plan.restart)
         .with_fds_per_client(plan.fds_per_client)
         .with_observer(observer);
@@ -576,7 +590,7 @@ async fn execute(
     let mut report = LoadReport {
         scenario: simulation.name(),
         target: plan.target_name.clone(),
-        protocol: plan.protocol.name().to_owned(),
+        protocol: plan.protocol_names(),
         duration_s: run_elapsed.as_secs_f64(),
         clients: ClientsReport {
             requested: shard.len(plan.clients),

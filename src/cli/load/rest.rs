@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 use webpubsub_fleet::hub::{Hub, HubConfig};
 use webpubsub_fleet::load::{RestBroadcastPlan, RestTarget, rest_broadcast};
-use webpubsub_fleet::protocol::Subprotocol;
 
-use super::{LoadArgs, Protocol};
+use super::LoadArgs;
 
 /// `--rest-target`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -27,6 +26,10 @@ pub(super) fn run(args: LoadArgs) -> ExitCode {
     if args.chaos.is_some() {
         return crate::cli::fail("--chaos is not supported with rest-broadcast yet");
     }
+    let protocol = match args.protocol.as_slice() {
+        [one] => one.subprotocol(),
+        _ => return crate::cli::fail("rest-broadcast takes one --protocol, not a mixed fleet yet"),
+    };
     if args.html.is_some() || args.metrics_addr.is_some() {
         return crate::cli::fail(
             "--html and --metrics-addr are not supported with rest-broadcast yet: use --json",
@@ -36,10 +39,7 @@ pub(super) fn run(args: LoadArgs) -> ExitCode {
         clients: args.clients,
         ramp_rate: args.ramp_rate,
         duration: args.duration,
-        protocol: match args.protocol {
-            Protocol::Json => Subprotocol::Json,
-            Protocol::JsonReliable => Subprotocol::JsonReliable,
-        },
+        protocol,
         size: args.size,
         lanes: args.senders,
         rate: args.rate.unwrap_or(10.0),
