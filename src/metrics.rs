@@ -264,6 +264,11 @@ impl Collector for HubCollector {
                 "Data messages sent again after a recovery",
                 s.messages_replayed,
             ),
+            (
+                "messages_expired",
+                "Messages dropped unsent after their messageTtlSeconds",
+                s.messages_expired,
+            ),
             ("acks", "Acks sent", s.acks),
             (
                 "duplicates",

@@ -187,9 +187,7 @@ async fn negotiates_the_first_supported_subprotocol_the_client_offers() {
     request.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         // No spaces: tungstenite compares the reply with untrimmed pieces of its own header.
-        format!("protobuf.webpubsub.azure.v1,{JSON},{RELIABLE}")
-            .parse()
-            .unwrap(),
+        format!("mqtt.v5,{JSON},{RELIABLE}").parse().unwrap(),
     );
     let (ws, response) = tokio_tungstenite::connect_async(request)
         .await

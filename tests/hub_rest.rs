@@ -406,3 +406,59 @@ async fn fleet_stats_and_faults_over_http() {
     assert_eq!(stats["faults_injected"], 1);
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn an_expired_message_ttl_is_not_replayed_and_a_bad_one_is_refused() {
+    let hub = start_hub().await;
+    let receiver = connect(&hub, RELIABLE, Some("alice"), &[], &[]).await;
+    let path = |ttl: &str| {
+        let id = &receiver.connection_id;
+        format!("/api/hubs/{HUB}/connections/{id}/:send?{V}&messageTtlSeconds={ttl}")
+    };
+    // (value, status): 0 means "never expires"; the service's maximum is 300.
+    for (ttl, status) in [("301", 400), ("-1", 400), ("1.5", 400), ("soon", 400)] {
+        let r = rest(&hub, "POST", &path(ttl), Some("text/plain"), b"x").await;
+        assert_eq!(r.status, status, "messageTtlSeconds={ttl}");
+        assert_eq!(r.json()["code"], "InvalidMessageTtl", "{}", r.body);
+    }
+    assert!(hub.drop_connection(&receiver.connection_id));
+    eventually("the session to be detached", async || {
+        hub.stats().detached_sessions == 1
+    })
+    .await;
+    // Buffered while detached: one that expires in 1 s, one that never does (0), one that
+    // outlives the test (300).
+    for (ttl, text) in [("1", "short"), ("0", "never"), ("300", "long")] {
+        let r = rest(
+            &hub,
+            "POST",
+            &path(ttl),
+            Some("text/plain"),
+            text.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    // The message's TTL must pass before the recovery: waiting is the point, not a guess.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let token = receiver.reconnection_token.as_deref().unwrap();
+    let ws = open(
+        &recovery_url(&hub, &receiver.connection_id, token),
+        Some(RELIABLE),
+    )
+    .await
+    .expect("recovered");
+    let mut recovered = Peer::from_socket(ws).await;
+    // (sequence id, data): the expired message keeps its id, so the others keep theirs.
+    for (seq, data) in [(2, "never"), (3, "long")] {
+        let m = recovered.next_data().await;
+        assert_eq!(
+            (m["sequenceId"].as_u64(), m["data"].as_str()),
+            (Some(seq), Some(data))
+        );
+    }
+    recovered.expect_silence().await;
+    let stats = hub.stats();
+    assert_eq!((stats.messages_expired, stats.messages_replayed), (1, 2));
+    hub.stop().await;
+}

@@ -27,7 +27,10 @@
 //! `GET /_fleet/stats` (bearer auth as the REST API).
 //!
 //! Where it knowingly differs from the service:
-//! - protobuf subprotocols are not negotiated: such a client is treated as a simple client;
+//! - protobuf subprotocols: a group message carries no `fromUserId` (the protobuf
+//!   `DataMessage` has no such field), JSON data goes to protobuf receivers as `json_data`
+//!   (field 4, as the service's C# protobuf definitions; the docs say `text_data`), and a
+//!   frame that does not decode closes the connection with 1008 (a text frame: 1003);
 //! - event handlers ([`EventHandler`], `hub --config`): the service's contract (blocking
 //!   `connect`, `connected`, `disconnected`, user events, abuse protection, every header,
 //!   `ce-connectionState`), but no group `joined`/`left` events and no client certificates;
@@ -71,8 +74,10 @@
 //! that took effect are remembered (the last 1000 per connection), so a `Forbidden` request is
 //! judged again on retry; invalid fields with an ack id get a `BadRequest` ack; a `sequenceAck`
 //! beyond the last id sent is clamped; the connection limit answers HTTP 429; `api-version` is
-//! not required and `messageTtlSeconds` is ignored; half-open sockets are dropped after 60 s
-//! of silence; the access key must have at least 32 bytes.
+//! not required; `messageTtlSeconds` (0 to 300, else 400 `InvalidMessageTtl`) drops a
+//! message that expired while waiting in a socket's queue or a detached session's replay
+//! buffer (the service's exact expiry point is not documented); half-open sockets are
+//! dropped after 60 s of silence; the access key must have at least 32 bytes.
 //!
 //! Threads: [`Hub::start`] runs the server on its own thread with its own actix system and
 //! `workers` HTTP worker threads, so it can be started from `#[actix_rt::test]`, from

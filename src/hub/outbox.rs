@@ -153,7 +153,7 @@ impl RecoveryRefusal {
                 "Invalid reconnection token for this connection; start a new connection"
             }
             RecoveryRefusal::NotReliable => {
-                "The connection does not use a reliable subprotocol; start a new connection"
+                "The connection, or the recovering socket, does not use the session's reliable subprotocol; start a new connection"
             }
             RecoveryRefusal::Refused => {
                 "Recovery refused by an injected fault; start a new connection"
@@ -171,7 +171,7 @@ pub(crate) struct RecoveryRequest {
     pub(crate) reliable: bool,
     /// The request's reconnection token is the session's.
     pub(crate) token_matches: bool,
-    /// The recovering socket offers the reliable subprotocol.
+    /// The recovering socket offers the session's own reliable subprotocol (JSON or protobuf).
     pub(crate) offers_reliable: bool,
 }
 

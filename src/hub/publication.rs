@@ -6,11 +6,12 @@
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::protocol::Payload;
 use crate::protocol::json::MessageFrame;
+use crate::protocol::{Payload, Subprotocol, protobuf};
 
 /// How a connection speaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +20,10 @@ pub(crate) enum Mode {
     Json,
     /// `json.reliable.webpubsub.azure.v1`: sequence ids, replay, recovery.
     JsonReliable,
+    /// `protobuf.webpubsub.azure.v1`: binary frames, one protobuf message each.
+    Protobuf,
+    /// `protobuf.reliable.webpubsub.azure.v1`: protobuf with sequence ids, replay, recovery.
+    ProtobufReliable,
     /// A simple WebSocket client (no supported subprotocol): receives raw payloads. With a
     /// group (`webpubsub_mode=sendToGroup&group=g`) every frame it sends is published there.
     Simple {
@@ -28,12 +33,38 @@ pub(crate) enum Mode {
 }
 
 impl Mode {
-    pub(crate) fn is_reliable(&self) -> bool {
-        matches!(self, Mode::JsonReliable)
+    /// The mode of a connection that negotiated `subprotocol`.
+    pub(crate) fn of(subprotocol: Subprotocol) -> Mode {
+        match subprotocol {
+            Subprotocol::Json => Mode::Json,
+            Subprotocol::JsonReliable => Mode::JsonReliable,
+            Subprotocol::Protobuf => Mode::Protobuf,
+            Subprotocol::ProtobufReliable => Mode::ProtobufReliable,
+        }
     }
 
-    pub(crate) fn is_json(&self) -> bool {
-        matches!(self, Mode::Json | Mode::JsonReliable)
+    /// The subprotocol it speaks (none for a simple client).
+    pub(crate) fn subprotocol(&self) -> Option<Subprotocol> {
+        match self {
+            Mode::Json => Some(Subprotocol::Json),
+            Mode::JsonReliable => Some(Subprotocol::JsonReliable),
+            Mode::Protobuf => Some(Subprotocol::Protobuf),
+            Mode::ProtobufReliable => Some(Subprotocol::ProtobufReliable),
+            Mode::Simple { .. } => None,
+        }
+    }
+
+    pub(crate) fn is_reliable(&self) -> bool {
+        matches!(self, Mode::JsonReliable | Mode::ProtobufReliable)
+    }
+
+    /// One of the Web PubSub subprotocols (JSON or protobuf): requests, acks, `connected`.
+    pub(crate) fn speaks_protocol(&self) -> bool {
+        self.subprotocol().is_some()
+    }
+
+    pub(crate) fn is_protobuf(&self) -> bool {
+        matches!(self, Mode::Protobuf | Mode::ProtobufReliable)
     }
 }
 
@@ -63,7 +94,10 @@ pub(crate) struct Publication {
     source: Source,
     data: Payload,
     json: OnceLock<MessageFrame>,
+    protobuf: OnceLock<protobuf::MessageFrame>,
     raw: OnceLock<RawFrame>,
+    /// When it stops being worth sending (`messageTtlSeconds` of a REST send).
+    expires_at: Option<Instant>,
 }
 
 impl Publication {
@@ -80,18 +114,32 @@ impl Publication {
             },
             data,
             json: OnceLock::new(),
+            protobuf: OnceLock::new(),
             raw: OnceLock::new(),
+            expires_at: None,
         })
     }
 
     /// A message from the server (REST sends, echoed events).
     pub(crate) fn server(data: Payload) -> Arc<Publication> {
+        Publication::server_until(data, None)
+    }
+
+    /// A message from the server that is dropped instead of sent after `expires_at`.
+    pub(crate) fn server_until(data: Payload, expires_at: Option<Instant>) -> Arc<Publication> {
         Arc::new(Publication {
             source: Source::Server,
             data,
             json: OnceLock::new(),
+            protobuf: OnceLock::new(),
             raw: OnceLock::new(),
+            expires_at,
         })
+    }
+
+    /// Whether it expired by `now` (`now` is read only for a message that can expire).
+    pub(crate) fn expired(&self, now: impl FnOnce() -> Instant) -> bool {
+        self.expires_at.is_some_and(|at| now() >= at)
     }
 
     /// The JSON subprotocol form, serialized once.
@@ -103,6 +151,24 @@ impl Publication {
             } => MessageFrame::group(group, from_user_id.as_deref(), &self.data),
             Source::Server => MessageFrame::server(&self.data),
         })
+    }
+
+    /// The protobuf subprotocol form, encoded once.
+    fn protobuf(&self) -> &protobuf::MessageFrame {
+        self.protobuf.get_or_init(|| match &self.source {
+            // `fromUserId` has no protobuf field (protocol.md 4).
+            Source::Group { group, .. } => protobuf::MessageFrame::group(group, &self.data),
+            Source::Server => protobuf::MessageFrame::server(&self.data),
+        })
+    }
+
+    /// The protobuf form for one receiver, with its `sequence_id` when reliable.
+    pub(crate) fn protobuf_for(&self, sequence_id: Option<u64>) -> Bytes {
+        let frame = self.protobuf();
+        match sequence_id {
+            None => frame.plain(),
+            Some(seq) => frame.with_sequence_id(seq),
+        }
     }
 
     /// The JSON form for one receiver: the shared frame as is, or, for a reliable receiver,
@@ -150,6 +216,8 @@ impl Publication {
         match mode {
             // `{"sequenceId":N,` adds at most 35 bytes.
             Mode::Json | Mode::JsonReliable => self.json().len() + 35,
+            // The sequence id (key and varint) adds at most 11, the longer length 9 more.
+            Mode::Protobuf | Mode::ProtobufReliable => self.protobuf().len() + 20,
             Mode::Simple { .. } => match self.raw() {
                 RawFrame::Text(b) | RawFrame::Binary(b) => b.len(),
             },
@@ -199,6 +267,7 @@ mod tests {
         let table = [
             (Mode::Json, p.json().len() + 35),
             (Mode::JsonReliable, p.json().len() + 35),
+            (Mode::ProtobufReliable, p.protobuf().len() + 20),
             (Mode::Simple { publish_to: None }, 2),
         ];
         for (mode, len) in table {
@@ -216,7 +285,10 @@ mod tests {
         // Enough stamps to cross chunk boundaries, with ids of every width.
         let mut previous: Option<Bytes> = None;
         let mut shared = 0;
-        for (i, seq) in (0..2_000u64).map(|i| (i, i * 9_223_372_036_854_775)).chain([(0, u64::MAX)]) {
+        for (i, seq) in (0..2_000u64)
+            .map(|i| (i, i * 9_223_372_036_854_775))
+            .chain([(0, u64::MAX)])
+        {
             let p = if i % 500 == 499 { &big } else { &small };
             let stamped = p.json_for(Some(seq));
             assert_eq!(stamped, p.json().with_sequence_id(seq), "sequence id {seq}");
@@ -228,7 +300,10 @@ mod tests {
             }
             previous = Some(stamped);
         }
-        assert!(shared > 1_500, "only {shared} of 2,000 stamps shared a chunk");
+        assert!(
+            shared > 1_500,
+            "only {shared} of 2,000 stamps shared a chunk"
+        );
     }
 
     #[test]

@@ -165,7 +165,10 @@ mod tests {
                 .iter()
                 .take_while(|&&size| q.push((), size, max_frames, max_bytes).is_ok())
                 .count();
-            assert_eq!(accepted, fit, "{max_frames} frames, {max_bytes} bytes, {sizes:?}");
+            assert_eq!(
+                accepted, fit,
+                "{max_frames} frames, {max_bytes} bytes, {sizes:?}"
+            );
             assert_eq!(q.len(), fit);
         }
     }

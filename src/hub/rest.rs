@@ -11,7 +11,7 @@
 //! from `Content-Length` before any byte is read) and by the request timeout (408).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::http::{StatusCode, header};
 use actix_web::web::{self, Bytes, BytesMut};
@@ -192,6 +192,9 @@ fn authorize(req: &HttpRequest, state: &HubState) -> Result<(), HttpResponse> {
     })
 }
 
+/// The longest `messageTtlSeconds` the service accepts.
+const MAX_MESSAGE_TTL_SECS: u64 = 300;
+
 /// An authorized request to one hub: its scope and decoded query.
 struct Call {
     state: Arc<HubState>,
@@ -257,6 +260,26 @@ impl Call {
             .filter(|c| !excluded.contains(&c.id.as_str()))
             .filter(|c| filter.as_ref().is_none_or(|f| f.matches(c)))
             .collect())
+    }
+
+    /// When a message of this send expires (`messageTtlSeconds`, 1 to 300; absent or 0:
+    /// never, as the service). The hub drops an expired message that is still waiting in a
+    /// socket's queue or in a detached session's replay buffer, instead of sending it.
+    fn expires_at(&self) -> Result<Option<Instant>, HttpResponse> {
+        let Some(text) = first(&self.query, "messageTtlSeconds") else {
+            return Ok(None);
+        };
+        match text.trim().parse::<u64>() {
+            Ok(0) => Ok(None),
+            Ok(secs @ 1..=MAX_MESSAGE_TTL_SECS) => {
+                Ok(Some(Instant::now() + Duration::from_secs(secs)))
+            }
+            _ => Err(error(
+                StatusCode::BAD_REQUEST,
+                "InvalidMessageTtl",
+                "messageTtlSeconds must be a whole number of seconds from 0 (never expires) to 300",
+            )),
+        }
     }
 
     fn close_reason(&self) -> String {
@@ -390,7 +413,11 @@ async fn health() -> HttpResponse {
 }
 
 fn deliver_all(call: &Call, conns: &[Arc<Connection>], data: Payload) {
-    let publication = Publication::server(data);
+    let publication = match call.expires_at() {
+        Ok(expires_at) => Publication::server_until(data, expires_at),
+        // Checked before the body was read (`Call::sending`).
+        Err(_) => return,
+    };
     for conn in conns {
         call.state.deliver(conn, &publication);
     }
@@ -402,6 +429,7 @@ async fn send_to_all(
     body: web::Payload,
 ) -> HttpResponse {
     let call = tri!(Call::new(&req, &state));
+    tri!(call.expires_at());
     let body = tri!(read_body(&req, body, &call.state).await);
     let data = tri!(payload(&req, body));
     let conns = tri!(call.selected(call.scope.all_connections()));
@@ -415,6 +443,7 @@ async fn send_to_user(
     body: web::Payload,
 ) -> HttpResponse {
     let call = tri!(Call::new(&req, &state));
+    tri!(call.expires_at());
     let body = tri!(read_body(&req, body, &call.state).await);
     let data = tri!(payload(&req, body));
     let conns = tri!(call.selected(call.scope.user_connections(Call::param(&req, "user"))));
@@ -428,6 +457,7 @@ async fn send_to_connection(
     body: web::Payload,
 ) -> HttpResponse {
     let call = tri!(Call::new(&req, &state));
+    tri!(call.expires_at());
     let body = tri!(read_body(&req, body, &call.state).await);
     let data = tri!(payload(&req, body));
     let conns: Vec<_> = call
@@ -445,6 +475,7 @@ async fn send_to_group(
     body: web::Payload,
 ) -> HttpResponse {
     let call = tri!(Call::new(&req, &state));
+    tri!(call.expires_at());
     let group = tri!(Call::group(&req));
     let body = tri!(read_body(&req, body, &call.state).await);
     let data = tri!(payload(&req, body));

@@ -38,14 +38,14 @@ use super::state::{
 };
 use super::stats::bump;
 use super::upstream::Reply;
-use crate::protocol::json::{decode_outbound, encode_inbound};
 use crate::protocol::{
     CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG,
-    CLOSE_UNRECOVERABLE, Inbound, Payload, ProtocolError as FrameError, Subprotocol,
+    CLOSE_UNRECOVERABLE, CLOSE_UNSUPPORTED_DATA, Inbound, Payload, ProtocolError as FrameError,
+    Subprotocol, json, protobuf,
 };
 
-/// The JSON subprotocols the hub speaks, in no particular order: the client's order decides.
-const SUPPORTED: [Subprotocol; 2] = [Subprotocol::JsonReliable, Subprotocol::Json];
+/// The subprotocols the hub speaks (all four): the client's order decides.
+const SUPPORTED: [Subprotocol; 4] = Subprotocol::ALL;
 
 /// The first subprotocol the client offers that the hub supports, with the spelling the
 /// client used (so the handshake echoes it exactly). Names compare ignoring ASCII case.
@@ -229,8 +229,7 @@ pub(crate) async fn client_endpoint(
         None => offered.map(|(p, name)| (Some(p), name)),
     };
     let mode = match &accepted {
-        Some((Some(Subprotocol::JsonReliable), _)) => Mode::JsonReliable,
-        Some((Some(_), _)) => Mode::Json,
+        Some((Some(subprotocol), _)) => Mode::of(*subprotocol),
         _ => match simple_mode(&query) {
             Ok(mode) => mode,
             Err(reason) => return plain(StatusCode::BAD_REQUEST, reason),
@@ -298,8 +297,7 @@ fn recover(
 ) -> HttpResponse {
     let max_size = state.config.max_message_size;
     let protocol = offered.as_ref().map(|(_, name)| name.as_str());
-    let offers_reliable = matches!(offered, Some((Subprotocol::JsonReliable, _)));
-    match state.check_recovery(hub, connection_id, token, offers_reliable) {
+    match state.check_recovery(hub, connection_id, token, offered.as_ref().map(|(p, _)| *p)) {
         Ok(conn) => start(
             Session::new(state.clone(), conn, Start::Recover),
             req,
@@ -456,14 +454,25 @@ impl Session {
         }
     }
 
+    /// Writes a control frame (`connected`, an ack, `disconnected`) in the connection's
+    /// subprotocol.
     fn send(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: &Inbound) {
-        if !self.closed {
-            ctx.text(encode_inbound(frame));
+        if self.closed {
+            return;
+        }
+        if !self.conn.mode.is_protobuf() {
+            return ctx.text(json::encode_inbound(frame));
+        }
+        match protobuf::encode_inbound(frame) {
+            Ok(bytes) => ctx.binary(bytes),
+            Err(e) => {
+                tracing::error!(connection_id = %self.conn.id, error = %e, "a frame the hub built has no protobuf form; skipped")
+            }
         }
     }
 
     fn send_connected(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if self.conn.mode.is_json() {
+        if self.conn.mode.speaks_protocol() {
             let frame = Inbound::Connected {
                 connection_id: self.conn.id.clone(),
                 user_id: self.conn.user_id.clone(),
@@ -477,7 +486,11 @@ impl Session {
         if self.closed {
             return;
         }
-        let message = if self.conn.mode.is_json() {
+        let message = if self.conn.mode.is_protobuf() {
+            Some(Message::Binary(
+                frame.publication.protobuf_for(frame.sequence_id),
+            ))
+        } else if self.conn.mode.speaks_protocol() {
             text_message(frame.publication.json_for(frame.sequence_id))
         } else {
             match frame.publication.raw() {
@@ -504,7 +517,7 @@ impl Session {
         if self.closed {
             return;
         }
-        if self.conn.mode.is_json() {
+        if self.conn.mode.speaks_protocol() {
             self.send(
                 ctx,
                 &Inbound::Disconnected {
@@ -538,6 +551,11 @@ impl Session {
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
         match &self.conn.mode {
             Mode::Json | Mode::JsonReliable => self.on_request(text, ctx),
+            Mode::Protobuf | Mode::ProtobufReliable => self.reject(
+                ctx,
+                CLOSE_UNSUPPORTED_DATA,
+                "A protobuf subprotocol takes binary frames, each one UpstreamMessage",
+            ),
             Mode::Simple { .. } => self.on_simple(Payload::Text(text.to_owned()), ctx),
         }
     }
@@ -553,7 +571,27 @@ impl Session {
                     "A binary frame on a JSON subprotocol must hold UTF-8 JSON",
                 ),
             },
+            Mode::Protobuf | Mode::ProtobufReliable => self.on_protobuf(&bytes, ctx),
             Mode::Simple { .. } => self.on_simple(Payload::Binary(bytes), ctx),
+        }
+    }
+
+    /// A binary frame on a protobuf subprotocol: one `UpstreamMessage`. One that does not
+    /// decode closes the connection with 1008, as an unparsable JSON frame does.
+    fn on_protobuf(&mut self, bytes: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
+        match protobuf::decode_outbound(bytes) {
+            Ok(request) => {
+                let outcome = requests::handle(&self.state, &self.conn, request);
+                self.follow(outcome, ctx);
+            }
+            Err(error) => {
+                bump(&self.state.stats.messages_in);
+                self.reject(
+                    ctx,
+                    CLOSE_UNRECOVERABLE,
+                    &format!("Invalid request: {error}"),
+                );
+            }
         }
     }
 
@@ -608,7 +646,7 @@ impl Session {
     }
 
     fn on_request(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        match decode_outbound(text) {
+        match json::decode_outbound(text) {
             Ok(request) => {
                 let outcome = requests::handle(&self.state, &self.conn, request);
                 self.follow(outcome, ctx);
@@ -780,8 +818,16 @@ impl Handler<ToSocket> for Session {
             ToSocket::Drain => {
                 let mut batch = std::mem::take(&mut self.batch);
                 self.queue.take(&mut batch);
+                let mut now = None;
                 for (frame, _) in batch.drain(..) {
-                    self.write_frame(ctx, &frame);
+                    if frame
+                        .publication
+                        .expired(|| *now.get_or_insert_with(Instant::now))
+                    {
+                        bump(&self.state.stats.messages_expired);
+                    } else {
+                        self.write_frame(ctx, &frame);
+                    }
                 }
                 self.batch = batch;
             }

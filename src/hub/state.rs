@@ -36,7 +36,7 @@ pub(crate) use super::publication::{Mode, Publication, RawFrame};
 use super::roles::{Permission, Roles};
 use super::stats::{Stats, bump, drop_one};
 use super::upstream::{self, Call, Reply, Upstream};
-use crate::protocol::{CLOSE_UNRECOVERABLE, Payload, Secret};
+use crate::protocol::{CLOSE_UNRECOVERABLE, Payload, Secret, Subprotocol};
 
 /// Adds one to `counter` if `happened`.
 fn count_if(happened: bool, counter: &AtomicU64) {
@@ -304,11 +304,7 @@ impl HubState {
             hub: conn.hub.clone(),
             connection_id: conn.id.clone(),
             user_id: conn.user_id.clone(),
-            subprotocol: match conn.mode {
-                Mode::Json => Some(crate::protocol::Subprotocol::Json.name()),
-                Mode::JsonReliable => Some(crate::protocol::Subprotocol::JsonReliable.name()),
-                Mode::Simple { .. } => None,
-            },
+            subprotocol: conn.mode.subprotocol().map(|p| p.name()),
             body,
             connection_state: conn.handler_state(),
             reply: None,
@@ -493,7 +489,7 @@ impl HubState {
         hub: &str,
         connection_id: &str,
         token: Option<&str>,
-        offers_reliable: bool,
+        offered: Option<Subprotocol>,
     ) -> Result<Arc<Connection>, RecoveryRefusal> {
         let conn = self
             .find_scope(hub)
@@ -504,7 +500,10 @@ impl HubState {
             token_matches: conn
                 .as_ref()
                 .is_some_and(|c| token.is_some_and(|t| c.reconnection_token_matches(t))),
-            offers_reliable,
+            // The session's own subprotocol: a protobuf session cannot go on in JSON.
+            offers_reliable: conn
+                .as_ref()
+                .is_some_and(|c| offered.is_some() && offered == c.mode.subprotocol()),
         };
         match (
             admit_recovery(request, || self.faults.take_recovery_refusal()),
@@ -540,8 +539,14 @@ impl HubState {
             drop_one(&self.stats.detached);
         }
         bump(&self.stats.recoveries);
-        let replay: Vec<OutFrame> = ob
-            .unacked()
+        let now = Instant::now();
+        let (expired, unacked): (Vec<_>, Vec<_>) =
+            ob.unacked().partition(|(_, p, _)| p.expired(|| now));
+        self.stats
+            .messages_expired
+            .fetch_add(expired.len() as u64, Relaxed);
+        let replay: Vec<OutFrame> = unacked
+            .into_iter()
             .map(|(seq, publication, _)| OutFrame {
                 sequence_id: Some(seq),
                 publication: publication.clone(),

@@ -28,6 +28,10 @@ pub struct HubStats {
     pub messages_out: u64,
     /// Data messages sent again after a recovery.
     pub messages_replayed: u64,
+    /// Messages of a REST send with `messageTtlSeconds` dropped unsent because they expired
+    /// in a socket's queue (already counted in `messages_out`) or in a detached session's
+    /// replay buffer (not replayed).
+    pub messages_expired: u64,
     /// Acks sent.
     pub acks: u64,
     /// Requests answered with a `Duplicate` ack (and not executed again).
@@ -79,6 +83,7 @@ pub(crate) struct Stats {
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
     pub(crate) messages_replayed: AtomicU64,
+    pub(crate) messages_expired: AtomicU64,
     pub(crate) acks: AtomicU64,
     pub(crate) duplicates: AtomicU64,
     pub(crate) forbidden: AtomicU64,
@@ -131,6 +136,7 @@ impl Stats {
             messages_in: self.messages_in.load(Relaxed),
             messages_out: self.messages_out.load(Relaxed),
             messages_replayed: self.messages_replayed.load(Relaxed),
+            messages_expired: self.messages_expired.load(Relaxed),
             acks: self.acks.load(Relaxed),
             duplicates: self.duplicates.load(Relaxed),
             forbidden: self.forbidden.load(Relaxed),
