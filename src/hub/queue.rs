@@ -68,11 +68,15 @@ impl<F> Pending<F> {
         })
     }
 
-    /// The actor's wake-up: moves every queued frame to the back of `into` (whose capacity
-    /// the caller keeps between batches) and marks the queue idle, so the next frame wakes
-    /// the actor again.
+    /// The actor's wake-up: moves every queued frame to the back of `into` and marks the
+    /// queue idle, so the next frame wakes the actor again. An empty `into` is swapped in,
+    /// so the two buffers take turns and neither side allocates per batch.
     pub(crate) fn take(&mut self, into: &mut VecDeque<(F, usize)>) {
-        into.append(&mut self.frames);
+        if into.is_empty() {
+            std::mem::swap(into, &mut self.frames);
+        } else {
+            into.append(&mut self.frames);
+        }
         self.bytes = 0;
         self.woken = false;
     }

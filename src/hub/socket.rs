@@ -405,6 +405,9 @@ where
     }
 }
 
+/// Frames a socket's batch buffer may keep room for between batches (32 bytes each).
+const BATCH_KEEP: usize = 16;
+
 /// How a session actor begins.
 enum Start {
     /// A new connection: register, send `connected`, join the token's groups.
@@ -885,7 +888,10 @@ impl Handler<ToSocket> for Session {
                         self.write_frame(ctx, &frame);
                     }
                 }
-                self.batch = batch;
+                // A burst's buffer is not kept: thousands of idle sockets would hold it.
+                if batch.capacity() <= BATCH_KEEP {
+                    self.batch = batch;
+                }
             }
             ToSocket::Close { code, reason } => {
                 let end = if code == CLOSE_UNRECOVERABLE {
