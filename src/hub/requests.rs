@@ -206,20 +206,14 @@ pub(crate) fn handler_replied(
     ack_id: Option<AckId>,
     reply: Reply,
 ) -> Outcome {
-    let done = match reply {
-        Reply::Ok {
-            data,
-            connection_state,
-        } => {
-            if let Some(new_state) = connection_state {
-                conn.set_handler_state(new_state);
-            }
+    let done = match accept_reply(conn, reply) {
+        Ok(data) => {
             if let Some(data) = data {
                 state.deliver(conn, &Publication::server(data));
             }
             Done::Ok
         }
-        Reply::Failed(reason) => {
+        Err(reason) => {
             let Some(id) = ack_id else {
                 // No ack to carry the failure: the service drops the connection (protocol.md
                 // 8.2); with an ack id it answers an `InvocationFailed` ack instead.
@@ -338,6 +332,20 @@ pub(crate) fn invoke(
 /// The event handler answered an invocation: its body (data type by `Content-Type`, as for
 /// user events) in a successful response, or its failure in a failed one.
 pub(crate) fn invoke_replied(conn: &Connection, invocation_id: String, reply: Reply) -> Inbound {
+    match accept_reply(conn, reply) {
+        Ok(data) => Inbound::InvokeResponse {
+            invocation_id,
+            success: true,
+            data,
+            error: None,
+        },
+        Err(reason) => invoke_failed(&invocation_id, "InvocationFailed", reason),
+    }
+}
+
+/// A handler's reply to a user event or invocation: a 2xx sets the connection state it
+/// carries and gives its body; a failure gives its reason.
+fn accept_reply(conn: &Connection, reply: Reply) -> Result<Option<Payload>, String> {
     match reply {
         Reply::Ok {
             data,
@@ -346,14 +354,9 @@ pub(crate) fn invoke_replied(conn: &Connection, invocation_id: String, reply: Re
             if let Some(new_state) = connection_state {
                 conn.set_handler_state(new_state);
             }
-            Inbound::InvokeResponse {
-                invocation_id,
-                success: true,
-                data,
-                error: None,
-            }
+            Ok(data)
         }
-        Reply::Failed(reason) => invoke_failed(&invocation_id, "InvocationFailed", reason),
+        Reply::Failed(reason) => Err(reason),
     }
 }
 

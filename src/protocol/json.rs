@@ -331,16 +331,7 @@ pub fn decode_inbound(text: &str) -> Result<Inbound, ProtocolError> {
                 }
                 Some(r) => id_field(r, "ackId")?,
             };
-            let success =
-                bool_field(raw.success, "success")?.ok_or(ProtocolError::MissingField {
-                    frame: "ack",
-                    field: "success",
-                })?;
-            let error = match raw.error {
-                None => None,
-                Some(r) if r.get() == "null" => None,
-                Some(r) => Some(ack_error(r)?),
-            };
+            let (success, error) = outcome(&raw, "ack")?;
             Inbound::Ack {
                 ack_id,
                 success,
@@ -391,11 +382,7 @@ pub fn decode_inbound(text: &str) -> Result<Inbound, ProtocolError> {
         }
         "pong" => Inbound::Pong,
         "invokeResponse" => {
-            let success =
-                bool_field(raw.success, "success")?.ok_or(ProtocolError::MissingField {
-                    frame: "invokeResponse",
-                    field: "success",
-                })?;
+            let (success, error) = outcome(&raw, "invokeResponse")?;
             let data = match raw.data {
                 None => None,
                 Some(r) if r.get() == "null" && raw.data_type.is_none() => None,
@@ -405,17 +392,30 @@ pub fn decode_inbound(text: &str) -> Result<Inbound, ProtocolError> {
                 invocation_id: invocation_id(raw.invocation_id, "invokeResponse")?,
                 success,
                 data,
-                error: match raw.error {
-                    None => None,
-                    Some(r) if r.get() == "null" => None,
-                    Some(r) => Some(ack_error(r)?),
-                },
+                error,
             }
         }
         other => Inbound::Unknown {
             kind: other.to_owned(),
         },
     })
+}
+
+/// The `success` and `error` of an `ack` or `invokeResponse`.
+fn outcome(
+    raw: &RawFrame<'_>,
+    frame: &'static str,
+) -> Result<(bool, Option<AckError>), ProtocolError> {
+    let success = bool_field(raw.success, "success")?.ok_or(ProtocolError::MissingField {
+        frame,
+        field: "success",
+    })?;
+    let error = match raw.error {
+        None => None,
+        Some(r) if r.get() == "null" => None,
+        Some(r) => Some(ack_error(r)?),
+    };
+    Ok((success, error))
 }
 
 /// The `invocationId` of an invoke frame: a non-empty string.
