@@ -47,6 +47,7 @@ except() { echo "$all" | grep -v -x -F "$@"; }
         $(echo "$all" | grep -v -x -F -e src/client/transport.rs -e src/cli/shard.rs -e src/hub/upstream.rs | grep -v '^src/service/')
     rule "only hub/socket.rs names actix-web-actors" 'actix_web_actors' $(except src/hub/socket.rs)
     rule "hub/ never imports client/" 'crate::client' $(find src/hub -name '*.rs')
+    rule "handler/ (the app server's side) never imports hub/, client/, service/, fleet/ or load/" 'crate::(hub|client|fleet|load|service)' $(find src/handler -name '*.rs')
     rule "client/ never imports hub/" 'crate::hub' $(find src/client -name '*.rs')
     rule "service/ never imports hub/, client/, fleet/ or load/" 'crate::(hub|client|fleet|load)' $(find src/service -name '*.rs')
     rule "session/ uses protocol/ only" 'crate::(client|hub|fleet|load|credential|cli)' $(find src/session -name '*.rs')

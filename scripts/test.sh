@@ -13,6 +13,7 @@ for example in quickstart token_provider server_push; do
     cargo run --quiet --example "$example"
 done
 cargo run --quiet --example embed_actix_web -- --once
+cargo run --quiet --example app_server -- --once
 
 # The manifests of a sharded run on Kubernetes validate against the schemas of two minor
 # versions, offline (kubernetes-validate bundles them), strictly (unknown fields fail); a

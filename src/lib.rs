@@ -181,6 +181,7 @@
 pub mod client;
 pub mod credential;
 pub mod fleet;
+pub mod handler;
 pub mod hub;
 pub mod load;
 pub mod metrics;

@@ -2,7 +2,8 @@
 //! `protobuf.reliable.webpubsub.azure.v1`, protocol.md 4) against the scripted fake hub playing a
 //! protobuf service: binary frames both ways, every request with its ack, each payload type of
 //! group and server messages, sequence acks and recovery with replay, and hostile frames
-//! counted and survived. The local hub does not speak protobuf yet (docs/protobuf.md).
+//! counted and survived; and one run against the local hub, where a protobuf and a JSON
+//! client in one group see the same messages.
 
 mod support;
 
@@ -450,5 +451,61 @@ async fn hostile_protobuf_frames_are_counted_and_the_connection_goes_on() {
     // Each of the frames above is refused by the codec itself, not by luck of the fake.
     for (what, frame) in &bad_frames {
         assert!(protobuf::decode_inbound(frame).is_err(), "{what}");
+    }
+}
+
+/// What a client received: each group message's data, as `Debug` text, sorted (two publishers'
+/// messages may interleave in any order).
+async fn received(events: &mut EventStream, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        got.push(format!("{:?}", group_message(events).await.data));
+    }
+    got.sort();
+    got
+}
+
+#[actix_rt::test]
+async fn a_protobuf_and_a_json_client_of_the_local_hub_see_the_same_messages() {
+    let hub = support::hub::start_hub().await;
+    let cs = hub.connection_string();
+    let roles = support::client::ROLES;
+    let mut clients = Vec::new();
+    for (user, protocol) in [
+        ("pb-user", Subprotocol::ProtobufReliable),
+        ("json-user", Subprotocol::JsonReliable),
+    ] {
+        let client =
+            support::client::client(&cs, support::hub::HUB, user, &roles, options(protocol));
+        let events = client.events().await.unwrap();
+        client.start().await.unwrap();
+        client.join_group("mixed").await.unwrap();
+        clients.push((client, events));
+    }
+    let sent = [
+        Payload::Text("from protobuf".into()),
+        Payload::Json(json!({"from": "protobuf", "n": [1, 2]})),
+        Payload::Binary(Bytes::from_static(&[0, 1, 254, 255])),
+    ];
+    for data in &sent {
+        let acked = clients[0]
+            .0
+            .send_to_group("mixed", data.clone(), SendOptions::new());
+        acked.await.unwrap();
+    }
+    let from_json = Payload::Text("from json".into());
+    let acked = clients[1]
+        .0
+        .send_to_group("mixed", from_json.clone(), SendOptions::new());
+    acked.await.unwrap();
+    let mut expected: Vec<String> = sent
+        .iter()
+        .chain([&from_json])
+        .map(|p| format!("{p:?}"))
+        .collect();
+    expected.sort();
+    for (client, events) in &mut clients {
+        assert_eq!(received(events, 4).await, expected);
+        assert_eq!(client.status().await.unwrap().counters.bad_frames, 0);
     }
 }

@@ -25,6 +25,8 @@ use super::shard::ShardArgs;
 
 // `--scenario rest-broadcast` (issue 13): its own run loop, in load/rest.rs.
 mod rest;
+// `--scenario app-server` (issue 12): its own run loop, in load/app_server.rs.
+mod app_server;
 
 /// Load a hub with a fleet of clients.
 #[derive(Debug, Args)]
@@ -144,6 +146,9 @@ enum Scenario {
     /// The app server broadcasts through the REST API (to all, or to groups: --rest-target);
     /// --senders concurrent REST senders at --rate each; the clients only receive.
     RestBroadcast,
+    /// echo through an in-process app server: it admits and names every connection on the
+    /// blocking connect event and answers every user event (issue 12).
+    AppServer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -176,7 +181,10 @@ impl LoadArgs {
                 "--chaos ...:blackhole with --keepalive-timeout 0 (no liveness check): blackholed sockets would never be noticed".into(),
             );
         }
-        let per_group = matches!(self.scenario, Scenario::Groups | Scenario::Echo);
+        let per_group = matches!(
+            self.scenario,
+            Scenario::Groups | Scenario::Echo | Scenario::AppServer
+        );
         if per_group && self.senders > self.group_size {
             return Err(format!(
                 "--senders {} is more than --group-size {}: senders are members of their group",
@@ -204,7 +212,7 @@ impl LoadArgs {
                 senders: self.senders,
                 rate: self.rate.unwrap_or(5.0),
             }),
-            Scenario::Echo => Arc::new(Echo {
+            Scenario::Echo | Scenario::AppServer => Arc::new(Echo {
                 group_size: self.group_size,
                 senders: self.senders,
                 rate: self.rate.unwrap_or(10.0),
@@ -308,6 +316,9 @@ pub fn run(mut args: LoadArgs) -> ExitCode {
     }
     if args.scenario == Scenario::RestBroadcast {
         return rest::run(args);
+    }
+    if args.scenario == Scenario::AppServer {
+        return app_server::run(args);
     }
     if args.shard.is_sharded() {
         return run_sharded(args);

@@ -9,6 +9,8 @@
 //! - [`validate_token`], [`audience_matches`]: the hub's side of the same tokens;
 //! - [`ClientAccessUrl`]: the URL a client connects to,
 //!   `wss://host/client/hubs/{hub}?access_token=...`;
+//! - [`event_signature`], [`signature_matches`]: the `ce-signature` of the events the hub
+//!   sends to an event handler, and the handler's check of it;
 //! - [`Credential`]: a fixed URL, a connection string that mints a token per connection, or
 //!   an async provider callback.
 //!
@@ -34,6 +36,7 @@ mod client_url;
 mod connection_string;
 mod error;
 mod provider;
+mod signature;
 mod token;
 
 pub use client_url::{
@@ -43,6 +46,7 @@ pub use client_url::{
 pub use connection_string::ConnectionString;
 pub use error::{CredentialError, PROVIDER_REASON_MAX, ProviderReason};
 pub use provider::{Credential, UrlProvider};
+pub use signature::{event_signature, signature_matches};
 pub use token::{
     DEFAULT_REST_TOKEN_LIFETIME, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LEN, TOKEN_LEEWAY, TokenClaims,
     TokenOptions, audience_matches, mint_client_token, mint_rest_token, validate_token,

@@ -449,7 +449,7 @@ impl HubConfig {
     /// [[event_handler]]               # as many as needed; the first that takes an event gets it
     /// url = "http://localhost:3000/api/{hub}/{event}"
     /// user_events = "*"               # "*", "name", "a,b" or "" for none
-    /// system_events = ["connect", "connected", "disconnected"]
+    /// system_events = ["connect", "connected", "disconnected"]  # also "joined", "left"
     /// hub = "chat"                    # only this hub's events (default: every hub)
     /// abuse_protection = true
     /// ```
@@ -611,8 +611,8 @@ mod tests {
         assert!(scheme.starts_with("event_handler 1:"), "{scheme}");
         assert!(scheme.contains("http://"), "{scheme}");
         let event =
-            apply("[[event_handler]]\nurl = 'http://h/'\nsystem_events = ['joined']").unwrap_err();
-        assert!(event.contains("unknown system event `joined`"), "{event}");
+            apply("[[event_handler]]\nurl = 'http://h/'\nsystem_events = ['join']").unwrap_err();
+        assert!(event.contains("unknown system event `join`"), "{event}");
         let timeout = apply("upstream_timeout_seconds = -1").unwrap_err();
         assert!(timeout.contains("positive"), "{timeout}");
         let missing = apply("upstream_ca_file = '/nonexistent/ca.pem'").unwrap_err();

@@ -20,14 +20,21 @@ pub enum SystemEvent {
     Connected,
     /// `disconnected`: fire-and-forget, with the reason.
     Disconnected,
+    /// `joined` (`ce-type: azure.webpubsub.gp.joined`): fire-and-forget, the connection joined
+    /// a group (the service's group presence events; the express SDK 1.1.0's `onGroupJoined`).
+    GroupJoined,
+    /// `left` (`ce-type: azure.webpubsub.gp.left`): fire-and-forget, the connection left a group.
+    GroupLeft,
 }
 
 impl SystemEvent {
     /// Every system event, in the order of a connection's life.
-    pub const ALL: [SystemEvent; 3] = [
+    pub const ALL: [SystemEvent; 5] = [
         SystemEvent::Connect,
         SystemEvent::Connected,
         SystemEvent::Disconnected,
+        SystemEvent::GroupJoined,
+        SystemEvent::GroupLeft,
     ];
 
     /// The event name as the service writes it (`ce-eventName`, `{event}`).
@@ -36,6 +43,19 @@ impl SystemEvent {
             SystemEvent::Connect => "connect",
             SystemEvent::Connected => "connected",
             SystemEvent::Disconnected => "disconnected",
+            SystemEvent::GroupJoined => "joined",
+            SystemEvent::GroupLeft => "left",
+        }
+    }
+
+    /// `ce-type`: `azure.webpubsub.sys.<name>`, but `azure.webpubsub.gp.<name>` for the group
+    /// presence events, as the express SDK 1.1.0 reads them.
+    pub fn ce_type(self) -> String {
+        match self {
+            SystemEvent::GroupJoined | SystemEvent::GroupLeft => {
+                format!("azure.webpubsub.gp.{}", self.name())
+            }
+            _ => format!("azure.webpubsub.sys.{}", self.name()),
         }
     }
 }
@@ -50,12 +70,15 @@ impl FromStr for SystemEvent {
     type Err = String;
 
     fn from_str(s: &str) -> Result<SystemEvent, String> {
+        let name = s.trim();
+        // `gp.joined` as in the ce-type, besides the service's filter name `joined`.
+        let name = name.strip_prefix("gp.").unwrap_or(name);
         SystemEvent::ALL
             .into_iter()
-            .find(|e| e.name().eq_ignore_ascii_case(s.trim()))
+            .find(|e| e.name().eq_ignore_ascii_case(name))
             .ok_or_else(|| {
                 format!(
-                    "unknown system event `{s}`: use connect, connected or disconnected (the local hub emits no group events)"
+                    "unknown system event `{s}`: use connect, connected, disconnected, joined or left"
                 )
             })
     }
@@ -254,7 +277,7 @@ impl Event<'_> {
     /// `ce-type`.
     pub(crate) fn ce_type(&self) -> String {
         match self {
-            Event::System(e) => format!("azure.webpubsub.sys.{}", e.name()),
+            Event::System(e) => e.ce_type(),
             Event::User(name) => format!("azure.webpubsub.user.{name}"),
         }
     }
@@ -325,11 +348,19 @@ mod tests {
         assert!(!default.takes("x", &Event::System(SystemEvent::Connect)));
         assert!(default.takes("x", &Event::System(SystemEvent::Disconnected)));
         assert_eq!("Connected".parse(), Ok(SystemEvent::Connected));
-        let unknown = "gp.joined".parse::<SystemEvent>().unwrap_err();
-        assert!(
-            unknown.contains("connect, connected or disconnected"),
-            "{unknown}"
+        assert_eq!("gp.joined".parse(), Ok(SystemEvent::GroupJoined));
+        assert_eq!(" left".parse(), Ok(SystemEvent::GroupLeft));
+        assert_eq!(
+            SystemEvent::GroupLeft.ce_type(),
+            "azure.webpubsub.gp.left",
+            "the express SDK 1.1.0 reads group events under gp., not sys."
         );
+        assert_eq!(
+            SystemEvent::Connect.ce_type(),
+            "azure.webpubsub.sys.connect"
+        );
+        let unknown = "joinedd".parse::<SystemEvent>().unwrap_err();
+        assert!(unknown.contains("joined or left"), "{unknown}");
     }
 
     #[test]

@@ -33,7 +33,9 @@
 //!   frame that does not decode closes the connection with 1008 (a text frame: 1003);
 //! - event handlers ([`EventHandler`], `hub --config`): the service's contract (blocking
 //!   `connect`, `connected`, `disconnected`, user events, abuse protection, every header,
-//!   `ce-connectionState`), but no group `joined`/`left` events and no client certificates;
+//!   `ce-connectionState`, the group presence events `joined`/`left` as
+//!   `azure.webpubsub.gp.*` when a handler's system-event filter lists them, for every join and
+//!   leave but not for the groups a closing connection drops), but no client certificates;
 //!   a failed user event with an ack id gets an `InvocationFailed` ack (the connection stays;
 //!   without an ack id the connection ends with 1008, as the service drops it);
 //!   without a handler that takes it, an `event` request is acked (and echoed with

@@ -25,6 +25,7 @@ use dashmap::DashMap;
 
 use super::config::HubConfig;
 use super::faults::{Faults, Misdelivery};
+use super::handlers::SystemEvent;
 use super::names;
 use super::queue::{Full, SocketQueue, Wake};
 // Re-exported so the socket, request and REST code keeps naming them through the state.
@@ -316,6 +317,16 @@ impl HubState {
         if let Some(up) = self.upstream.get() {
             let body = (Bytes::from(body.to_string()), "application/json");
             self.count_upstream(up.send(self.call(conn, event, true, body)));
+        }
+    }
+
+    /// Posts a group presence event (`joined`, `left`: issue 12, wg), fire-and-forget, when a
+    /// handler takes it: checked first, as joins are on the hot path of a load run.
+    fn emit_group(&self, conn: &Connection, event: SystemEvent, group: &str) {
+        if let Some(up) = self.upstream.get().filter(|up| up.wants(&conn.hub, event)) {
+            let body = Bytes::from(serde_json::json!({ "group": group }).to_string());
+            let call = self.call(conn, event.name(), true, (body, "application/json"));
+            self.count_upstream(up.send(call));
         }
     }
 
@@ -651,7 +662,12 @@ impl HubState {
             Scope::remove_member(&conn.scope.groups, group, &conn.id);
             return Err(refused);
         }
-        st.groups.insert(group.to_owned());
+        let joined = st.groups.insert(group.to_owned());
+        drop(st);
+        // Group presence (issue 12, wg): `joined` for a group newly joined, after the lock.
+        if joined {
+            self.emit_group(conn, SystemEvent::GroupJoined, group);
+        }
         Ok(())
     }
 
@@ -660,6 +676,8 @@ impl HubState {
         let was_member = lock(&conn.state).groups.remove(group);
         if was_member {
             Scope::remove_member(&conn.scope.groups, group, &conn.id);
+            // Group presence (issue 12, wg): `left`.
+            self.emit_group(conn, SystemEvent::GroupLeft, group);
         }
     }
 
@@ -668,6 +686,8 @@ impl HubState {
         let groups = std::mem::take(&mut lock(&conn.state).groups);
         for group in &groups {
             Scope::remove_member(&conn.scope.groups, group, &conn.id);
+            // Group presence (issue 12, wg): `left`.
+            self.emit_group(conn, SystemEvent::GroupLeft, group);
         }
     }
 

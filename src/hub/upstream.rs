@@ -38,9 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use url::Url;
 
@@ -48,6 +46,7 @@ use super::HubError;
 use super::config::HubConfig;
 use super::handlers::{self, Event, EventHandler, SystemEvent};
 use super::stats::HandlerChecks;
+use crate::credential::event_signature;
 use crate::protocol::{DataType, Payload, Secret};
 
 /// How long a failed abuse-protection check is remembered before the host is asked again.
@@ -205,8 +204,13 @@ impl Upstream {
 
     /// Whether some handler takes `connect` events of `hub`: the upgrade then waits for one.
     pub(crate) fn wants_connect(&self, hub: &str) -> bool {
-        self.handler_for(hub, &Event::System(SystemEvent::Connect))
-            .is_some()
+        self.wants(hub, SystemEvent::Connect)
+    }
+
+    /// Whether some handler takes the system event `event` of `hub`: lets a caller on a hot
+    /// path (group joins) skip building an event nobody takes.
+    pub(crate) fn wants(&self, hub: &str, event: SystemEvent) -> bool {
+        self.handler_for(hub, &Event::System(event)).is_some()
     }
 
     /// Sends the blocking `connect` event of a connection about to be accepted; its answer
@@ -257,7 +261,7 @@ impl Upstream {
         let signature: Vec<String> = self
             .keys
             .iter()
-            .map(|key| signature(key, &call.connection_id))
+            .map(|key| event_signature(key, &call.connection_id))
             .collect();
         let mut headers = vec![
             ("content-type", call.body.1.to_owned()),
@@ -712,18 +716,6 @@ fn payload(content_type: Option<&str>, body: Bytes) -> Option<Payload> {
     })
 }
 
-/// `sha256={hex(HMAC-SHA256(access key, connection id))}`: lets the handler check the event
-/// comes from a holder of the key.
-fn signature(key: &Secret, connection_id: &str) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()).expect("HMAC takes any key");
-    mac.update(connection_id.as_bytes());
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
-}
-
 /// `2026-01-02T03:04:05Z`, computed from the Unix time (civil-from-days, H. Hinnant).
 fn rfc3339(t: SystemTime) -> String {
     let secs = t
@@ -759,16 +751,6 @@ mod tests {
         assert_eq!(rfc3339(t), "2024-02-29T23:59:59Z");
         let t = UNIX_EPOCH + Duration::from_secs(4_102_444_800);
         assert_eq!(rfc3339(t), "2100-01-01T00:00:00Z");
-    }
-
-    #[test]
-    fn signature_is_hmac_sha256_hex_of_the_connection_id() {
-        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
-        let sig = signature(&Secret::new("Jefe"), "what do ya want for nothing?");
-        assert_eq!(
-            sig,
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
     }
 
     #[test]

@@ -12,10 +12,12 @@
 //! | [`html`] | the report as one self-contained HTML page with SVG charts |
 //! | [`series`] | one record per second of the run, mergeable across shards |
 //! | [`rest_broadcast`] | server-side broadcasts through the REST API to the fleet, checked per client |
+//! | [`app_server`] | an in-process app server (the event handler layer) that admits connections and answers user events |
 //!
 //! Every figure is measured in this process: publishers and receivers share one monotonic
 //! [`Clock`], so latency is exact even against a remote hub.
 
+pub mod app_server;
 pub mod chat;
 pub mod checker;
 pub mod coordinator;
