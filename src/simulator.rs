@@ -543,7 +543,8 @@ impl Sim {
                         _ => {}
                     }
                 }
-                Action::StartDone(_) => {}
+                // The simulated clients do not invoke.
+                Action::StartDone(_) | Action::Invoked(..) => {}
             }
         }
         let client = &mut self.clients[c];
@@ -951,7 +952,11 @@ impl Sim {
                 self.schedule(delay, Ev::UpstreamDone(link, conn, ack_id));
                 return Ok(());
             }
-            Outbound::SequenceAck { .. } | Outbound::Ping => {}
+            // No simulated client sends these.
+            Outbound::SequenceAck { .. }
+            | Outbound::Ping
+            | Outbound::Invoke { .. }
+            | Outbound::CancelInvocation { .. } => {}
         }
         match ack_id {
             Some(id) => self.hub_ack(link, id, None),
@@ -1011,7 +1016,10 @@ fn set_ack(frame: &mut Outbound, id: AckId) {
         | Outbound::LeaveGroup { ack_id, .. }
         | Outbound::SendToGroup { ack_id, .. }
         | Outbound::Event { ack_id, .. } => *ack_id = Some(id),
-        Outbound::SequenceAck { .. } | Outbound::Ping => {}
+        Outbound::SequenceAck { .. }
+        | Outbound::Ping
+        | Outbound::Invoke { .. }
+        | Outbound::CancelInvocation { .. } => {}
     }
 }
 

@@ -91,7 +91,7 @@ pub enum ClientError {
     NotStarted,
     /// A fire-and-forget operation found no open socket.
     #[error(
-        "no open connection for a fire-and-forget operation: wait for `connected` or send with an ack"
+        "no open connection for a fire-and-forget operation or an invocation: wait for `connected` (or send with an ack)"
     )]
     NotConnected,
     /// Too many operations are waiting for acks.
@@ -100,6 +100,40 @@ pub enum ClientError {
         /// The `max_pending` option.
         max: usize,
     },
+    /// The event handler's side answered an invocation with `success: false`: the handler
+    /// failed or timed out (`InvocationFailed`), there is none, or the service refused the
+    /// request (`BadRequest`, `TooManyInvocations`, `Duplicate`).
+    #[error("invocation {invocation_id} failed: {error}")]
+    InvokeFailed {
+        /// The invocation id the client used.
+        invocation_id: String,
+        /// The service's error name and message.
+        error: AckError,
+    },
+    /// No `invokeResponse` within the invoke timeout; the client sent `cancelInvocation`.
+    #[error(
+        "no response to invocation {invocation_id} within {after:?}: it was cancelled; the handler may still have run it"
+    )]
+    InvokeTimeout {
+        /// The invocation id the client used.
+        invocation_id: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The connection ended (not recovered) before the invocation's response; the handler may
+    /// or may not have run it.
+    #[error(
+        "the connection ended before invocation {invocation_id} was answered: the handler may or may not have run it"
+    )]
+    InvocationLost {
+        /// The invocation id the client used.
+        invocation_id: String,
+    },
+    /// The client's subprotocol cannot carry `invoke` (protocol.md 8.3 defines it for JSON).
+    #[error(
+        "invoke_event needs a JSON subprotocol; {0} has no invoke frames: use json.reliable.webpubsub.azure.v1 or json.webpubsub.azure.v1"
+    )]
+    InvokeUnsupported(crate::protocol::Subprotocol),
     /// The client's actor is gone (its arbiter stopped, or its last handle was dropped).
     #[error(
         "the client's actor is gone: its arbiter stopped or its last Client handle was dropped"
@@ -148,13 +182,19 @@ impl ClientError {
             | ClientError::ConnectionLost { .. }
             | ClientError::AckTimeout { .. }
             | ClientError::NotConnected
-            | ClientError::TooManyPending { .. } => true,
+            | ClientError::TooManyPending { .. }
+            | ClientError::InvokeTimeout { .. }
+            | ClientError::InvocationLost { .. } => true,
+            ClientError::InvokeFailed { error, .. } => {
+                ack_is_transient(&error.name) || error.name.as_str() == "TooManyInvocations"
+            }
             ClientError::Unauthorized
             | ClientError::NoSubprotocol
             | ClientError::Tls(_)
             | ClientError::Stopped { .. }
             | ClientError::NotStarted
             | ClientError::ActorGone
+            | ClientError::InvokeUnsupported(_)
             | ClientError::NoActixSystem => false,
         }
     }

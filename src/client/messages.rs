@@ -4,12 +4,12 @@
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
-use crate::protocol::Outbound;
+use crate::protocol::{Outbound, Payload};
 
 use super::dispatch::{Callback, SubscriptionId};
 use super::event::{Event, EventKind};
 use super::transport::SocketFault;
-use super::{AckResult, ClientError, ClientState, ConnectionInfo};
+use super::{AckResult, ClientError, ClientState, ConnectionInfo, InvokeResponse};
 
 /// Connect; resolves once `system/connected` arrived (or with the error that prevented it).
 #[derive(Message, Debug, Default)]
@@ -31,6 +31,20 @@ pub struct Operation {
     pub frame: Outbound,
     /// Send without an ack id and resolve once written to the socket.
     pub fire_and_forget: bool,
+}
+
+/// Invoke a user event and wait for the event handler's reply (protocol.md 8.3). When
+/// `cancel`'s sender is dropped before the answer, the client stops waiting and sends
+/// `cancelInvocation` ([`super::Client::invoke_event`] drops it with its future).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<InvokeResponse, ClientError>")]
+pub struct Invoke {
+    /// The user event's name.
+    pub event: String,
+    /// The payload.
+    pub data: Payload,
+    /// Dropped by the caller when it stops waiting.
+    pub cancel: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// Subscribe a callback (all kinds when `kind` is `None`).

@@ -37,7 +37,7 @@ pub use dispatch::{Callback, SubscriptionId};
 pub use error::ClientError;
 pub use event::{Event, EventKind, GroupMessage, ServerMessage, StopReason};
 pub use messages::{
-    ClientStatus, GetStatus, Operation, Start, Stop, SubscribeCallback, SubscribeRecipient,
+    ClientStatus, GetStatus, Invoke, Operation, Start, Stop, SubscribeCallback, SubscribeRecipient,
     SubscribeStream, Unsubscribe,
 };
 pub use options::*;
@@ -78,6 +78,16 @@ pub struct AckResult {
     pub ack_id: Option<AckId>,
     /// The service had already processed this ack id (a retry that was deduplicated).
     pub duplicated: bool,
+}
+
+/// The event handler's reply to [`Client::invoke_event`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvokeResponse {
+    /// The invocation id the client used.
+    pub invocation_id: String,
+    /// The reply body with its data type (from the handler's `Content-Type`); `None` when the
+    /// handler answered without a body.
+    pub data: Option<Payload>,
 }
 
 /// Options of one send.
@@ -409,6 +419,30 @@ impl Client {
             data: data.into(),
         };
         self.operation(frame, options.fire_and_forget).await
+    }
+
+    /// Invokes the user event `event` and waits for the event handler's reply (`invoke` and
+    /// `invokeResponse`, protocol.md 8.3; JSON subprotocols only). Fails with
+    /// [`ClientError::InvokeFailed`] when the service answers `success: false`,
+    /// [`ClientError::InvokeTimeout`] after the `invoke_timeout` option,
+    /// [`ClientError::InvocationLost`] when the connection ends unrecovered and
+    /// [`ClientError::Stopped`] on [`Client::stop`]. Dropping the future, a timeout and a stop
+    /// send `cancelInvocation`. An invocation is never resent: it needs an open connection
+    /// ([`ClientError::NotConnected`] otherwise).
+    pub async fn invoke_event(
+        &self,
+        event: impl Into<String>,
+        data: impl Into<Payload>,
+    ) -> Result<InvokeResponse, ClientError> {
+        // Held until this future ends: dropping it early tells the actor to cancel.
+        let (_cancel_on_drop, cancel) = tokio::sync::oneshot::channel();
+        self.addr()
+            .send(Invoke {
+                event: event.into(),
+                data: data.into(),
+                cancel,
+            })
+            .await?
     }
 
     /// Calls `callback` for every event of one kind, on the client's callback actor. The

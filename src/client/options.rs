@@ -22,6 +22,9 @@ pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an operation waits for its ack: 30 s, the Python client's ack timeout (JS and .NET
 /// wait forever, which leaves a caller hanging when a hub withholds an ack).
 pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time an `invoke_event` waits for its `invokeResponse` before it sends
+/// `cancelInvocation` and fails: as long as an ack.
+pub const DEFAULT_INVOKE_TIMEOUT: Duration = DEFAULT_ACK_TIMEOUT;
 /// Application-level ping interval: 20 s, as the JS client.
 pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// Silence after which the socket is treated as dead: 120 s, as the JS client.
@@ -51,6 +54,8 @@ pub struct ClientOptions {
     pub start_timeout: Duration,
     /// How long an operation waits for its ack; `None` waits until the connection ends.
     pub ack_timeout: Option<Duration>,
+    /// How long `invoke_event` waits for its response (`None`: until the connection ends).
+    pub invoke_timeout: Option<Duration>,
     /// Ping interval; zero disables keepalive.
     pub keepalive_interval: Duration,
     /// Silence after which the socket is closed and recovered.
@@ -83,6 +88,7 @@ impl Default for ClientOptions {
             reconnect_retry: DEFAULT_RECONNECT_RETRY,
             start_timeout: DEFAULT_START_TIMEOUT,
             ack_timeout: Some(DEFAULT_ACK_TIMEOUT),
+            invoke_timeout: Some(DEFAULT_INVOKE_TIMEOUT),
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             event_queue: DEFAULT_EVENT_QUEUE,
@@ -105,6 +111,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("auto_rejoin_groups", &self.auto_rejoin_groups)
             .field("start_timeout", &self.start_timeout)
             .field("ack_timeout", &self.ack_timeout)
+            .field("invoke_timeout", &self.invoke_timeout)
             .field("index", &self.index)
             .finish_non_exhaustive()
     }
@@ -150,6 +157,11 @@ impl ClientOptions {
     /// Sets the ack timeout (`None`: wait until the connection ends).
     pub fn with_ack_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.ack_timeout = timeout;
+        self
+    }
+    /// Sets the invoke timeout (`None`: wait until the connection ends).
+    pub fn with_invoke_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.invoke_timeout = timeout;
         self
     }
     /// Sets keepalive interval and dead-link timeout; a zero interval disables keepalive.

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use tracing::info;
 
 use crate::session::{
-    Acked, ClientSession, ConnectFailure, OpError, SessionEvent, SessionState, SessionStop, Started,
+    Acked, ClientSession, ConnectFailure, InvokeFailure, Invoked, OpError, SessionEvent,
+    SessionState, SessionStop, Started,
 };
 
 use super::event::{Event, GroupMessage, ServerMessage, StopReason};
 use super::messages::ClientStatus;
-use super::{AckResult, ClientError, ClientState, ConnectionInfo};
+use super::{AckResult, ClientError, ClientState, ConnectionInfo, InvokeResponse};
 
 /// The public event of a session event.
 pub(super) fn event(event: SessionEvent<ClientError>) -> Event {
@@ -118,6 +119,39 @@ pub(super) fn op_result(result: Result<Acked, OpError>) -> Result<AckResult, Cli
             duplicated: acked.duplicated,
         }),
         Err(error) => Err(op_error(error)),
+    }
+}
+
+/// The answer to an `invoke_event`.
+pub(super) fn invoke_result(
+    result: Result<Invoked, InvokeFailure>,
+) -> Result<InvokeResponse, ClientError> {
+    match result {
+        Ok(invoked) => Ok(InvokeResponse {
+            invocation_id: invoked.invocation_id,
+            data: invoked.data,
+        }),
+        Err(InvokeFailure::Refused {
+            invocation_id,
+            error,
+        }) => Err(ClientError::InvokeFailed {
+            invocation_id,
+            error,
+        }),
+        Err(InvokeFailure::Timeout {
+            invocation_id,
+            after,
+        }) => Err(ClientError::InvokeTimeout {
+            invocation_id,
+            after,
+        }),
+        Err(InvokeFailure::ConnectionLost { invocation_id }) => {
+            Err(ClientError::InvocationLost { invocation_id })
+        }
+        Err(InvokeFailure::Stopped { .. }) => Err(ClientError::Stopped { ack_id: None }),
+        Err(InvokeFailure::NotStarted) => Err(ClientError::NotStarted),
+        Err(InvokeFailure::NotConnected) => Err(ClientError::NotConnected),
+        Err(InvokeFailure::TooManyPending { max }) => Err(ClientError::TooManyPending { max }),
     }
 }
 

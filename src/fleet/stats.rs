@@ -81,6 +81,12 @@ impl ErrorKind {
             ClientError::NotConnected => ErrorKind::NotConnected,
             ClientError::TooManyPending { .. } => ErrorKind::TooManyPending,
             ClientError::ActorGone | ClientError::NoActixSystem => ErrorKind::ActorGone,
+            // The fleet does not invoke; a caller that does gets the nearest ack kinds.
+            ClientError::InvokeFailed { .. } | ClientError::InvokeUnsupported(_) => {
+                ErrorKind::AckOther
+            }
+            ClientError::InvokeTimeout { .. } => ErrorKind::AckTimeout,
+            ClientError::InvocationLost { .. } => ErrorKind::ConnectionLost,
         }
     }
 }

@@ -82,6 +82,11 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 /// (10,000 joins took 17 MB). A join past it gets a `BadRequest` ack (REST: 400).
 pub const DEFAULT_MAX_GROUPS_PER_CONNECTION: usize = 1000;
 
+/// `invoke` calls one connection may have in flight at once; one more is answered at once
+/// with a failed `invokeResponse` (`TooManyInvocations`), so a client cannot queue unbounded
+/// handler calls.
+pub const DEFAULT_MAX_INVOCATIONS_PER_CONNECTION: usize = 64;
+
 /// Ack ids remembered per connection for `Duplicate` detection. The service's window is not
 /// documented; a client retries with the same ack id within seconds, so the most recent 1000
 /// ids are plenty, and memory stays bounded for connections that live for days.
@@ -115,6 +120,7 @@ pub struct HubConfig {
     pub(crate) max_upstream_calls: usize,
     pub(crate) upstream_timeout: Duration,
     pub(crate) max_groups_per_connection: usize,
+    pub(crate) max_invocations_per_connection: usize,
     pub(crate) trust_host_header: bool,
     pub(crate) authorities: Vec<String>,
     pub(crate) remembered_ack_ids: usize,
@@ -159,6 +165,7 @@ impl Default for HubConfig {
             max_upstream_calls: DEFAULT_MAX_UPSTREAM_CALLS,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_groups_per_connection: DEFAULT_MAX_GROUPS_PER_CONNECTION,
+            max_invocations_per_connection: DEFAULT_MAX_INVOCATIONS_PER_CONNECTION,
             trust_host_header: false,
             authorities: Vec::new(),
             remembered_ack_ids: DEFAULT_REMEMBERED_ACK_IDS,
@@ -289,6 +296,13 @@ impl HubConfig {
     /// How long one event handler call may take ([`DEFAULT_UPSTREAM_TIMEOUT`]).
     pub fn upstream_timeout(mut self, timeout: Duration) -> HubConfig {
         self.upstream_timeout = timeout;
+        self
+    }
+
+    /// `invoke` calls one connection may have in flight
+    /// ([`DEFAULT_MAX_INVOCATIONS_PER_CONNECTION`]).
+    pub fn max_invocations_per_connection(mut self, invocations: usize) -> HubConfig {
+        self.max_invocations_per_connection = invocations.max(1);
         self
     }
 

@@ -43,6 +43,14 @@
 //!   failures answer 500 (handler 5xx), 502 (no usable answer), 503 (too many calls in
 //!   flight) or 504 (no answer in time), and a `connect` answer's roles and groups add to the
 //!   token's;
+//! - `invoke` (protocol.md 8.3, JSON subprotocols only): the user event's handler call,
+//!   answered by `invokeResponse` with the reply (data type by `Content-Type`); the error
+//!   names are the hub's choice where the service documents none: `InvocationFailed` (handler
+//!   failed, timed out, overloaded, or no handler and no `echo_events`), `BadRequest` (bad
+//!   field, invocation id over 128 characters), `Duplicate` (id in flight),
+//!   `TooManyInvocations` (past `max_invocations_per_connection`); an `invoke` without a usable
+//!   `invocationId` closes with 1008 like other malformed requests; invocations in flight are
+//!   not answered after a recovery;
 //! - adding a *user* to a group affects the user's current connections only;
 //! - a REST close of a reliable connection uses close code 1008, of others 1000;
 //! - a reconnection token never expires on its own; it dies with its session;

@@ -153,8 +153,11 @@ fn execute(state: &HubState, conn: &Arc<Connection>, request: Outbound) -> Done 
             }
             Done::Ok
         }
-        // Handled in `handle`.
-        Outbound::SequenceAck { .. } | Outbound::Ping => Done::Ok,
+        // Handled in `handle`, and by the socket (which holds the invocations in flight).
+        Outbound::SequenceAck { .. }
+        | Outbound::Ping
+        | Outbound::Invoke { .. }
+        | Outbound::CancelInvocation { .. } => Done::Ok,
     }
 }
 
@@ -203,20 +206,14 @@ pub(crate) fn handler_replied(
     ack_id: Option<AckId>,
     reply: Reply,
 ) -> Outcome {
-    let done = match reply {
-        Reply::Ok {
-            data,
-            connection_state,
-        } => {
-            if let Some(new_state) = connection_state {
-                conn.set_handler_state(new_state);
-            }
+    let done = match accept_reply(conn, reply) {
+        Ok(data) => {
             if let Some(data) = data {
                 state.deliver(conn, &Publication::server(data));
             }
             Done::Ok
         }
-        Reply::Failed(reason) => {
+        Err(reason) => {
             let Some(id) = ack_id else {
                 // No ack to carry the failure: the service drops the connection (protocol.md
                 // 8.2); with an ack id it answers an `InvocationFailed` ack instead.
@@ -263,11 +260,131 @@ fn ack(state: &HubState, ack_id: AckId, done: Done) -> Outcome {
     }
 }
 
+/// Longest `invocationId` the hub accepts: it is echoed in the response and kept while the
+/// call is in flight.
+pub(crate) const MAX_INVOCATION_ID: usize = 128;
+
+/// Where an `invoke` goes: answered at once, or waiting for the event handler.
+#[derive(Debug)]
+pub(crate) enum InvokeStart {
+    /// The response to write now.
+    Answer(Inbound),
+    /// The handler was called; its reply arrives here.
+    Await(tokio::sync::oneshot::Receiver<Reply>),
+}
+
+/// An `invoke` (protocol.md 8.3): refused at once when its id is too long or already in
+/// flight, or when `in_flight` calls already are; else sent to the event handler as the user
+/// event `event` (the same call as an `event` frame), or echoed with `echo_events`.
+pub(crate) fn invoke(
+    state: &HubState,
+    conn: &Connection,
+    in_flight: usize,
+    duplicate: bool,
+    invocation_id: &str,
+    event: &str,
+    data: Payload,
+) -> InvokeStart {
+    bump(&state.stats.messages_in);
+    let refuse = |name: &str, message: String| {
+        InvokeStart::Answer(invoke_failed(invocation_id, name, message))
+    };
+    if invocation_id.chars().count() > MAX_INVOCATION_ID {
+        return refuse(
+            "BadRequest",
+            format!("invocationId is longer than {MAX_INVOCATION_ID} characters: use a shorter id"),
+        );
+    }
+    if duplicate {
+        return refuse(
+            "Duplicate",
+            format!("Invocation {invocation_id} is already in flight: use a new invocationId"),
+        );
+    }
+    let max = state.config.max_invocations_per_connection;
+    if in_flight >= max {
+        return refuse(
+            "TooManyInvocations",
+            format!("{max} invocations of this connection are in flight: await some first"),
+        );
+    }
+    if let Some(problem) = names::event_name_problem(event) {
+        return refuse("BadRequest", problem.to_owned());
+    }
+    if let Some(reply) = state.invoke(conn, event, &data) {
+        return InvokeStart::Await(reply);
+    }
+    if state.config.echo_events {
+        return InvokeStart::Answer(Inbound::InvokeResponse {
+            invocation_id: invocation_id.to_owned(),
+            success: true,
+            data: Some(data),
+            error: None,
+        });
+    }
+    refuse(
+        "InvocationFailed",
+        "No event handler is configured for this hub: configure one, or turn on echo_events"
+            .to_owned(),
+    )
+}
+
+/// The event handler answered an invocation: its body (data type by `Content-Type`, as for
+/// user events) in a successful response, or its failure in a failed one.
+pub(crate) fn invoke_replied(conn: &Connection, invocation_id: String, reply: Reply) -> Inbound {
+    match accept_reply(conn, reply) {
+        Ok(data) => Inbound::InvokeResponse {
+            invocation_id,
+            success: true,
+            data,
+            error: None,
+        },
+        Err(reason) => invoke_failed(&invocation_id, "InvocationFailed", reason),
+    }
+}
+
+/// A handler's reply to a user event or invocation: a 2xx sets the connection state it
+/// carries and gives its body; a failure gives its reason.
+fn accept_reply(conn: &Connection, reply: Reply) -> Result<Option<Payload>, String> {
+    match reply {
+        Reply::Ok {
+            data,
+            connection_state,
+        } => {
+            if let Some(new_state) = connection_state {
+                conn.set_handler_state(new_state);
+            }
+            Ok(data)
+        }
+        Reply::Failed(reason) => Err(reason),
+    }
+}
+
+fn invoke_failed(invocation_id: &str, name: &str, message: String) -> Inbound {
+    Inbound::InvokeResponse {
+        invocation_id: invocation_id.to_owned(),
+        success: false,
+        data: None,
+        error: Some(AckError {
+            name: AckErrorName::from_wire(name),
+            message,
+        }),
+    }
+}
+
 /// A frame that decoded as JSON but is not a valid request: if it carries a usable `ackId`, the
-/// client gets a failed ack naming the problem and the connection stays; otherwise `None`
-/// and the socket closes it as malformed.
+/// client gets a failed ack naming the problem (an `invoke` with a usable `invocationId`: a
+/// failed `invokeResponse`) and the connection stays; otherwise `None` and the socket closes
+/// it as malformed.
 pub(crate) fn bad_request_ack(state: &HubState, text: &str, problem: &str) -> Option<Inbound> {
     let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    if value.get("type").and_then(|t| t.as_str()) == Some("invoke") {
+        let id = value.get("invocationId")?.as_str()?;
+        if id.is_empty() || id.chars().count() > MAX_INVOCATION_ID {
+            return None;
+        }
+        return Some(invoke_failed(id, "BadRequest", problem.to_owned()));
+    }
     let ack_id = value.get("ackId")?.as_u64()?;
     state.stats.acks.fetch_add(1, Relaxed);
     Some(Inbound::Ack {

@@ -6,14 +6,15 @@
 //! access token (401), token group claims (400), the blocking `connect` event when a handler
 //! takes it (its 4xx, or 500/502/503/504: `connect.rs`), subprotocol and mode (400), upgrade.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, StreamHandler, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, SpawnHandle, StreamHandler,
+    WrapFuture,
 };
 use actix_http::ws::Item;
 use actix_web::error::PayloadError;
@@ -40,8 +41,8 @@ use super::stats::bump;
 use super::upstream::Reply;
 use crate::protocol::{
     CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG,
-    CLOSE_UNRECOVERABLE, CLOSE_UNSUPPORTED_DATA, Inbound, Payload, ProtocolError as FrameError,
-    Subprotocol, json, protobuf,
+    CLOSE_UNRECOVERABLE, CLOSE_UNSUPPORTED_DATA, Inbound, Outbound, Payload,
+    ProtocolError as FrameError, Subprotocol, json, protobuf,
 };
 
 /// The subprotocols the hub speaks (all four): the client's order decides.
@@ -437,6 +438,9 @@ pub(crate) struct Session {
     fragments: Option<(bool, BytesMut)>,
     /// Turned off by the `stop_reading` fault.
     reading: ReadSwitch,
+    /// `invoke` calls waiting for the event handler, by invocation id (at most the
+    /// `max_invocations_per_connection` option): cancelling one drops its wait.
+    invocations: HashMap<String, SpawnHandle>,
 }
 
 impl Session {
@@ -454,6 +458,7 @@ impl Session {
             closed: false,
             fragments: None,
             reading: ReadSwitch::default(),
+            invocations: HashMap::new(),
         }
     }
 
@@ -583,10 +588,7 @@ impl Session {
     /// decode closes the connection with 1008, as an unparsable JSON frame does.
     fn on_protobuf(&mut self, bytes: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
         match protobuf::decode_outbound(bytes) {
-            Ok(request) => {
-                let outcome = requests::handle(&self.state, &self.conn, request);
-                self.follow(outcome, ctx);
-            }
+            Ok(request) => self.dispatch(request, ctx),
             Err(error) => {
                 bump(&self.state.stats.messages_in);
                 self.reject(
@@ -650,10 +652,7 @@ impl Session {
 
     fn on_request(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
         match json::decode_outbound(text) {
-            Ok(request) => {
-                let outcome = requests::handle(&self.state, &self.conn, request);
-                self.follow(outcome, ctx);
-            }
+            Ok(request) => self.dispatch(request, ctx),
             Err(error) => {
                 bump(&self.state.stats.messages_in);
                 let problem = error.to_string();
@@ -671,6 +670,63 @@ impl Session {
                         &format!("Invalid request: {problem}"),
                     ),
                 }
+            }
+        }
+    }
+
+    /// Handles a decoded request: invocations here (they live with the socket), the rest in
+    /// [`requests::handle`].
+    fn dispatch(&mut self, request: Outbound, ctx: &mut ws::WebsocketContext<Self>) {
+        match request {
+            Outbound::Invoke {
+                invocation_id,
+                event,
+                data,
+            } => self.on_invoke(invocation_id, &event, data, ctx),
+            Outbound::CancelInvocation { invocation_id } => {
+                bump(&self.state.stats.messages_in);
+                // Nothing more is sent for it; an unknown id (already answered) is no error.
+                if let Some(handle) = self.invocations.remove(&invocation_id) {
+                    ctx.cancel_future(handle);
+                }
+            }
+            other => {
+                let outcome = requests::handle(&self.state, &self.conn, other);
+                self.follow(outcome, ctx);
+            }
+        }
+    }
+
+    fn on_invoke(
+        &mut self,
+        invocation_id: String,
+        event: &str,
+        data: Payload,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let duplicate = self.invocations.contains_key(&invocation_id);
+        let start = requests::invoke(
+            &self.state,
+            &self.conn,
+            self.invocations.len(),
+            duplicate,
+            &invocation_id,
+            event,
+            data,
+        );
+        match start {
+            requests::InvokeStart::Answer(response) => self.send(ctx, &response),
+            requests::InvokeStart::Await(reply) => {
+                let id = invocation_id.clone();
+                let handle = ctx.spawn(reply.into_actor(self).map(move |result, act, ctx| {
+                    act.invocations.remove(&id);
+                    let reply = result.unwrap_or_else(|_| {
+                        Reply::Failed("the event handler call was abandoned".to_owned())
+                    });
+                    let response = requests::invoke_replied(&act.conn, id, reply);
+                    act.send(ctx, &response);
+                }));
+                self.invocations.insert(invocation_id, handle);
             }
         }
     }

@@ -61,12 +61,32 @@ impl Codec {
         }
     }
 
-    /// Encodes a client frame (client side).
+    /// Encodes a client frame (client side). A frame with no protobuf form
+    /// ([`Codec::carries`] is false) becomes an empty protobuf frame: use
+    /// [`Codec::try_encode_outbound`] where one may come.
     pub fn encode_outbound(self, frame: &Outbound) -> WireFrame {
         match self {
             Codec::Json => WireFrame::Text(json::encode_outbound(frame)),
             Codec::Protobuf => WireFrame::Binary(protobuf::encode_outbound(frame)),
         }
+    }
+
+    /// Encodes a client frame, or says the codec has no form for it
+    /// ([`ProtocolError::NoProtobufForm`] for `invoke` and `cancelInvocation` on protobuf).
+    pub fn try_encode_outbound(self, frame: &Outbound) -> Result<WireFrame, ProtocolError> {
+        match self {
+            Codec::Json => Ok(WireFrame::Text(json::encode_outbound(frame))),
+            Codec::Protobuf => protobuf::try_encode_outbound(frame).map(WireFrame::Binary),
+        }
+    }
+
+    /// Whether this codec can carry `frame` (protobuf has no invoke frames, protocol.md 8.3).
+    pub fn carries(self, frame: &Outbound) -> bool {
+        self == Codec::Json
+            || !matches!(
+                frame,
+                Outbound::Invoke { .. } | Outbound::CancelInvocation { .. }
+            )
     }
 
     /// Decodes a service frame that arrived as a `kind` message (client side).
@@ -157,6 +177,37 @@ mod tests {
             };
             assert_eq!(codec.decode_outbound(kind, &bytes), Ok(send()));
         }
+    }
+
+    #[test]
+    fn protobuf_refuses_the_invoke_frames_with_a_typed_error() {
+        let invoke = Outbound::Invoke {
+            invocation_id: "1".into(),
+            event: "e".into(),
+            data: Payload::Text("hi".into()),
+        };
+        let cancel = Outbound::CancelInvocation {
+            invocation_id: "1".into(),
+        };
+        for (frame, name) in [(&invoke, "invoke"), (&cancel, "cancelInvocation")] {
+            assert!(!Codec::Protobuf.carries(frame));
+            assert!(Codec::Json.carries(frame));
+            assert_eq!(
+                Codec::Protobuf.try_encode_outbound(frame),
+                Err(ProtocolError::NoProtobufForm(name))
+            );
+            assert!(Codec::Json.try_encode_outbound(frame).is_ok());
+        }
+        let response = Inbound::InvokeResponse {
+            invocation_id: "1".into(),
+            success: true,
+            data: None,
+            error: None,
+        };
+        assert_eq!(
+            Codec::Protobuf.encode_inbound(&response),
+            Err(ProtocolError::NoProtobufForm("invokeResponse"))
+        );
     }
 
     #[test]

@@ -80,9 +80,13 @@ pub enum ProtocolError {
     ZeroSequenceId,
     /// A client frame whose `type` the service does not know (kept: its first 64 characters).
     #[error(
-        "frame type `{0}` is not a client request: use joinGroup, leaveGroup, sendToGroup, event, sequenceAck or ping"
+        "frame type `{0}` is not a client request: use joinGroup, leaveGroup, sendToGroup, event, invoke, cancelInvocation, sequenceAck or ping"
     )]
     UnknownRequestType(String),
+    /// An `invoke` whose `target` is not `event`, the only target (protocol.md 8.3; kept: its
+    /// first 64 characters).
+    #[error("invoke `target` is `{0}`: the only target is `event`")]
+    UnknownInvokeTarget(String),
     /// A name (group, event) that is empty or too long.
     #[error("field `{field}` is invalid: {reason}")]
     InvalidName {
@@ -125,8 +129,9 @@ pub enum ProtocolError {
         "a text frame arrived on a protobuf subprotocol: send one protobuf message per binary WebSocket message"
     )]
     TextFrameOnProtobuf,
-    /// A frame that has no protobuf form (only [`crate::protocol::Inbound::Unknown`]).
-    #[error("`{0}` has no protobuf encoding")]
+    /// A frame that has no protobuf form ([`crate::protocol::Inbound::Unknown`], and the
+    /// invoke frames of protocol.md 8.3, which are defined for JSON only).
+    #[error("`{0}` has no protobuf encoding: use a JSON subprotocol for it")]
     NoProtobufForm(&'static str),
 }
 

@@ -57,6 +57,10 @@ struct RawFrame<'a> {
     reconnection_token: Option<&'a RawValue>,
     #[serde(borrow)]
     message: Option<&'a RawValue>,
+    #[serde(rename = "invocationId", borrow)]
+    invocation_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    target: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -288,6 +292,25 @@ pub fn decode_outbound(text: &str) -> Result<Outbound, ProtocolError> {
             },
         },
         "ping" => Outbound::Ping,
+        "invoke" => {
+            // Only `event` targets exist (protocol.md 8.3); an absent target means it too.
+            if let Some(target) = raw.target {
+                let target = as_string(target, "target")?;
+                if target != "event" {
+                    return Err(ProtocolError::UnknownInvokeTarget(shorten(
+                        &target, ECHO_MAX,
+                    )));
+                }
+            }
+            Outbound::Invoke {
+                invocation_id: invocation_id(raw.invocation_id, "invoke")?,
+                event: check_name(string_field(raw.event, "invoke", "event")?, "event")?,
+                data: payload(raw.data_type, raw.data, "invoke")?,
+            }
+        }
+        "cancelInvocation" => Outbound::CancelInvocation {
+            invocation_id: invocation_id(raw.invocation_id, "cancelInvocation")?,
+        },
         other => return Err(ProtocolError::UnknownRequestType(shorten(other, ECHO_MAX))),
     })
 }
@@ -308,16 +331,7 @@ pub fn decode_inbound(text: &str) -> Result<Inbound, ProtocolError> {
                 }
                 Some(r) => id_field(r, "ackId")?,
             };
-            let success =
-                bool_field(raw.success, "success")?.ok_or(ProtocolError::MissingField {
-                    frame: "ack",
-                    field: "success",
-                })?;
-            let error = match raw.error {
-                None => None,
-                Some(r) if r.get() == "null" => None,
-                Some(r) => Some(ack_error(r)?),
-            };
+            let (success, error) = outcome(&raw, "ack")?;
             Inbound::Ack {
                 ack_id,
                 success,
@@ -367,10 +381,46 @@ pub fn decode_inbound(text: &str) -> Result<Inbound, ProtocolError> {
             }
         }
         "pong" => Inbound::Pong,
+        "invokeResponse" => {
+            let (success, error) = outcome(&raw, "invokeResponse")?;
+            let data = match raw.data {
+                None => None,
+                Some(r) if r.get() == "null" && raw.data_type.is_none() => None,
+                Some(_) => Some(payload(raw.data_type, raw.data, "invokeResponse")?),
+            };
+            Inbound::InvokeResponse {
+                invocation_id: invocation_id(raw.invocation_id, "invokeResponse")?,
+                success,
+                data,
+                error,
+            }
+        }
         other => Inbound::Unknown {
             kind: other.to_owned(),
         },
     })
+}
+
+/// The `success` and `error` of an `ack` or `invokeResponse`.
+fn outcome(
+    raw: &RawFrame<'_>,
+    frame: &'static str,
+) -> Result<(bool, Option<AckError>), ProtocolError> {
+    let success = bool_field(raw.success, "success")?.ok_or(ProtocolError::MissingField {
+        frame,
+        field: "success",
+    })?;
+    let error = match raw.error {
+        None => None,
+        Some(r) if r.get() == "null" => None,
+        Some(r) => Some(ack_error(r)?),
+    };
+    Ok((success, error))
+}
+
+/// The `invocationId` of an invoke frame: a non-empty string.
+fn invocation_id(raw: Option<&RawValue>, frame: &'static str) -> Result<String, ProtocolError> {
+    check_name(string_field(raw, frame, "invocationId")?, "invocationId")
 }
 
 fn ack_error(raw: &RawValue) -> Result<AckError, ProtocolError> {
@@ -464,8 +514,40 @@ impl Serialize for OutboundRef<'_> {
                 map.serialize_entry("sequenceId", sequence_id)?;
             }
             Outbound::Ping => {}
+            Outbound::Invoke {
+                invocation_id,
+                event,
+                data,
+            } => {
+                map.serialize_entry("invocationId", invocation_id)?;
+                map.serialize_entry("target", "event")?;
+                map.serialize_entry("event", event)?;
+                entry_payload(&mut map, data)?;
+            }
+            Outbound::CancelInvocation { invocation_id } => {
+                map.serialize_entry("invocationId", invocation_id)?;
+            }
         }
         map.end()
+    }
+}
+
+struct ErrorRef<'a>(&'a AckError);
+
+impl Serialize for ErrorRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("name", self.0.name.as_str())?;
+        map.serialize_entry("message", &self.0.message)?;
+        map.end()
+    }
+}
+
+fn entry_error<M: SerializeMap>(map: &mut M, error: Option<&AckError>) -> Result<(), M::Error> {
+    match error {
+        // `name` first, as the service writes it.
+        Some(e) => map.serialize_entry("error", &ErrorRef(e)),
+        None => Ok(()),
     }
 }
 
@@ -483,12 +565,21 @@ impl Serialize for InboundRef<'_> {
                 map.serialize_entry("type", "ack")?;
                 map.serialize_entry("ackId", ack_id)?;
                 map.serialize_entry("success", success)?;
-                if let Some(e) = error {
-                    map.serialize_entry(
-                        "error",
-                        &serde_json::json!({"name": e.name.as_str(), "message": e.message}),
-                    )?;
+                entry_error(&mut map, error.as_ref())?;
+            }
+            Inbound::InvokeResponse {
+                invocation_id,
+                success,
+                data,
+                error,
+            } => {
+                map.serialize_entry("type", "invokeResponse")?;
+                map.serialize_entry("invocationId", invocation_id)?;
+                map.serialize_entry("success", success)?;
+                if let Some(data) = data {
+                    entry_payload(&mut map, data)?;
                 }
+                entry_error(&mut map, error.as_ref())?;
             }
             Inbound::GroupMessage {
                 sequence_id,

@@ -106,7 +106,18 @@ pub fn payload(data: Option<MessageData>, frame: &'static str) -> Result<Payload
 
 /// Encodes a client frame as an `UpstreamMessage`. `no_echo` is always written (as the JSON
 /// codec writes `noEcho`), so the service never has to guess its default.
+///
+/// `invoke` and `cancelInvocation` have no protobuf form (protocol.md 8.3 defines them for
+/// JSON only): they encode as an empty `UpstreamMessage`, which the service refuses. Callers
+/// that may hold one use [`try_encode_outbound`] (as [`super::Codec::try_encode_outbound`]
+/// does) to get [`ProtocolError::NoProtobufForm`] instead.
 pub fn encode_outbound(frame: &Outbound) -> Vec<u8> {
+    try_encode_outbound(frame).unwrap_or_else(|_| UpstreamMessage { message: None }.encode_to_vec())
+}
+
+/// Encodes a client frame as an `UpstreamMessage`, or says it has no protobuf form
+/// (`invoke`, `cancelInvocation`).
+pub fn try_encode_outbound(frame: &Outbound) -> Result<Vec<u8>, ProtocolError> {
     let message = match frame {
         Outbound::JoinGroup { group, ack_id } => {
             up::Message::JoinGroupMessage(up::JoinGroupMessage {
@@ -146,11 +157,15 @@ pub fn encode_outbound(frame: &Outbound) -> Vec<u8> {
             })
         }
         Outbound::Ping => up::Message::PingMessage(up::PingMessage {}),
+        Outbound::Invoke { .. } => return Err(ProtocolError::NoProtobufForm("invoke")),
+        Outbound::CancelInvocation { .. } => {
+            return Err(ProtocolError::NoProtobufForm("cancelInvocation"));
+        }
     };
-    UpstreamMessage {
+    Ok(UpstreamMessage {
         message: Some(message),
     }
-    .encode_to_vec()
+    .encode_to_vec())
 }
 
 /// Decodes a frame a client sent (used by the hub). A frame with no known request is an
@@ -254,11 +269,14 @@ fn downstream(frame: &Inbound) -> Result<DownstreamMessage, ProtocolError> {
             message: Some(down::Message::PongMessage(PongMessage {})),
         },
         Inbound::Unknown { .. } => return Err(ProtocolError::NoProtobufForm("an unknown frame")),
+        Inbound::InvokeResponse { .. } => {
+            return Err(ProtocolError::NoProtobufForm("invokeResponse"));
+        }
     })
 }
 
-/// Encodes a service frame as a `DownstreamMessage` (used by the hub). Only
-/// [`Inbound::Unknown`] has no protobuf form; a group message's `from_user_id` is not carried.
+/// Encodes a service frame as a `DownstreamMessage` (used by the hub). [`Inbound::Unknown`]
+/// and `invokeResponse` have no protobuf form; a group message's `from_user_id` is not carried.
 pub fn encode_inbound(frame: &Inbound) -> Result<Vec<u8>, ProtocolError> {
     downstream(frame).map(|m| m.encode_to_vec())
 }

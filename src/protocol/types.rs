@@ -243,7 +243,8 @@ impl fmt::Display for AckErrorName {
     }
 }
 
-/// The `error` object of a failed ack.
+/// The `error` object of a failed ack, and of a failed `invokeResponse` (the same
+/// `{"name","message"}` shape, protocol.md 8.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AckError {
     /// The error name.
@@ -306,6 +307,21 @@ pub enum Outbound {
     },
     /// `ping`: application-level keepalive, answered by `pong`.
     Ping,
+    /// `invoke` (protocol.md 8.3): a user event whose handler's reply comes back as an
+    /// [`Inbound::InvokeResponse`] with the same invocation id. JSON subprotocols only.
+    Invoke {
+        /// The client's id for the call, unique among its calls in flight.
+        invocation_id: String,
+        /// The user event's name (the wire's `target` is always `event`).
+        event: String,
+        /// The payload.
+        data: Payload,
+    },
+    /// `cancelInvocation`: the client stopped waiting; the service sends nothing more for it.
+    CancelInvocation {
+        /// The invocation to cancel.
+        invocation_id: String,
+    },
 }
 
 impl Outbound {
@@ -316,7 +332,10 @@ impl Outbound {
             | Outbound::LeaveGroup { ack_id, .. }
             | Outbound::SendToGroup { ack_id, .. }
             | Outbound::Event { ack_id, .. } => *ack_id,
-            Outbound::SequenceAck { .. } | Outbound::Ping => None,
+            Outbound::SequenceAck { .. }
+            | Outbound::Ping
+            | Outbound::Invoke { .. }
+            | Outbound::CancelInvocation { .. } => None,
         }
     }
 
@@ -329,6 +348,8 @@ impl Outbound {
             Outbound::Event { .. } => "event",
             Outbound::SequenceAck { .. } => "sequenceAck",
             Outbound::Ping => "ping",
+            Outbound::Invoke { .. } => "invoke",
+            Outbound::CancelInvocation { .. } => "cancelInvocation",
         }
     }
 }
@@ -379,6 +400,17 @@ pub enum Inbound {
     },
     /// `pong`: the answer to a `ping`.
     Pong,
+    /// `invokeResponse` (protocol.md 8.3): the answer to an [`Outbound::Invoke`].
+    InvokeResponse {
+        /// The invocation's id, as the client sent it.
+        invocation_id: String,
+        /// Whether the event handler answered.
+        success: bool,
+        /// The handler's reply body, when it had one.
+        data: Option<Payload>,
+        /// Why it failed (present when `success` is false).
+        error: Option<AckError>,
+    },
     /// A frame with a `type` (or a `system` event, or a `from`) this version does not know. Clients ignore
     /// it, as the official JS and Python clients do, so a newer service cannot break them.
     Unknown {

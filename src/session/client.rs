@@ -20,6 +20,7 @@ use crate::protocol::{
     AckError, AckErrorName, AckId, Inbound, Outbound, Payload, Secret, SequenceId,
 };
 
+use super::invoke::{InvokeFailure, Invoked, PendingInvocations};
 use super::{
     AckIds, AckOutcome, AfterDrop, DropContext, Keepalive, KeepaliveAction, PendingAcks, Recovery,
     RecoveryPolicy, RecoveryStep, RetryPolicy, RetryState, SeqVerdict, SequenceTracker,
@@ -253,6 +254,8 @@ pub enum Action<E> {
     Emit(SessionEvent<E>),
     /// An operation is over.
     Resolve(OpId, Result<Acked, OpError>),
+    /// An invocation ([`ClientSession::invoke`]) is over.
+    Invoked(OpId, Result<Invoked, InvokeFailure>),
     /// Answer everyone waiting for `start`.
     StartDone(Result<Started, SessionStop<E>>),
 }
@@ -401,6 +404,7 @@ pub struct ClientSession<E> {
     lost_at: Option<Instant>,
     ack_ids: AckIds,
     pending: PendingAcks<Op>,
+    invocations: PendingInvocations,
     /// No ack deadline is before this (a lower bound, exact after each tick).
     ack_deadline_floor: Option<Instant>,
     /// No retry is due before this (a lower bound, exact after each tick).
@@ -445,6 +449,7 @@ impl<E: Clone> ClientSession<E> {
             lost_at: None,
             ack_ids: AckIds::new(),
             pending: PendingAcks::new(),
+            invocations: PendingInvocations::new(),
             ack_deadline_floor: None,
             retry_floor: None,
             sequence: SequenceTracker::new(),
@@ -490,10 +495,15 @@ impl<E: Clone> ClientSession<E> {
                 .min()
             }
         };
-        [phase, self.ack_deadline_floor, self.retry_floor]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            phase,
+            self.ack_deadline_floor,
+            self.retry_floor,
+            self.invocations.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Where the session is.
@@ -603,6 +613,99 @@ impl<E: Clone> ClientSession<E> {
         id
     }
 
+    /// Invokes the user event `event` with `data` (protocol.md 8.3): sends `invoke` now, and
+    /// answers with [`Action::Invoked`] for the returned id when the `invokeResponse` comes,
+    /// or with a failure after `timeout`, on a stop, or when the connection ends for good.
+    /// Never queued: it needs a connection up on an open socket ([`InvokeFailure::NotConnected`]).
+    pub fn invoke(
+        &mut self,
+        event: String,
+        data: Payload,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        self.next_op += 1;
+        let id = OpId(self.next_op);
+        let refused = if matches!(self.phase, Phase::Stopped) {
+            Some(InvokeFailure::NotStarted)
+        } else if !self.is_connected() {
+            Some(InvokeFailure::NotConnected)
+        } else if self.invocations.len() >= self.config.max_pending {
+            Some(InvokeFailure::TooManyPending {
+                max: self.config.max_pending,
+            })
+        } else {
+            None
+        };
+        if let Some(failure) = refused {
+            self.out.push_back(Action::Invoked(id, Err(failure)));
+            return id;
+        }
+        let invocation_id = self.invocations.open(id, timeout, now);
+        self.send(Outbound::Invoke {
+            invocation_id,
+            event,
+            data,
+        });
+        id
+    }
+
+    /// The caller of invocation `op` stopped waiting (dropped its future): forget it and send
+    /// `cancelInvocation` if a socket is open. Nothing is answered for it. A no-op once it
+    /// is over.
+    pub fn cancel_invocation(&mut self, op: OpId) {
+        if let Some(invocation_id) = self.invocations.cancel(op) {
+            self.send_cancel(invocation_id);
+        }
+    }
+
+    fn send_cancel(&mut self, invocation_id: String) {
+        if self.attached {
+            self.send(Outbound::CancelInvocation { invocation_id });
+        }
+    }
+
+    fn on_invoke_response(
+        &mut self,
+        invocation_id: String,
+        success: bool,
+        data: Option<Payload>,
+        error: Option<AckError>,
+    ) {
+        // A late answer to a timed-out or cancelled invocation is expected, not an error.
+        let Some(op) = self.invocations.answer(&invocation_id) else {
+            return;
+        };
+        let result = if success {
+            Ok(Invoked {
+                invocation_id,
+                data,
+            })
+        } else {
+            let error = error.unwrap_or(AckError {
+                name: AckErrorName::Other("InvocationFailed".into()),
+                message: String::new(),
+            });
+            Err(InvokeFailure::Refused {
+                invocation_id,
+                error,
+            })
+        };
+        self.out.push_back(Action::Invoked(op, result));
+    }
+
+    /// Fails every invocation in flight, telling the service first when `cancel` (a stop,
+    /// with the socket still there to carry it).
+    fn fail_invocations(&mut self, cancel: bool, failure: fn(String) -> InvokeFailure) {
+        for (invocation_id, op) in self.invocations.drain() {
+            if cancel {
+                self.send_cancel(invocation_id.clone());
+            }
+            self.out
+                .push_back(Action::Invoked(op, Err(failure(invocation_id))));
+        }
+    }
+
     /// The user joins or leaves `group` while an automatic rejoin of it is pending: the
     /// rejoin goes if it has not been sent, and is not retried if it has.
     fn supersede_rejoin(&mut self, group: &str) {
@@ -666,6 +769,10 @@ impl<E: Clone> ClientSession<E> {
         if matches!(self.phase, Phase::Stopped) {
             return;
         }
+        // Before the close, so the service hears of the cancels on the socket it ran them on.
+        self.fail_invocations(true, |invocation_id| InvokeFailure::Stopped {
+            invocation_id,
+        });
         self.out.push_back(if self.attached {
             Action::Close
         } else {
@@ -689,6 +796,9 @@ impl<E: Clone> ClientSession<E> {
 
     /// The owner is gone: answer every pending operation with `Stopped`, report nothing else.
     pub fn abandon(&mut self) {
+        self.fail_invocations(false, |invocation_id| InvokeFailure::Stopped {
+            invocation_id,
+        });
         self.fail_all(|ack_id| OpError::Stopped {
             ack_id: Some(ack_id),
         });
@@ -802,6 +912,12 @@ impl<E: Clone> ClientSession<E> {
             } => self.on_connected(connection_id, user_id, reconnection_token, now),
             Inbound::Disconnected { message } => self.last_disconnect_message = message,
             Inbound::Pong => {}
+            Inbound::InvokeResponse {
+                invocation_id,
+                success,
+                data,
+                error,
+            } => self.on_invoke_response(invocation_id, success, data, error),
             Inbound::Unknown { .. } => self.counters.unknown_frames += 1,
         }
     }
@@ -816,6 +932,16 @@ impl<E: Clone> ClientSession<E> {
 
     /// Time passed: fire whatever is due at `now`.
     pub fn on_tick(&mut self, now: Instant) {
+        if self.invocations.next_deadline().is_some_and(|t| t <= now) {
+            for (invocation_id, op, after) in self.invocations.expired(now) {
+                self.send_cancel(invocation_id.clone());
+                let failure = InvokeFailure::Timeout {
+                    invocation_id,
+                    after,
+                };
+                self.out.push_back(Action::Invoked(op, Err(failure)));
+            }
+        }
         if self.ack_deadline_floor.is_some_and(|t| t <= now) {
             let after = self.config.ack_timeout.unwrap_or_default();
             for (ack_id, op) in self.pending.expired(now) {
@@ -1032,6 +1158,9 @@ impl<E: Clone> ClientSession<E> {
     /// A connection ended for good: operations sent on it fail, `disconnected` is reported.
     fn connection_lost(&mut self) {
         self.fail_orphaned(|ack_id| OpError::ConnectionLost { ack_id });
+        self.fail_invocations(false, |invocation_id| InvokeFailure::ConnectionLost {
+            invocation_id,
+        });
         let connection_id = self.connection_id.take();
         self.reconnection_token = None;
         self.sequence.on_new_connection();
@@ -1422,7 +1551,10 @@ fn set_ack_id(frame: &mut Outbound, id: Option<AckId>) {
         | Outbound::LeaveGroup { ack_id, .. }
         | Outbound::SendToGroup { ack_id, .. }
         | Outbound::Event { ack_id, .. } => *ack_id = id,
-        Outbound::SequenceAck { .. } | Outbound::Ping => {}
+        Outbound::SequenceAck { .. }
+        | Outbound::Ping
+        | Outbound::Invoke { .. }
+        | Outbound::CancelInvocation { .. } => {}
     }
 }
 

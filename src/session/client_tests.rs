@@ -441,3 +441,142 @@ fn a_rejoin_never_undoes_a_later_leave_of_the_same_group() {
         "the leave alone, no rejoin after it"
     );
 }
+
+fn invoke_frame(id: &str) -> Action<&'static str> {
+    Action::Send(Outbound::Invoke {
+        invocation_id: id.into(),
+        event: "e".into(),
+        data: Payload::Text("q".into()),
+    })
+}
+
+fn cancel_frame(id: &str) -> Action<&'static str> {
+    Action::Send(Outbound::CancelInvocation {
+        invocation_id: id.into(),
+    })
+}
+
+fn invoke_response(id: &str, success: bool) -> Incoming {
+    Incoming::Frame(Inbound::InvokeResponse {
+        invocation_id: id.into(),
+        success,
+        data: success.then(|| Payload::Text("a".into())),
+        error: (!success).then(|| AckError {
+            name: AckErrorName::Other("InvocationFailed".into()),
+            message: "500".into(),
+        }),
+    })
+}
+
+#[test]
+fn invocations_are_answered_by_id_and_late_answers_are_ignored() {
+    let t0 = Instant::now();
+    let mut s = up(t0);
+    let first = s.invoke("e".into(), Payload::Text("q".into()), Some(SEC), t0);
+    let second = s.invoke("e".into(), Payload::Text("q".into()), Some(SEC), t0);
+    assert_eq!(drain(&mut s), [invoke_frame("1"), invoke_frame("2")]);
+    // Answered out of order: each reaches its own caller.
+    s.on_frame(SocketId(1), invoke_response("2", false), t0);
+    s.on_frame(SocketId(1), invoke_response("1", true), t0);
+    let refused = InvokeFailure::Refused {
+        invocation_id: "2".into(),
+        error: AckError {
+            name: AckErrorName::Other("InvocationFailed".into()),
+            message: "500".into(),
+        },
+    };
+    let ok = Invoked {
+        invocation_id: "1".into(),
+        data: Some(Payload::Text("a".into())),
+    };
+    assert_eq!(
+        drain(&mut s),
+        [
+            Action::Invoked(second, Err(refused)),
+            Action::Invoked(first, Ok(ok))
+        ]
+    );
+    // A second answer to the same id is a late one: nothing.
+    s.on_frame(SocketId(1), invoke_response("1", true), t0);
+    assert_eq!(drain(&mut s), []);
+}
+
+#[test]
+fn an_invocation_times_out_is_cancelled_on_drop_and_on_stop() {
+    let t0 = Instant::now();
+    let mut s = up(t0);
+    let timed = s.invoke("e".into(), Payload::Text("q".into()), Some(SEC), t0);
+    let dropped = s.invoke("e".into(), Payload::Text("q".into()), None, t0);
+    let stopped = s.invoke("e".into(), Payload::Text("q".into()), None, t0);
+    drain(&mut s);
+    assert_eq!(
+        s.next_wake(),
+        Some(t0 + SEC),
+        "the invoke deadline wakes the caller"
+    );
+    s.on_tick(t0 + SEC);
+    let timeout = InvokeFailure::Timeout {
+        invocation_id: "1".into(),
+        after: SEC,
+    };
+    assert_eq!(
+        drain(&mut s),
+        [cancel_frame("1"), Action::Invoked(timed, Err(timeout))]
+    );
+    // The caller dropped its future: cancel on the wire, nothing answered.
+    s.cancel_invocation(dropped);
+    assert_eq!(drain(&mut s), [cancel_frame("2")]);
+    s.cancel_invocation(dropped);
+    assert_eq!(drain(&mut s), [], "a second cancel is a no-op");
+    // A stop cancels before it closes.
+    s.stop(t0 + SEC);
+    let actions = drain(&mut s);
+    let failed = InvokeFailure::Stopped {
+        invocation_id: "3".into(),
+    };
+    assert_eq!(
+        actions[..3],
+        [
+            cancel_frame("3"),
+            Action::Invoked(stopped, Err(failed)),
+            Action::Close
+        ]
+    );
+}
+
+#[test]
+fn invocations_need_a_connection_are_bounded_and_fail_when_it_is_lost() {
+    let t0 = Instant::now();
+    let mut s = Session::new(config(), t0);
+    let early = s.invoke("e".into(), Payload::Text("q".into()), None, t0);
+    assert_eq!(
+        drain(&mut s),
+        [Action::Invoked(early, Err(InvokeFailure::NotStarted))]
+    );
+    let mut s = up(t0);
+    for _ in 0..4 {
+        s.invoke("e".into(), Payload::Text("q".into()), None, t0);
+    }
+    drain(&mut s);
+    let fifth = s.invoke("e".into(), Payload::Text("q".into()), None, t0);
+    assert_eq!(
+        drain(&mut s),
+        [Action::Invoked(
+            fifth,
+            Err(InvokeFailure::TooManyPending { max: 4 })
+        )]
+    );
+    // Lost for good (recovery refused): every invocation fails with ConnectionLost.
+    s.on_socket_lost(SocketId(1), Some(CLOSE_UNRECOVERABLE), t0);
+    let lost: Vec<_> = drain(&mut s)
+        .into_iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::Invoked(_, Err(InvokeFailure::ConnectionLost { .. }))
+            )
+        })
+        .collect();
+    assert_eq!(lost.len(), 4);
+    assert_eq!(s.invocations.len(), 0);
+}

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`client`] | [`ClientSession`]: the whole connection state machine of one client, built from the pieces below |
 //! | [`acks`] | [`AckIds`] (allocation) and [`PendingAcks`] (operations waiting for their ack) |
+//! | [`invoke`] | [`PendingInvocations`]: `invoke` calls waiting for their `invokeResponse` (protocol.md 8.3) |
 //! | [`sequence`] | [`SequenceTracker`]: duplicate dropping and when to send `sequenceAck` |
 //! | [`recovery`] | [`DropContext`] (recover, reconnect or stop?), [`Recovery`] (the 30 s loop), [`recovery_url`] |
 //! | [`retry`] | [`RetryPolicy`] and [`RetryState`]: delays of message retries and reconnects |
@@ -75,6 +76,7 @@
 
 pub mod acks;
 pub mod client;
+pub mod invoke;
 pub mod keepalive;
 pub mod recovery;
 pub mod retry;
@@ -85,6 +87,7 @@ pub use client::{
     Acked, Action, ClientCounters, ClientSession, ConnectFailure, Incoming, OpError, OpId,
     OpenKind, SessionConfig, SessionEvent, SessionState, SessionStop, SocketId, Started,
 };
+pub use invoke::{InvokeFailure, Invoked, PendingInvocations};
 pub use keepalive::{DEFAULT_DEAD_AFTER, DEFAULT_PING_INTERVAL, Keepalive, KeepaliveAction};
 pub use recovery::{
     AfterDrop, DEFAULT_RECOVERY_INTERVAL, DEFAULT_RECOVERY_WINDOW, DropContext, Recovery,

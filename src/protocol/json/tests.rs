@@ -12,6 +12,10 @@ const OUTBOUND_VECTORS: &[&str] = &[
     r#"{"type":"event","event":"message","ackId":5,"dataType":"json","data":{"Hello":"world"}}"#,
     r#"{"type":"sequenceAck","sequenceId":12}"#,
     r#"{"type":"ping"}"#,
+    // protocol.md 8.3.
+    r#"{"type":"invoke","invocationId":"1","target":"event","event":"echo","dataType":"text","data":"hi"}"#,
+    r#"{"type":"invoke","invocationId":"2","target":"event","event":"echo","dataType":"binary","data":"AQID"}"#,
+    r#"{"type":"cancelInvocation","invocationId":"1"}"#,
 ];
 
 /// Service-to-client examples of protocol.md 2.3. The binary server message's `<base64>`
@@ -26,6 +30,10 @@ const INBOUND_VECTORS: &[&str] = &[
     r#"{"type":"system","event":"connected","userId":"user1","connectionId":"abcdefghijklmnop","reconnectionToken":"<token>"}"#,
     r#"{"type":"system","event":"disconnected","message":"Service reload"}"#,
     r#"{"type":"pong"}"#,
+    // protocol.md 8.3.
+    r#"{"type":"invokeResponse","invocationId":"1","success":true,"dataType":"json","data":{"a":1}}"#,
+    r#"{"type":"invokeResponse","invocationId":"3","success":true}"#,
+    r#"{"type":"invokeResponse","invocationId":"2","success":false,"error":{"name":"InvocationFailed","message":"the handler answered 500"}}"#,
 ];
 
 /// Fields an encoder may add with their default value (the JS client always writes noEcho).
@@ -129,10 +137,7 @@ fn request_without_data_type_is_json() {
 #[test]
 fn unknown_inbound_types_are_ignorable_not_errors() {
     for (text, kind) in [
-        (
-            r#"{"type":"invokeResponse","invocationId":"1"}"#,
-            "invokeResponse",
-        ),
+        (r#"{"type":"streamAck","streamId":"1"}"#, "streamAck"),
         (
             r#"{"type":"system","event":"reloading"}"#,
             "system/reloading",
@@ -478,4 +483,86 @@ fn errors_echo_at_most_a_short_prefix_of_what_the_peer_sent() {
             "{message:.120}"
         );
     }
+}
+
+#[test]
+fn invoke_frames_are_written_in_the_documented_shape() {
+    let invoke = Outbound::Invoke {
+        invocation_id: "7".into(),
+        event: "echo".into(),
+        data: Payload::Json(json!({"a": 1})),
+    };
+    assert_eq!(
+        encode_outbound(&invoke),
+        r#"{"type":"invoke","invocationId":"7","target":"event","event":"echo","dataType":"json","data":{"a":1}}"#
+    );
+    let failed = Inbound::InvokeResponse {
+        invocation_id: "7".into(),
+        success: false,
+        data: None,
+        error: Some(AckError {
+            name: AckErrorName::Other("InvocationFailed".into()),
+            message: "no".into(),
+        }),
+    };
+    assert_eq!(
+        encode_inbound(&failed),
+        r#"{"type":"invokeResponse","invocationId":"7","success":false,"error":{"name":"InvocationFailed","message":"no"}}"#
+    );
+}
+
+#[test]
+fn hostile_invoke_frames_name_what_is_wrong() {
+    let cases: &[(&str, ProtocolError)] = &[
+        (
+            r#"{"type":"invoke","event":"e","dataType":"text","data":"x"}"#,
+            ProtocolError::MissingField {
+                frame: "invoke",
+                field: "invocationId",
+            },
+        ),
+        (
+            r#"{"type":"invoke","invocationId":7,"event":"e","data":1}"#,
+            ProtocolError::WrongType {
+                field: "invocationId",
+                expected: "a string",
+                found: "a number",
+            },
+        ),
+        (
+            r#"{"type":"invoke","invocationId":"","event":"e","data":1}"#,
+            ProtocolError::InvalidName {
+                field: "invocationId",
+                reason: "it is empty",
+            },
+        ),
+        (
+            r#"{"type":"invoke","invocationId":"1","target":"hub","event":"e","data":1}"#,
+            ProtocolError::UnknownInvokeTarget("hub".into()),
+        ),
+        (
+            r#"{"type":"invoke","invocationId":"1","dataType":"text","data":"x"}"#,
+            ProtocolError::MissingField {
+                frame: "invoke",
+                field: "event",
+            },
+        ),
+        (
+            r#"{"type":"cancelInvocation"}"#,
+            ProtocolError::MissingField {
+                frame: "cancelInvocation",
+                field: "invocationId",
+            },
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(decode_outbound(text).as_ref(), Err(expected), "{text}");
+    }
+    assert_eq!(
+        decode_inbound(r#"{"type":"invokeResponse","invocationId":"1"}"#),
+        Err(ProtocolError::MissingField {
+            frame: "invokeResponse",
+            field: "success",
+        })
+    );
 }
