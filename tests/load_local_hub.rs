@@ -39,6 +39,19 @@ async fn run(hub: &Hub, plan: LoadPlan, simulation: Arc<dyn Simulation>) -> Load
     report
 }
 
+/// 10 % of the connections dropped by the hub every 500 ms.
+fn hub_drops(hub: &Hub) -> Chaos {
+    let hub = hub.clone();
+    Chaos {
+        share: 0.1,
+        period: Duration::from_millis(500),
+        inject: Arc::new(move |share| {
+            hub.drop_fraction(share);
+            async { Ok(()) }.boxed()
+        }),
+    }
+}
+
 fn assert_no_violation(report: &LoadReport) {
     let m = &report.messages;
     assert_eq!(
@@ -83,16 +96,8 @@ async fn small_fleet_delivers_every_message_once_and_in_order() {
 #[actix_rt::test]
 async fn dropped_connections_recover_without_loss() {
     let hub = hub().await;
-    let chaos_hub = hub.clone();
     let mut plan = plan(40, 3);
-    plan.chaos = Some(Chaos {
-        share: 0.1,
-        period: Duration::from_millis(500),
-        inject: Arc::new(move |share| {
-            chaos_hub.drop_fraction(share);
-            async { Ok(()) }.boxed()
-        }),
-    });
+    plan.chaos = Some(hub_drops(&hub));
     let groups = Groups {
         group_size: 10,
         senders: 2,
@@ -108,18 +113,10 @@ async fn dropped_connections_recover_without_loss() {
 #[actix_rt::test]
 async fn a_mixed_json_and_protobuf_fleet_shares_groups_through_drops() {
     let hub = hub().await;
-    let chaos_hub = hub.clone();
     let mut plan = plan(40, 3);
     // Clients alternate, so every group of ten has five of each subprotocol.
     plan.mixed_protocols = vec![Subprotocol::JsonReliable, Subprotocol::ProtobufReliable];
-    plan.chaos = Some(Chaos {
-        share: 0.1,
-        period: Duration::from_millis(500),
-        inject: Arc::new(move |share| {
-            chaos_hub.drop_fraction(share);
-            async { Ok(()) }.boxed()
-        }),
-    });
+    plan.chaos = Some(hub_drops(&hub));
     let groups = Groups {
         group_size: 10,
         senders: 2,
