@@ -20,6 +20,12 @@ fuzz_target!(|data: &[u8]| {
         | Outbound::LeaveGroup { group, .. }
         | Outbound::SendToGroup { group, .. } => assert!(!group.is_empty()),
         Outbound::Event { event, .. } => assert!(!event.is_empty()),
+        Outbound::Invoke {
+            invocation_id,
+            event,
+            ..
+        } => assert!(!invocation_id.is_empty() && !event.is_empty()),
+        Outbound::CancelInvocation { invocation_id } => assert!(!invocation_id.is_empty()),
         Outbound::SequenceAck { .. } | Outbound::Ping => {}
     }
     let text = encode_outbound(&request);
