@@ -299,8 +299,8 @@ impl HubConfig {
         self
     }
 
-    /// `invoke` calls one connection may have in flight
-    /// ([`DEFAULT_MAX_INVOCATIONS_PER_CONNECTION`]).
+    /// `invoke` calls one connection may have in flight (default 64; at least 1); one more
+    /// gets a failed `invokeResponse` (`TooManyInvocations`) at once.
     pub fn max_invocations_per_connection(mut self, invocations: usize) -> HubConfig {
         self.max_invocations_per_connection = invocations.max(1);
         self
