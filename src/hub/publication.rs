@@ -4,13 +4,12 @@
 //! no lock and no I/O.
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
-use crate::protocol::json::MessageFrame;
+use crate::protocol::json::{MessageFrame, STAMP_EXTRA};
 use crate::protocol::{Payload, Subprotocol, protobuf};
 
 /// How a connection speaks.
@@ -176,10 +175,10 @@ impl Publication {
     /// chunk ([`STAMP_CHUNK`]), so stamping costs a copy of the frame but an allocation only
     /// once per chunk, not once per receiver.
     pub(crate) fn json_for(&self, sequence_id: Option<u64>) -> Bytes {
-        let plain = self.json().plain();
+        let frame = self.json();
         match sequence_id {
-            None => plain,
-            Some(seq) => STAMPS.with_borrow_mut(|chunk| stamp(&plain, seq, chunk)),
+            None => frame.plain(),
+            Some(seq) => STAMPS.with_borrow_mut(|chunk| stamp(frame, seq, chunk)),
         }
     }
 
@@ -234,19 +233,13 @@ thread_local! {
     static STAMPS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
-/// `{"sequenceId":N,` followed by the frame after its opening brace, cut from `chunk`.
-fn stamp(plain: &[u8], sequence_id: u64, chunk: &mut BytesMut) -> Bytes {
-    // `{"sequenceId":` (14) + at most 20 digits + `,`, minus the brace not copied.
-    let need = plain.len() + 34;
+/// The frame stamped with `sequence_id`, cut from `chunk` (a new chunk when it is short).
+fn stamp(frame: &MessageFrame, sequence_id: u64, chunk: &mut BytesMut) -> Bytes {
+    let need = frame.len() + STAMP_EXTRA;
     if chunk.capacity() - chunk.len() < need {
         *chunk = BytesMut::with_capacity(STAMP_CHUNK.max(need));
     }
-    chunk.extend_from_slice(b"{\"sequenceId\":");
-    // Writing a number into a BytesMut with room cannot fail.
-    let _ = write!(chunk, "{sequence_id}");
-    chunk.put_u8(b',');
-    chunk.extend_from_slice(plain.get(1..).unwrap_or_default());
-    chunk.split().freeze()
+    frame.stamp_into(sequence_id, chunk)
 }
 
 #[cfg(test)]

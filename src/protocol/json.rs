@@ -11,7 +11,9 @@
 use base64::Engine as _;
 use base64::display::Base64Display;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::Bytes;
+use std::fmt::Write as _;
+
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
@@ -649,6 +651,10 @@ pub fn encode_inbound(frame: &Inbound) -> String {
     to_string(&InboundRef(frame))
 }
 
+/// Bytes a sequence id adds to a JSON frame at most: `{"sequenceId":` (14), 20 digits and a
+/// comma, less the opening brace it replaces.
+pub const STAMP_EXTRA: usize = 34;
+
 /// A data message (group or server) serialized once, to be sent to many receivers with a
 /// different `sequenceId` each: [`MessageFrame::with_sequence_id`] writes
 /// `{"sequenceId":N,` and then the rest of the frame, copying the payload bytes only once.
@@ -690,12 +696,20 @@ impl MessageFrame {
 
     /// The frame stamped with a sequence id, for the reliable subprotocol.
     pub fn with_sequence_id(&self, sequence_id: u64) -> Bytes {
-        let mut out = Vec::with_capacity(self.plain.len() + 34);
-        out.extend_from_slice(b"{\"sequenceId\":");
-        out.extend_from_slice(sequence_id.to_string().as_bytes());
-        out.push(b',');
-        out.extend_from_slice(&self.plain[1..]);
-        Bytes::from(out)
+        let mut out = BytesMut::with_capacity(self.plain.len() + STAMP_EXTRA);
+        self.stamp_into(sequence_id, &mut out)
+    }
+
+    /// The stamped frame written at the end of `buf` and split off it, so a caller can cut
+    /// many frames from one allocation (the hub's per-thread chunk). `buf` needs room for
+    /// [`MessageFrame::len`] plus [`STAMP_EXTRA`] bytes to avoid growing.
+    pub fn stamp_into(&self, sequence_id: u64, buf: &mut BytesMut) -> Bytes {
+        buf.extend_from_slice(b"{\"sequenceId\":");
+        // Writing a number into a BytesMut cannot fail.
+        let _ = write!(buf, "{sequence_id}");
+        buf.put_u8(b',');
+        buf.extend_from_slice(self.plain.get(1..).unwrap_or_default());
+        buf.split().freeze()
     }
 
     /// Length of the frame without a sequence id.
