@@ -1,8 +1,11 @@
 //! The codec of `json.webpubsub.azure.v1` and `json.reliable.webpubsub.azure.v1`.
 //!
-//! Decoding reads a frame once into borrowed raw fields (no allocation for the frame itself),
-//! then checks each field it needs, so every malformed input gets an error that names the field
-//! and what was wrong with it. Unknown fields are ignored, as the schema allows.
+//! Decoding has two paths. The fast one (`json/fast.rs`) reads the common frames in one pass
+//! straight into typed fields, allocating only what the decoded frame owns; it gives up on
+//! anything unusual. The precise one reads a frame into borrowed raw fields, then checks each
+//! field it needs, so every malformed input gets an error that names the field and what was
+//! wrong with it. Both answer the same for every input (the fast path answers only when it is
+//! sure to agree). Unknown fields are ignored, as the schema allows.
 //!
 //! Encoding writes fields in the order the official SDKs use (`type` first). For the hub's
 //! fan-out, [`MessageFrame`] serializes a message once and stamps a per-receiver `sequenceId`
@@ -259,6 +262,12 @@ pub(super) fn check_name(value: String, field: &'static str) -> Result<String, P
 /// Decodes a frame a client sent (used by the hub). A `type` that is not a client request
 /// is an error, since the service closes clients that send such frames.
 pub fn decode_outbound(text: &str) -> Result<Outbound, ProtocolError> {
+    fast::outbound(text).map_or_else(|| precise_outbound(text), Ok)
+}
+
+/// [`decode_outbound`] without the fast path: every field checked on its own, for the
+/// precise error (and as the reference the fast path must agree with).
+fn precise_outbound(text: &str) -> Result<Outbound, ProtocolError> {
     let raw = parse_frame(text)?;
     let kind = type_name(&raw)?;
     let ack_id = || optional_id(raw.ack_id, "ackId");
@@ -320,6 +329,11 @@ pub fn decode_outbound(text: &str) -> Result<Outbound, ProtocolError> {
 /// Decodes a frame the service sent (used by clients). Unknown `type`, system `event` and
 /// message `from` values give [`Inbound::Unknown`], so a newer service cannot break a client.
 pub fn decode_inbound(text: &str) -> Result<Inbound, ProtocolError> {
+    fast::inbound(text).map_or_else(|| precise_inbound(text), Ok)
+}
+
+/// [`decode_inbound`] without the fast path (see [`precise_outbound`]).
+fn precise_inbound(text: &str) -> Result<Inbound, ProtocolError> {
     let raw = parse_frame(text)?;
     let kind = type_name(&raw)?;
     Ok(match kind.as_ref() {
@@ -723,5 +737,38 @@ impl MessageFrame {
     }
 }
 
+/// The two decoders of each direction, apart, for the fuzz targets' differential checks
+/// (cargo feature `fuzzing`); not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{Inbound, Outbound, ProtocolError};
+
+    /// The one-pass decoder of service frames: `None` where it leaves the frame to the
+    /// precise one.
+    pub fn fast_inbound(text: &str) -> Option<Inbound> {
+        super::fast::inbound(text)
+    }
+
+    /// The precise decoder of service frames alone.
+    pub fn precise_inbound(text: &str) -> Result<Inbound, ProtocolError> {
+        super::precise_inbound(text)
+    }
+
+    /// The one-pass decoder of client frames: `None` where it leaves the frame to the
+    /// precise one.
+    pub fn fast_outbound(text: &str) -> Option<Outbound> {
+        super::fast::outbound(text)
+    }
+
+    /// The precise decoder of client frames alone.
+    pub fn precise_outbound(text: &str) -> Result<Outbound, ProtocolError> {
+        super::precise_outbound(text)
+    }
+}
+
+mod fast;
+#[cfg(test)]
+mod fast_tests;
 #[cfg(test)]
 mod tests;
