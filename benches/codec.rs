@@ -2,7 +2,9 @@
 //! dispatch-ready `Inbound`, and encoding a `sendToGroup`; the same rows for the protobuf
 //! codec (`protobuf_*`), on the same message.
 //!
-//! Run: `cargo bench --bench codec`
+//! Run: `cargo bench --bench codec`. With `--features fuzzing`, two more rows decode the same
+//! frames with the JSON codec's precise path alone (`precise_*`: what every frame cost before
+//! the one-pass fast path), for a before/after in one run.
 
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
 use webpubsub_fleet::protocol::json::{
@@ -40,6 +42,16 @@ fn codec(c: &mut Criterion) {
     g.bench_function("decode_send_to_group_100B_hub", |b| {
         b.iter(|| decode_outbound(black_box(&encoded)).unwrap())
     });
+    #[cfg(feature = "fuzzing")]
+    {
+        use webpubsub_fleet::protocol::json::fuzzing;
+        g.bench_function("precise_decode_group_message_100B", |b| {
+            b.iter(|| fuzzing::precise_inbound(black_box(&inbound)).unwrap())
+        });
+        g.bench_function("precise_decode_send_to_group_100B_hub", |b| {
+            b.iter(|| fuzzing::precise_outbound(black_box(&encoded)).unwrap())
+        });
+    }
     let frame = MessageFrame::group("group-7", Some("user-0017"), &Payload::Text(DATA.into()));
     g.bench_function("stamp_sequence_id_hub_fanout", |b| {
         b.iter(|| black_box(&frame).with_sequence_id(black_box(1042)))
