@@ -161,12 +161,16 @@ impl Publication {
         })
     }
 
-    /// The protobuf form for one receiver, with its `sequence_id` when reliable.
+    /// The protobuf form for one receiver, with its `sequence_id` when reliable: stamped into
+    /// the same per-thread chunk as [`Self::json_for`]'s.
     pub(crate) fn protobuf_for(&self, sequence_id: Option<u64>) -> Bytes {
         let frame = self.protobuf();
         match sequence_id {
             None => frame.plain(),
-            Some(seq) => frame.with_sequence_id(seq),
+            Some(seq) => STAMPS.with_borrow_mut(|chunk| {
+                make_room(chunk, frame.len() + protobuf::STAMP_EXTRA);
+                frame.stamp_into(seq, chunk)
+            }),
         }
     }
 
@@ -178,7 +182,10 @@ impl Publication {
         let frame = self.json();
         match sequence_id {
             None => frame.plain(),
-            Some(seq) => STAMPS.with_borrow_mut(|chunk| stamp(frame, seq, chunk)),
+            Some(seq) => STAMPS.with_borrow_mut(|chunk| {
+                make_room(chunk, frame.len() + STAMP_EXTRA);
+                frame.stamp_into(seq, chunk)
+            }),
         }
     }
 
@@ -233,13 +240,12 @@ thread_local! {
     static STAMPS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
-/// The frame stamped with `sequence_id`, cut from `chunk` (a new chunk when it is short).
-fn stamp(frame: &MessageFrame, sequence_id: u64, chunk: &mut BytesMut) -> Bytes {
-    let need = frame.len() + STAMP_EXTRA;
+/// Makes `chunk` hold room for `need` more bytes: a new chunk when it is short (the old one
+/// is freed once every frame cut from it has been written).
+fn make_room(chunk: &mut BytesMut, need: usize) {
     if chunk.capacity() - chunk.len() < need {
         *chunk = BytesMut::with_capacity(STAMP_CHUNK.max(need));
     }
-    frame.stamp_into(sequence_id, chunk)
 }
 
 #[cfg(test)]
@@ -275,6 +281,7 @@ mod tests {
         let small = Publication::group("g", Some("u"), Payload::Text("hi".into()));
         let big = Publication::server(Payload::Text("x".repeat(STAMP_CHUNK)));
         assert_eq!(small.json_for(None), small.json().plain());
+        assert_eq!(small.protobuf_for(None), small.protobuf().plain());
         // Enough stamps to cross chunk boundaries, with ids of every width.
         let mut previous: Option<Bytes> = None;
         let mut shared = 0;
@@ -283,8 +290,30 @@ mod tests {
             .chain([(0, u64::MAX)])
         {
             let p = if i % 500 == 499 { &big } else { &small };
-            let stamped = p.json_for(Some(seq));
-            assert_eq!(stamped, p.json().with_sequence_id(seq), "sequence id {seq}");
+            // JSON and protobuf receivers alternate, cutting from the same chunk.
+            let (stamped, whole, plain, extra) = if i % 2 == 0 {
+                let f = p.json();
+                (
+                    p.json_for(Some(seq)),
+                    f.with_sequence_id(seq),
+                    f.len(),
+                    STAMP_EXTRA,
+                )
+            } else {
+                let f = p.protobuf();
+                let extra = protobuf::STAMP_EXTRA;
+                (
+                    p.protobuf_for(Some(seq)),
+                    f.with_sequence_id(seq),
+                    f.len(),
+                    extra,
+                )
+            };
+            assert_eq!(stamped, whole, "sequence id {seq}");
+            assert!(
+                stamped.len() <= plain + extra,
+                "sequence id {seq} overran its room"
+            );
             if let Some(prev) = &previous {
                 // Cut from the same chunk: this frame starts where the last one ended.
                 if prev.as_ptr().wrapping_add(prev.len()) == stamped.as_ptr() {

@@ -16,7 +16,7 @@
 //! before copying), so the frame size limit of the transport bounds every allocation. Nesting is
 //! at most four levels here and prost stops at 100.
 
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message as _;
 
 pub mod wire;
@@ -368,6 +368,11 @@ pub struct MessageFrame {
     plain: Bytes,
 }
 
+/// Bytes a sequence id adds to a protobuf frame at most: the sequence id's key and varint
+/// (1 + 10), and a longer length varint of the data message (at most 10 where the plain frame
+/// has at least 1).
+pub const STAMP_EXTRA: usize = 1 + 10 + 9;
+
 impl MessageFrame {
     /// Encodes a group message (`from_user_id` has no protobuf field).
     pub fn group(group: &str, data: &Payload) -> MessageFrame {
@@ -397,14 +402,21 @@ impl MessageFrame {
 
     /// The frame with a sequence id, for the reliable subprotocol.
     pub fn with_sequence_id(&self, sequence_id: u64) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.plain.len() + STAMP_EXTRA);
+        self.stamp_into(sequence_id, &mut out)
+    }
+
+    /// The stamped frame written at the end of `buf` and split off it, so a caller can cut
+    /// many frames from one allocation (the hub's per-thread chunk). `buf` needs room for
+    /// [`MessageFrame::len`] plus [`STAMP_EXTRA`] bytes to avoid growing.
+    pub fn stamp_into(&self, sequence_id: u64, buf: &mut BytesMut) -> Bytes {
         let inner = self.body.len() + 1 + varint_len(sequence_id);
-        let mut out = Vec::with_capacity(1 + varint_len(inner as u64) + inner);
-        out.put_u8(DATA_MESSAGE_KEY);
-        prost::encoding::encode_varint(inner as u64, &mut out);
-        out.extend_from_slice(&self.body);
-        out.put_u8(SEQUENCE_ID_KEY);
-        prost::encoding::encode_varint(sequence_id, &mut out);
-        Bytes::from(out)
+        buf.put_u8(DATA_MESSAGE_KEY);
+        prost::encoding::encode_varint(inner as u64, buf);
+        buf.extend_from_slice(&self.body);
+        buf.put_u8(SEQUENCE_ID_KEY);
+        prost::encoding::encode_varint(sequence_id, buf);
+        buf.split().freeze()
     }
 
     /// Length of the frame without a sequence id.
