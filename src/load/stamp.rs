@@ -86,19 +86,26 @@ fn field(rest: &mut &[u8], name: &'static str) -> Result<u64, StampError> {
         return Err(StampError::Missing(name));
     };
     let mut value: u64 = 0;
-    // Set once a byte is not a digit or the number overflows: then the field is not a
-    // number, if it ends at all. Branch-free on the digits, which are nearly all there is.
+    let mut digits = 0usize;
+    // Set once a byte is not a digit: then the field is not a number, if it ends at all.
     let mut bad = false;
     for (i, &b) in after_name.iter().enumerate() {
         let digit = b.wrapping_sub(b'0');
         if digit < 10 {
-            let (times_ten, o1) = value.overflowing_mul(10);
-            let (sum, o2) = times_ten.overflowing_add(u64::from(digit));
-            value = sum;
-            bad |= o1 | o2;
+            // No overflow check per digit (it would lengthen the loop's dependency chain):
+            // 19 digits always fit in a u64, longer numbers are checked once at the end.
+            value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+            digits += 1;
         } else if b == b';' {
             if i == 0 || bad {
                 return Err(StampError::NotANumber(name));
+            }
+            if digits > 19 {
+                // Leading zeros, or too large: the slow, exact answer (all ASCII digits).
+                value = std::str::from_utf8(&after_name[..i])
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                    .ok_or(StampError::NotANumber(name))?;
             }
             *rest = &after_name[i + 1..];
             return Ok(value);
