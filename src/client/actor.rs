@@ -65,6 +65,10 @@ pub struct ClientActor {
     subscribers: Subscribers,
     // Handles and the status they read (h5; see the block at the end of this file).
     status_tx: watch::Sender<StatusSnapshot>,
+    /// What `status_tx` was last given, as the session's state and identity epoch: most
+    /// batches (a message delivered) change neither, and comparing these two is cheaper than
+    /// taking the channel's lock to compare strings.
+    published: Option<(ClientState, u64)>,
     handles: usize,
     released: bool,
 }
@@ -109,6 +113,7 @@ impl ClientActor {
             invocations: HashMap::new(),
             subscribers: Subscribers::default(),
             status_tx: watch::Sender::new(StatusSnapshot::STOPPED),
+            published: None,
             handles: 0,
             released: false,
         }
@@ -599,7 +604,7 @@ impl ClientActor {
 
     /// Publishes state and connection for the handles' accessors, if they changed (compared
     /// in place: no allocation on the per-message path).
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
         let connection_id = self.session.connection_id();
         let user_id = self.session.user_id();
         // Connected without a connection id is a connection already lost: not connected.
@@ -607,6 +612,11 @@ impl ClientActor {
             (ClientState::Connected, None) => ClientState::Disconnected,
             (state, _) => state,
         };
+        let now = Some((state, self.session.identity_epoch()));
+        if self.published == now {
+            return;
+        }
+        self.published = now;
         self.status_tx.send_if_modified(|published| {
             if published.state == state
                 && published.connection_id.as_deref() == connection_id

@@ -21,8 +21,8 @@ use awc::http::StatusCode;
 use awc::ws;
 use bytes::Bytes;
 use bytes::BytesMut;
-use futures::{Sink, Stream, stream};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use futures::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 
 /// A frame received from the peer, in our vocabulary.
 #[derive(Debug)]
@@ -162,8 +162,8 @@ pub(crate) async fn open(
     }
     // awc hands over a `Framed` whose read and write buffers hold 8 KiB each and, with
     // traffic, get touched page by page: 16 KiB of RSS per idle client. Its parts are taken
-    // apart here and framed again with a small read buffer (grown only for a large frame)
-    // and a write buffer per frame, which is what keeps an idle client under 16 KiB.
+    // apart here: reads go through a per-thread buffer ([`READS`]), so a quiet socket holds
+    // no read buffer, and each frame written gets a buffer of its own.
     let parts = framed.into_parts();
     let hole = Blackhole::default();
     let gated = Gated {
@@ -171,8 +171,7 @@ pub(crate) async fn open(
         hole: hole.clone(),
     };
     let (reader, writer) = tokio::io::split(gated);
-    let mut read_buf = BytesMut::with_capacity(READ_BUFFER.max(parts.read_buf.len()));
-    read_buf.extend_from_slice(&parts.read_buf);
+    let read_buf = BytesMut::from(&parts.read_buf[..]);
     drop(parts.read_buf);
     // The codec keeps separate state for each direction, so each half gets its own copy.
     Ok((
@@ -181,9 +180,6 @@ pub(crate) async fn open(
         hole,
     ))
 }
-
-/// Bytes read from the socket at a time while no frame is larger.
-const READ_BUFFER: usize = 1024;
 
 type Reader = tokio::io::ReadHalf<Gated>;
 type Writer = tokio::io::WriteHalf<Gated>;
@@ -212,34 +208,152 @@ fn frame_sink(writer: Writer, codec: ws::Codec) -> impl Sink<OutFrame, Error = S
     )
 }
 
-/// Decodes frames from a small read buffer; ends with `Closed` when the socket does.
+/// Decodes frames from what the socket reads; ends with `Closed` when the socket does.
 fn frame_stream(reader: Reader, codec: ws::Codec, buf: BytesMut) -> impl Stream<Item = InFrame> {
-    stream::unfold(Some((reader, codec, buf)), |state| async move {
-        let (mut reader, mut codec, mut buf) = state?;
+    FrameReader {
+        reader,
+        codec,
+        buf,
+        own: true,
+        done: false,
+    }
+}
+
+/// Most bytes one read takes: the size of the per-thread buffer ([`READS`]) reads go into.
+/// About 15 group messages of the load tool, so a burst costs one read call where a 1 KiB
+/// buffer took four; and about what actix hands an actor per turn (16 stream items), so the
+/// bytes of a read are mostly decoded and freed in the turn that read them. A larger room
+/// cut the reads further but kept up to a room per client allocated in a saturated fleet.
+const READ_ROOM: usize = 4 * 1024;
+
+/// A frame in progress longer than this is read into the socket's own buffer: copying it out
+/// of [`READS`] with each read would cost more than the read.
+const OWN_BUFFER_AFTER: usize = 4 * 1024;
+
+thread_local! {
+    /// Where the sockets of this thread read into. A read takes what the kernel holds, up to
+    /// [`READ_ROOM`], in one call, and the bytes are copied into a buffer of the socket's own
+    /// of exactly that size, freed once its frames are decoded: a quiet socket holds no read
+    /// buffer at all, only the start of a frame whose end has not arrived.
+    static READS: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_ROOM].into_boxed_slice());
+}
+
+/// The reading half of a socket as a stream of frames.
+struct FrameReader<R = Reader> {
+    reader: R,
+    codec: ws::Codec,
+    /// Bytes read and not yet decoded: the rest of the last read, or a buffer of their own
+    /// for the start of a frame kept while the socket is quiet, or one for a frame longer
+    /// than [`OWN_BUFFER_AFTER`].
+    buf: BytesMut,
+    /// `buf` is an allocation of its own, not what is left of one frames were cut from.
+    own: bool,
+    /// The socket ended or failed; nothing more comes.
+    done: bool,
+}
+
+impl<R: AsyncRead + Unpin> Stream for FrameReader<R> {
+    type Item = InFrame;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<InFrame>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
         loop {
-            match codec.decode(&mut buf) {
-                Ok(Some(frame)) => return Some((in_frame(frame), Some((reader, codec, buf)))),
+            match this.codec.decode(&mut this.buf) {
+                Ok(Some(frame)) => {
+                    // What is left may keep the whole allocation the frame came from.
+                    this.own = false;
+                    return Poll::Ready(Some(in_frame(frame)));
+                }
                 Ok(None) => {}
-                Err(e) => return Some((InFrame::Failed(e.to_string()), None)),
+                Err(e) => {
+                    this.done = true;
+                    return Poll::Ready(Some(InFrame::Failed(e.to_string())));
+                }
             }
-            if buf.len() == buf.capacity() {
-                // Reuses the front of the buffer once its frames are consumed.
-                buf.reserve(READ_BUFFER);
-            }
-            match reader.read_buf(&mut buf).await {
-                // A socket that ends without a close frame is an abrupt drop (1006 in browsers).
-                Ok(0) => {
+            let read = if this.buf.len() > OWN_BUFFER_AFTER {
+                this.read_own(cx)
+            } else {
+                this.read_shared(cx)
+            };
+            match read {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => {
+                    // A socket that ends without a close frame is an abrupt drop (1006 in
+                    // browsers).
+                    this.done = true;
                     let closed = InFrame::Closed {
                         code: None,
                         reason: None,
                     };
-                    return Some((closed, None));
+                    return Poll::Ready(Some(closed));
                 }
-                Ok(_) => {}
-                Err(e) => return Some((InFrame::Failed(e.to_string()), None)),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    this.done = true;
+                    return Poll::Ready(Some(InFrame::Failed(e.to_string())));
+                }
             }
         }
-    })
+    }
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// Reads into this thread's buffer and appends what came to the socket's.
+    fn read_shared(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        READS.with_borrow_mut(|room| {
+            let mut read = ReadBuf::new(room);
+            match Pin::new(&mut self.reader).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => {
+                    let bytes = read.filled();
+                    if !bytes.is_empty() {
+                        let mut buf = BytesMut::with_capacity(self.buf.len() + bytes.len());
+                        buf.extend_from_slice(&self.buf);
+                        buf.extend_from_slice(bytes);
+                        self.buf = buf;
+                        self.own = false;
+                    }
+                    Poll::Ready(Ok(bytes.len()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    // Quiet now: what is left of the last read (the start of a frame, or
+                    // nothing) moves to a buffer of its own size; an empty slice of the read
+                    // would keep all of it allocated.
+                    if !self.own {
+                        self.buf = BytesMut::from(&self.buf[..]);
+                        self.own = true;
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+    }
+
+    /// Reads the rest of a long frame into the socket's own buffer, doubling its room as it
+    /// grows (the codec refuses a frame over the maximum size from its header, before its
+    /// bytes arrive, which bounds this buffer).
+    fn read_own(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        if !self.own {
+            self.buf = BytesMut::from(&self.buf[..]);
+            self.own = true;
+        }
+        let start = self.buf.len();
+        if self.buf.capacity() - start < READ_ROOM {
+            self.buf.reserve(start.max(READ_ROOM));
+        }
+        self.buf.resize(self.buf.capacity(), 0);
+        let mut read = ReadBuf::new(&mut self.buf[start..]);
+        let result = Pin::new(&mut self.reader).poll_read(cx, &mut read);
+        let n = match &result {
+            Poll::Ready(Ok(())) => read.filled().len(),
+            _ => 0,
+        };
+        self.buf.truncate(start + n);
+        result.map_ok(|()| n)
+    }
 }
 
 fn in_frame(frame: ws::Frame) -> InFrame {
@@ -402,5 +516,144 @@ impl AsyncWrite for Gated {
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A socket that hands out scripted reads: some bytes, or `None` for "nothing yet" (the
+    /// reader is woken at once), then the end.
+    struct Script(VecDeque<Option<Vec<u8>>>);
+
+    impl AsyncRead for Script {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            match self.0.pop_front() {
+                Some(None) => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                Some(Some(mut bytes)) => {
+                    let n = bytes.len().min(buf.remaining());
+                    buf.put_slice(&bytes[..n]);
+                    if n < bytes.len() {
+                        self.0.push_front(Some(bytes.split_off(n)));
+                    }
+                    Poll::Ready(Ok(()))
+                }
+                None => Poll::Ready(Ok(())),
+            }
+        }
+    }
+
+    fn server_frames() -> (Vec<u8>, Vec<String>) {
+        let mut codec = ws::Codec::new().max_size(1 << 20);
+        let long = "x".repeat(3 * READ_ROOM + 17);
+        let messages = [
+            ws::Message::Text("small".into()),
+            ws::Message::Text(long.clone().into()),
+            ws::Message::Binary(Bytes::from_static(b"\x01\x02")),
+            ws::Message::Ping(Bytes::from_static(b"p")),
+            ws::Message::Text("after".into()),
+            ws::Message::Close(Some(ws::CloseCode::Away.into())),
+        ];
+        let mut wire = BytesMut::new();
+        for m in messages {
+            codec.encode(m, &mut wire).unwrap();
+        }
+        let expected = [
+            "text 5".to_owned(),
+            format!("text {}", long.len()),
+            "binary 2".to_owned(),
+            "ping 1".to_owned(),
+            "text 5".to_owned(),
+            "closed Some(1001)".to_owned(),
+        ];
+        (wire.to_vec(), expected.to_vec())
+    }
+
+    fn describe(frame: &InFrame) -> String {
+        match frame {
+            InFrame::Text(b) => format!("text {}", b.len()),
+            InFrame::Binary(b) => format!("binary {}", b.len()),
+            InFrame::Ping(b) => format!("ping {}", b.len()),
+            InFrame::Pong => "pong".into(),
+            InFrame::Closed { code, .. } => format!("closed {code:?}"),
+            InFrame::Failed(e) => format!("failed {e}"),
+        }
+    }
+
+    /// Polls the reader until the script is done; after each `Pending`, checks that the
+    /// socket keeps no more than the start of a frame (and the room a long one grows into).
+    fn run(script: Script) -> Vec<String> {
+        let mut reader = FrameReader {
+            reader: script,
+            codec: ws::Codec::new().max_size(1 << 20).client_mode(),
+            buf: BytesMut::new(),
+            own: true,
+            done: false,
+        };
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        let mut seen = Vec::new();
+        for _ in 0..100_000 {
+            match Pin::new(&mut reader).poll_next(&mut cx) {
+                Poll::Ready(Some(frame)) => seen.push(describe(&frame)),
+                Poll::Ready(None) => return seen,
+                Poll::Pending => {
+                    assert!(reader.own, "a quiet socket kept a slice of its last read");
+                    let (len, capacity) = (reader.buf.len(), reader.buf.capacity());
+                    if len <= OWN_BUFFER_AFTER {
+                        assert_eq!(capacity, len, "more than the start of a frame");
+                    } else {
+                        // A long frame's own buffer grows by doubling.
+                        assert!(capacity <= 4 * len + READ_ROOM, "{capacity} for {len}");
+                    }
+                }
+            }
+        }
+        panic!("the reader never ended: {seen:?}");
+    }
+
+    #[test]
+    fn frames_arrive_whole_however_the_bytes_are_cut() {
+        let (wire, expected) = server_frames();
+        for cut in [
+            1,
+            2,
+            7,
+            100,
+            READ_ROOM - 1,
+            READ_ROOM,
+            READ_ROOM + 1,
+            wire.len(),
+        ] {
+            for pause in [false, true] {
+                let mut script = VecDeque::new();
+                for piece in wire.chunks(cut) {
+                    script.push_back(Some(piece.to_vec()));
+                    if pause {
+                        script.push_back(None);
+                    }
+                }
+                let mut seen = run(Script(script));
+                // The socket ends after the close frame: an abrupt end follows it.
+                assert_eq!(seen.pop().as_deref(), Some("closed None"), "cut {cut}");
+                assert_eq!(seen, expected, "cut {cut}, pauses {pause}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_socket_that_ends_inside_a_frame_is_an_abrupt_close() {
+        let (wire, expected) = server_frames();
+        let script = Script(VecDeque::from([Some(wire[..9].to_vec()), None]));
+        assert_eq!(run(script), ["text 5", "closed None"]);
+        assert_eq!(expected[0], "text 5");
     }
 }

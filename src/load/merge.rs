@@ -81,7 +81,7 @@ pub fn merge(
             .map_err(|e| format!("shard {shard}: a histogram does not fit: {e:?}"))
     };
     let mut sum = LoadReport::default();
-    let mut rss_added_kib = 0.0;
+    let (mut rss_added_kib, mut anon_added_kib) = (0.0, 0.0);
     // Paced publishers' counts add; the rates are worked out again on the merged report.
     let mut pacing: Option<(PaceCounts, u64)> = None;
     for r in by_index.values() {
@@ -118,6 +118,7 @@ pub fn merge(
         sum.process.cpu_s += s.process.cpu_s;
         sum.process.threads = sum.process.threads.saturating_add(s.process.threads);
         rss_added_kib += s.process.rss_per_client_kib * s.clients.connected as f64;
+        anon_added_kib += s.process.anon_per_client_kib * s.clients.connected as f64;
         sum.shards.push(ShardRow {
             index: r.shard,
             of: key.shards,
@@ -141,6 +142,8 @@ pub fn merge(
             .unwrap_or_else(|| "no report".into());
         incomplete.push(format!("shard {index}: {why}"));
     }
+    // Memory added per client over every shard's clients (no client: nothing was added).
+    let connected = sum.clients.connected.max(1) as f64;
     let mut report = LoadReport {
         scenario: first.report.scenario.clone(),
         target: first.report.target.clone(),
@@ -163,11 +166,9 @@ pub fn merge(
         throughput: ThroughputReport { ..sum.throughput },
         recovery_ms: LatencySummary::of(&recovery),
         process: ProcessReport {
-            rss_per_client_kib: if sum.clients.connected > 0 {
-                rss_added_kib / sum.clients.connected as f64
-            } else {
-                0.0
-            },
+            rss_per_client_kib: rss_added_kib / connected,
+            anon_per_client_kib: anon_added_kib / connected,
+
             ..sum.process
         },
         incomplete,

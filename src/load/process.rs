@@ -15,6 +15,10 @@ pub fn user_hz() -> f64 {
 pub struct ProcessSample {
     /// Resident set size in KiB.
     pub rss_kib: u64,
+    /// The anonymous part of it (`RssAnon`: heap, stacks), KiB: what the process allocated,
+    /// without the pages of its binary and libraries it touched (`RssFile`), which running
+    /// more code adds once, whatever the number of clients, and the kernel shares.
+    pub anon_kib: u64,
     /// User plus system CPU time in seconds.
     pub cpu_s: f64,
     /// Threads.
@@ -26,24 +30,31 @@ impl ProcessSample {
     pub fn now() -> Option<ProcessSample> {
         let status = std::fs::read_to_string("/proc/self/status").ok()?;
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        let (rss_kib, threads) = parse_status(&status)?;
+        let (rss_kib, anon_kib, threads) = parse_status(&status)?;
         Some(ProcessSample {
             rss_kib,
+            anon_kib,
             cpu_s: parse_stat_cpu(&stat)?,
             threads,
         })
     }
 }
 
-/// `VmRSS` (KiB) and `Threads` of a `/proc/<pid>/status` text.
-pub fn parse_status(text: &str) -> Option<(u64, u64)> {
+/// `VmRSS` and `RssAnon` (KiB) and `Threads` of a `/proc/<pid>/status` text. A kernel
+/// without `RssAnon` (before 4.5) gives `VmRSS` for it.
+pub fn parse_status(text: &str) -> Option<(u64, u64, u64)> {
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse::<u64>().ok())
     };
-    Some((field("VmRSS:")?, field("Threads:").unwrap_or(0)))
+    let rss = field("VmRSS:")?;
+    Some((
+        rss,
+        field("RssAnon:").unwrap_or(rss),
+        field("Threads:").unwrap_or(0),
+    ))
 }
 
 /// `utime + stime` in seconds from a `/proc/<pid>/stat` line. The command name (field 2)
@@ -68,8 +79,10 @@ mod tests {
 
     #[test]
     fn status_fields_are_read() {
-        let text = "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t  5120 kB\nThreads:\t7\n";
-        assert_eq!(parse_status(text), Some((5120, 7)));
+        let text = "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t  5120 kB\nRssAnon:\t  3072 kB\nRssFile:\t  2048 kB\nThreads:\t7\n";
+        assert_eq!(parse_status(text), Some((5120, 3072, 7)));
+        let old_kernel = "VmRSS:\t  5120 kB\nThreads:\t7\n";
+        assert_eq!(parse_status(old_kernel), Some((5120, 5120, 7)));
         assert_eq!(parse_status("Name: x\n"), None);
     }
 
@@ -94,6 +107,7 @@ mod tests {
         if std::path::Path::new("/proc/self/stat").exists() {
             let sample = ProcessSample::now().expect("readable on Linux");
             assert!(sample.rss_kib > 0 && sample.threads > 0);
+            assert!(sample.anon_kib > 0 && sample.anon_kib <= sample.rss_kib);
         }
     }
 }

@@ -272,8 +272,17 @@ pub struct ProcessReport {
     /// Resident memory with every client up, MiB.
     pub rss_mib: f64,
     /// Resident memory the fleet added, per connected client, KiB (includes the in-process
-    /// hub's share when it runs in the same process: see `includes_hub`).
+    /// hub's share when it runs in the same process: see `includes_hub`). It counts the
+    /// pages of the binary the run touched, a fixed cost that weighs on small fleets: see
+    /// `anon_per_client_kib`.
     pub rss_per_client_kib: f64,
+    /// Anonymous resident memory (heap, stacks: `RssAnon`) the fleet added, per connected
+    /// client, KiB: `rss_per_client_kib` without the binary's code and data pages (about
+    /// 8 MiB in all, whatever the number of clients). Still holds the run's fixed
+    /// allocations (runtime, recorder); the cost of one more client is the slope between
+    /// two fleet sizes (docs/performance.md).
+    #[serde(default)]
+    pub anon_per_client_kib: f64,
     /// The hub ran in this process: both ends of every socket, and the hub's per-connection
     /// state, are in `rss_mib` and `rss_per_client_kib`.
     #[serde(default)]
@@ -606,8 +615,8 @@ impl fmt::Display for LoadReport {
             f,
             "process",
             format!(
-                "RSS {:.0} MiB ({:.1} KiB per client{whose}), CPU {:.1} s{per_delivery}, {} threads",
-                p.rss_mib, p.rss_per_client_kib, p.cpu_s, p.threads
+                "RSS {:.0} MiB ({:.1} KiB per client, {:.1} KiB of it anonymous{whose}), CPU {:.1} s{per_delivery}, {} threads",
+                p.rss_mib, p.rss_per_client_kib, p.anon_per_client_kib, p.cpu_s, p.threads
             ),
         )?;
         let b = &self.benchmark;

@@ -63,6 +63,7 @@ const REQUIRED: &[&str] = &[
     "errors",
     "process.rss_mib",
     "process.rss_per_client_kib",
+    "process.anon_per_client_kib",
     "process.cpu_s",
     "benchmark.reconnecting_pct",
     "benchmark.delivered_pct",

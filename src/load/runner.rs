@@ -763,13 +763,18 @@ fn process_report(
         return ProcessReport::default();
     };
     let added_kib = baseline.map_or(end.rss_kib, |b| end.rss_kib.saturating_sub(b.rss_kib));
-    ProcessReport {
-        rss_mib: end.rss_kib as f64 / 1024.0,
-        rss_per_client_kib: if connected > 0 {
-            added_kib as f64 / connected as f64
+    let added_anon_kib = baseline.map_or(end.anon_kib, |b| end.anon_kib.saturating_sub(b.anon_kib));
+    let per_client = |kib: u64| {
+        if connected > 0 {
+            kib as f64 / connected as f64
         } else {
             0.0
-        },
+        }
+    };
+    ProcessReport {
+        rss_mib: end.rss_kib as f64 / 1024.0,
+        rss_per_client_kib: per_client(added_kib),
+        anon_per_client_kib: per_client(added_anon_kib),
         cpu_s: end.cpu_s,
         threads: end.threads,
         includes_hub: false,

@@ -399,6 +399,8 @@ pub struct ClientSession<E> {
     attached: bool,
     connection_id: Option<String>,
     user_id: Option<String>,
+    /// Bumped whenever `connection_id` or `user_id` is set or cleared.
+    identity_epoch: u64,
     reconnection_token: Option<Secret>,
     last_disconnect_message: Option<String>,
     lost_at: Option<Instant>,
@@ -444,6 +446,7 @@ impl<E: Clone> ClientSession<E> {
             attached: false,
             connection_id: None,
             user_id: None,
+            identity_epoch: 0,
             reconnection_token: None,
             last_disconnect_message: None,
             lost_at: None,
@@ -530,6 +533,12 @@ impl<E: Clone> ClientSession<E> {
     /// The user id of the current connection.
     pub fn user_id(&self) -> Option<&str> {
         self.user_id.as_deref()
+    }
+
+    /// A number that changes whenever [`Self::connection_id`] or [`Self::user_id`] may have:
+    /// a shell that mirrors them compares this instead of the strings on every frame.
+    pub fn identity_epoch(&self) -> u64 {
+        self.identity_epoch
     }
 
     /// The groups joined (rejoined on a new connection).
@@ -785,6 +794,7 @@ impl<E: Clone> ClientSession<E> {
         });
         if was_connected {
             let connection_id = self.connection_id.take();
+            self.identity_epoch += 1;
             let message = self.last_disconnect_message.take();
             self.emit(SessionEvent::Disconnected {
                 connection_id,
@@ -1058,6 +1068,7 @@ impl<E: Clone> ClientSession<E> {
         self.reconnect.reset();
         self.connection_id = Some(connection_id.clone());
         self.user_id = user_id.clone();
+        self.identity_epoch += 1;
         self.last_disconnect_message = None;
         if new_connection {
             self.sequence.on_new_connection();
@@ -1162,6 +1173,7 @@ impl<E: Clone> ClientSession<E> {
             invocation_id,
         });
         let connection_id = self.connection_id.take();
+        self.identity_epoch += 1;
         self.reconnection_token = None;
         self.sequence.on_new_connection();
         let message = self.last_disconnect_message.take();
@@ -1254,6 +1266,7 @@ impl<E: Clone> ClientSession<E> {
         self.attached = false;
         self.phase = Phase::Stopped;
         self.connection_id = None;
+        self.identity_epoch += 1;
         self.reconnection_token = None;
         self.fail_all(|ack_id| OpError::Stopped {
             ack_id: Some(ack_id),

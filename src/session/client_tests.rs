@@ -580,3 +580,51 @@ fn invocations_need_a_connection_are_bounded_and_fail_when_it_is_lost() {
     assert_eq!(lost.len(), 4);
     assert_eq!(s.invocations.len(), 0);
 }
+
+#[test]
+fn the_identity_epoch_moves_whenever_the_connection_or_user_does() {
+    let t0 = Instant::now();
+    let mut s = up(t0);
+    let mut seen = vec![(s.identity_epoch(), s.connection_id().map(str::to_owned))];
+    let mut step = |s: &mut Session| {
+        drain(s);
+        seen.push((s.identity_epoch(), s.connection_id().map(str::to_owned)));
+    };
+    let message = Incoming::Frame(Inbound::GroupMessage {
+        sequence_id: Some(1),
+        group: "g".into(),
+        from_user_id: None,
+        data: crate::protocol::Payload::Text("x".into()),
+    });
+    s.on_frame(SocketId(1), message, t0);
+    step(&mut s);
+    recovering(&mut s, t0);
+    step(&mut s);
+    s.on_socket_lost(SocketId(2), Some(CLOSE_UNRECOVERABLE), t0);
+    step(&mut s);
+    s.on_tick(t0);
+    assert!(s.on_socket_opened(SocketId(4), t0));
+    s.on_frame(SocketId(4), connected("conn2"), t0);
+    step(&mut s);
+    s.stop(t0);
+    step(&mut s);
+    // A message changes nothing; every change of the connection changed the epoch.
+    assert_eq!(seen[0], seen[1]);
+    for pair in seen.windows(2) {
+        if pair[0].1 != pair[1].1 {
+            assert_ne!(pair[0].0, pair[1].0, "{seen:?}");
+        }
+    }
+    let ids: Vec<_> = seen.iter().map(|(_, id)| id.as_deref()).collect();
+    assert_eq!(
+        ids,
+        [
+            Some("conn"),
+            Some("conn"),
+            Some("conn"),
+            None,
+            Some("conn2"),
+            None
+        ]
+    );
+}
