@@ -440,6 +440,7 @@ impl HubConfig {
     /// max_connections = 10000
     /// max_message_size = 1048576      # bytes
     /// max_upstream_calls = 256
+    /// max_invocations_per_connection = 64  # invokes in flight per connection
     /// upstream_timeout_seconds = 30
     /// upstream_ca_file = "app-ca.pem" # trusted for https handlers, beside the web PKI roots
     /// webhook_origin = "127.0.0.1:8080"
@@ -472,6 +473,9 @@ impl HubConfig {
         }
         if let Some(n) = file.max_upstream_calls {
             self = self.max_upstream_calls(n);
+        }
+        if let Some(n) = file.max_invocations_per_connection {
+            self = self.max_invocations_per_connection(n);
         }
         if let Some(seconds) = file.upstream_timeout_seconds {
             let timeout = Duration::try_from_secs_f64(seconds)
@@ -530,6 +534,7 @@ struct FileSettings {
     max_connections: Option<usize>,
     max_message_size: Option<usize>,
     max_upstream_calls: Option<usize>,
+    max_invocations_per_connection: Option<usize>,
     upstream_timeout_seconds: Option<f64>,
     upstream_ca_file: Option<String>,
     webhook_origin: Option<String>,
@@ -568,6 +573,7 @@ mod tests {
         let config = apply(
             r#"
             echo_events = true
+            max_invocations_per_connection = 3
             upstream_timeout_seconds = 2.5
             secondary_access_key = "s"
             [[event_handler]]
@@ -582,6 +588,7 @@ mod tests {
         )
         .unwrap();
         assert!(config.echo_events);
+        assert_eq!(config.max_invocations_per_connection, 3);
         assert_eq!(config.upstream_timeout, Duration::from_millis(2500));
         assert!(config.secondary_access_key.is_some());
         assert_eq!(

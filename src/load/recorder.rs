@@ -48,8 +48,18 @@ pub const SETTLE_EVERY: u64 = 64;
 /// Most publishes one settle pass takes, so one pass never stalls its publisher for long.
 const SETTLE_BATCH: usize = 4096;
 
-struct LatencyShard {
-    total: Histogram<u64>,
+/// What every delivery adds to, split by client over [`SHARDS`] locks: one lock per
+/// delivery, taken after the receiver's is released. A latency is recorded once, in
+/// `window`; the window is added to `taken` when it is taken, so the run's latency is
+/// `taken` plus `window`. Aligned so two shards never share a cache line (clients of
+/// different threads bump neighbouring shards).
+#[repr(align(128))]
+struct DeliveryShard {
+    /// Deliveries (counted under this lock rather than with one more atomic add).
+    delivered: u64,
+    /// The windows taken so far.
+    taken: Histogram<u64>,
+    /// Since the last window was taken.
     window: Histogram<u64>,
 }
 
@@ -62,9 +72,8 @@ pub struct Recorder {
     clients: u64,
     receivers: Box<[Mutex<ReceiverTrack>]>,
     publishers: Box<[Mutex<PublisherLog>]>,
-    latency: Box<[Mutex<LatencyShard>]>,
+    deliveries: Box<[Mutex<DeliveryShard>]>,
     sent: ShardedCounter,
-    delivered: ShardedCounter,
     in_flight: AtomicU64,
     /// Paced publishers' schedules, summed as each publisher stops.
     pacing: Mutex<Option<PaceCounts>>,
@@ -143,16 +152,16 @@ impl Recorder {
             publishers: (0..owned)
                 .map(|_| Mutex::new(PublisherLog::default()))
                 .collect(),
-            latency: (0..SHARDS)
+            deliveries: (0..SHARDS)
                 .map(|_| {
-                    Mutex::new(LatencyShard {
-                        total: latency_histogram(),
+                    Mutex::new(DeliveryShard {
+                        delivered: 0,
+                        taken: latency_histogram(),
                         window: latency_histogram(),
                     })
                 })
                 .collect(),
             sent: ShardedCounter::default(),
-            delivered: ShardedCounter::default(),
             in_flight: AtomicU64::new(0),
             pacing: Mutex::new(None),
             errors: ErrorCounts::default(),
@@ -438,15 +447,15 @@ impl Recorder {
 
     /// The delivery latency of the whole run, µs (what [`RecorderStats::latency_ms`] sums up).
     pub fn latency_histogram(&self) -> Histogram<u64> {
-        self.merged(|s| &s.total)
+        self.merged_total()
     }
 
     /// The counters and the run's latency so far.
     pub fn stats(&self) -> RecorderStats {
-        let total = self.merged(|s| &s.total);
+        let total = self.merged_total();
         RecorderStats {
             sent: self.sent.get(),
-            delivered: self.delivered.get(),
+            delivered: self.deliveries.iter().map(|s| lock(s).delivered).sum(),
             in_flight: self.in_flight.load(Relaxed),
             latency_ms: LatencySummary::of(&total),
             slow_deliveries: total.count_between(SLOW_DELIVERY_US + 1, MAX_LATENCY_US),
@@ -461,35 +470,38 @@ impl Recorder {
     /// The latency histogram (µs) since the last call, and resets it (the run's series).
     pub fn take_window_histogram(&self) -> Histogram<u64> {
         let mut merged = latency_histogram();
-        for shard in self.latency.iter() {
+        for shard in self.deliveries.iter() {
             let mut shard = lock(shard);
-            let _ = merged.add(&shard.window);
-            shard.window.reset();
+            let DeliveryShard { taken, window, .. } = &mut *shard;
+            // Same bounds everywhere, so adding cannot fail.
+            let _ = merged.add(&*window);
+            let _ = taken.add(&*window);
+            window.reset();
         }
         merged
     }
 
-    fn merged(&self, pick: impl Fn(&LatencyShard) -> &Histogram<u64>) -> Histogram<u64> {
+    /// Every delivery's latency so far: the windows taken and the current one.
+    fn merged_total(&self) -> Histogram<u64> {
         let mut merged = latency_histogram();
-        for shard in self.latency.iter() {
+        for shard in self.deliveries.iter() {
+            let shard = lock(shard);
             // Same bounds everywhere, so adding cannot fail.
-            let _ = merged.add(pick(&lock(shard)));
+            let _ = merged.add(&shard.taken);
+            let _ = merged.add(&shard.window);
         }
         merged
     }
 
     fn on_delivery(&self, client: u64, group: &str, text: Result<&str, StampError>) {
         let now = self.now_us();
-        self.delivered.add(client, 1);
-        let Some(mut receiver) = self.receiver(client) else {
-            return;
-        };
-        let (verdict, stamp) = receiver.on_delivery(group, text, now);
-        drop(receiver);
-        if let (Verdict::Ok | Verdict::Reordered, Some(stamp)) = (verdict, stamp) {
+        let judged = self
+            .receiver(client)
+            .map(|mut receiver| receiver.on_delivery(group, text, now));
+        let mut shard = lock(&self.deliveries[client as usize % self.deliveries.len()]);
+        shard.delivered += 1;
+        if let Some((Verdict::Ok | Verdict::Reordered, Some(stamp))) = judged {
             let latency = now.saturating_sub(stamp.sent_us).max(1);
-            let mut shard = lock(&self.latency[client as usize % self.latency.len()]);
-            shard.total.saturating_record(latency);
             shard.window.saturating_record(latency);
         }
     }
@@ -642,6 +654,24 @@ mod tests {
         );
         assert_eq!(recorder.take_window().count, 5);
         assert_eq!(recorder.take_window().count, 0, "the window resets");
+        assert_eq!(
+            recorder.stats().latency_ms.count,
+            5,
+            "taking windows keeps the run's total"
+        );
+        recorder.observe(1, &group_message("g", &payloads[1]));
+        assert_eq!(
+            recorder.latency_histogram().len(),
+            5,
+            "a duplicate adds none"
+        );
+        let late = Stamp::parse(&payloads[2]).unwrap().to_payload(64);
+        recorder.observe(1, &group_message("late", &late));
+        assert_eq!(
+            recorder.take_window().count,
+            0,
+            "nor does a group never joined"
+        );
     }
 
     #[test]

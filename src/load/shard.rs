@@ -425,7 +425,7 @@ impl ReceiverWire {
                     self.client
                 ));
             }
-            let mut streams = std::collections::HashMap::new();
+            let mut streams = super::track::FastMap::default();
             for (p, ranges) in &g.received {
                 let delivered = RangeSet::from_ranges(ranges.clone()).map_err(|e| {
                     format!("receiver {}, group {name}, publisher {p}: {e}", self.client)

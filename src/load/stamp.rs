@@ -61,7 +61,7 @@ impl Stamp {
 
     /// Reads the stamp at the start of `text`; whatever follows it is ignored. Never panics.
     pub fn parse(text: &str) -> Result<Stamp, StampError> {
-        let mut rest = text;
+        let mut rest = text.as_bytes();
         let publisher = field(&mut rest, "p")?;
         let seq = field(&mut rest, "s")?;
         let sent_us = field(&mut rest, "t")?;
@@ -73,21 +73,47 @@ impl Stamp {
     }
 }
 
-/// Reads `name=<digits>;` from the start of `rest` and advances past it.
-fn field(rest: &mut &str, name: &'static str) -> Result<u64, StampError> {
-    let after_name = rest
-        .strip_prefix(name)
-        .and_then(|r| r.strip_prefix('='))
-        .ok_or(StampError::Missing(name))?;
-    let end = after_name.find(';').ok_or(StampError::Missing(name))?;
-    let digits = &after_name[..end];
-    // `parse` alone would accept a leading `+`.
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(StampError::NotANumber(name));
+/// Reads `name=<digits>;` from the start of `rest` and advances past it. One pass over the
+/// bytes, as this runs once per delivery: no substring search, no second pass to check the
+/// digits, no `str::parse`. Byte-wise is exact on UTF-8: `;` and ASCII digits never occur
+/// inside a multi-byte character. A field without its `;` is missing, even if it also holds
+/// a non-digit (what the earlier search-then-parse reported too).
+fn field(rest: &mut &[u8], name: &'static str) -> Result<u64, StampError> {
+    let Some(after_name) = rest
+        .strip_prefix(name.as_bytes())
+        .and_then(|r| r.strip_prefix(b"="))
+    else {
+        return Err(StampError::Missing(name));
+    };
+    let mut value: u64 = 0;
+    let mut digits = 0usize;
+    // Set once a byte is not a digit: then the field is not a number, if it ends at all.
+    let mut bad = false;
+    for (i, &b) in after_name.iter().enumerate() {
+        let digit = b.wrapping_sub(b'0');
+        if digit < 10 {
+            // No overflow check per digit (it would lengthen the loop's dependency chain):
+            // 19 digits always fit in a u64, longer numbers are checked once at the end.
+            value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+            digits += 1;
+        } else if b == b';' {
+            if i == 0 || bad {
+                return Err(StampError::NotANumber(name));
+            }
+            if digits > 19 {
+                // Leading zeros, or too large: the slow, exact answer (all ASCII digits).
+                value = std::str::from_utf8(&after_name[..i])
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                    .ok_or(StampError::NotANumber(name))?;
+            }
+            *rest = &after_name[i + 1..];
+            return Ok(value);
+        } else {
+            bad = true;
+        }
     }
-    let value = digits.parse().map_err(|_| StampError::NotANumber(name))?;
-    *rest = &after_name[end + 1..];
-    Ok(value)
+    Err(StampError::Missing(name))
 }
 
 /// The run's shared time base: every publisher stamps and every receiver measures against
@@ -208,6 +234,80 @@ mod tests {
                 .map(|i| char::from_u32((n * 31 + i * 7) % 128).unwrap_or('x'))
                 .collect();
             let _ = Stamp::parse(&text);
+        }
+    }
+
+    /// The parse as it was before the one-pass [`field`]: search for `;`, check the digits,
+    /// `str::parse`. The fast parse must agree with it on every input.
+    fn reference_parse(text: &str) -> Result<Stamp, StampError> {
+        fn field(rest: &mut &str, name: &'static str) -> Result<u64, StampError> {
+            let after_name = rest
+                .strip_prefix(name)
+                .and_then(|r| r.strip_prefix('='))
+                .ok_or(StampError::Missing(name))?;
+            let end = after_name.find(';').ok_or(StampError::Missing(name))?;
+            let digits = &after_name[..end];
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(StampError::NotANumber(name));
+            }
+            let value = digits.parse().map_err(|_| StampError::NotANumber(name))?;
+            *rest = &after_name[end + 1..];
+            Ok(value)
+        }
+        let mut rest = text;
+        Ok(Stamp {
+            publisher: field(&mut rest, "p")?,
+            seq: field(&mut rest, "s")?,
+            sent_us: field(&mut rest, "t")?,
+        })
+    }
+
+    #[test]
+    fn one_pass_parse_agrees_with_search_then_parse() {
+        let edges = [
+            "p=18446744073709551615;s=0;t=0;",
+            "p=18446744073709551616;s=0;t=0;",
+            "p=99999999999999999999;s=0;t=0;",
+            "p=00000000000000000000000001;s=007;t=0;",
+            "p=1x;s=1;t=1;",
+            "p=1x",
+            "p=1;s=",
+            "p=1;s=;",
+            "p=1;s=2;t=3",
+            "p=1;s=2;t=3;x",
+            "p=1;;s=2;t=3;",
+            "p==1;s=2;t=3;",
+            "p=1é;s=2;t=3;",
+            "p=1;s=2;t=3é",
+            "=1;s=2;t=3;",
+            ";",
+            "p",
+            "p=",
+        ];
+        for text in edges {
+            assert_eq!(Stamp::parse(text), reference_parse(text), "{text:?}");
+        }
+        // Every mutation of one byte of a real stamp, and every truncation of it.
+        let stamp = Stamp {
+            publisher: 4_294_967_296,
+            seq: 18_446_744_073_709_551_615,
+            sent_us: 90_000_000_000,
+        }
+        .to_payload(0);
+        for cut in 0..=stamp.len() {
+            assert_eq!(
+                Stamp::parse(&stamp[..cut]),
+                reference_parse(&stamp[..cut]),
+                "{cut}"
+            );
+        }
+        for i in 0..stamp.len() {
+            for b in (0u8..128).chain([0xc3]) {
+                let mut bytes = stamp.clone().into_bytes();
+                bytes[i] = b;
+                let text = String::from_utf8_lossy(&bytes);
+                assert_eq!(Stamp::parse(&text), reference_parse(&text), "{text:?}");
+            }
         }
     }
 

@@ -18,6 +18,10 @@ use std::sync::Arc;
 use super::rangeset::RangeSet;
 use super::stamp::{Stamp, StampError};
 
+/// The maps a delivery looks up (groups by name, publishers by index): foldhash instead of
+/// SipHash, as the keys come from our own run and these lookups run once per delivery.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The pseudo-group of echoed events: each client receives only its own.
 pub const ECHO_GROUP: &str = "$echo";
 
@@ -44,7 +48,7 @@ pub struct Interval {
     /// How it ended.
     pub end: End,
     /// Largest sequence number delivered in this interval, per publisher.
-    pub max_seq: HashMap<u64, u64>,
+    pub max_seq: FastMap<u64, u64>,
 }
 
 impl Interval {
@@ -53,7 +57,7 @@ impl Interval {
             start_us,
             end_us: None,
             end: End::Open,
-            max_seq: HashMap::new(),
+            max_seq: FastMap::default(),
         }
     }
 }
@@ -88,7 +92,7 @@ pub struct GroupTrack {
     /// Membership intervals, oldest first; only the last can be open.
     pub intervals: Vec<Interval>,
     /// Per publisher.
-    pub streams: HashMap<u64, Stream>,
+    pub streams: FastMap<u64, Stream>,
     /// Deliveries of a number already delivered.
     pub duplicated: u64,
     /// Deliveries below a number already delivered from the same publisher.
@@ -154,7 +158,7 @@ pub struct ReceiverTrack {
     /// Groups joined explicitly and not left: the client rejoins them after a reconnect.
     explicit: BTreeSet<String>,
     /// Per group.
-    pub groups: HashMap<String, GroupTrack>,
+    pub groups: FastMap<String, GroupTrack>,
     /// When the client's socket dropped (recovering or disconnected), oldest first.
     pub breaks: Vec<u64>,
     /// New connections (the first included).
