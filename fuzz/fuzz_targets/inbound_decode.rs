@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
         if let Some(fast) = fuzzing::fast_inbound(text) {
             assert_eq!(Ok(&fast), precise.as_ref(), "fast path differs");
         }
-        assert_eq!(decode_inbound(text), precise, "decode_inbound is not the precise result");
+        assert_eq!(
+            decode_inbound(text),
+            precise,
+            "decode_inbound is not the precise result"
+        );
     }
     let Some(frame) = decoded_or_short_error(decode_inbound_bytes(data)) else {
         return;

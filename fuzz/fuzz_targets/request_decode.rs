@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
         if let Some(fast) = fuzzing::fast_outbound(text) {
             assert_eq!(Ok(&fast), precise.as_ref(), "fast path differs");
         }
-        assert_eq!(decode_outbound(text), precise, "decode_outbound is not the precise result");
+        assert_eq!(
+            decode_outbound(text),
+            precise,
+            "decode_outbound is not the precise result"
+        );
     }
     let Some(request) = decoded_or_short_error(decode_outbound_bytes(data)) else {
         return;
