@@ -322,24 +322,26 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     // Quiet now: what is left of the last read (the start of a frame, or
                     // nothing) moves to a buffer of its own size; an empty slice of the read
                     // would keep all of it allocated.
-                    if !self.own {
-                        self.buf = BytesMut::from(&self.buf[..]);
-                        self.own = true;
-                    }
+                    self.own_buffer();
                     Poll::Pending
                 }
             }
         })
     }
 
-    /// Reads the rest of a long frame into the socket's own buffer, doubling its room as it
-    /// grows (the codec refuses a frame over the maximum size from its header, before its
-    /// bytes arrive, which bounds this buffer).
-    fn read_own(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+    /// Moves what is left to read into a buffer of exactly its size, unless it is one already.
+    fn own_buffer(&mut self) {
         if !self.own {
             self.buf = BytesMut::from(&self.buf[..]);
             self.own = true;
         }
+    }
+
+    /// Reads the rest of a long frame into the socket's own buffer, doubling its room as it
+    /// grows (the codec refuses a frame over the maximum size from its header, before its
+    /// bytes arrive, which bounds this buffer).
+    fn read_own(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        self.own_buffer();
         let start = self.buf.len();
         if self.buf.capacity() - start < READ_ROOM {
             self.buf.reserve(start.max(READ_ROOM));
